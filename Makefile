@@ -1,0 +1,93 @@
+# xun: build, test, run, bench. A plain Makefile; see README.md.
+#
+#   make            build ./xun (optimized)
+#   make test       check, then build and run every test under ASan + UBSan
+#   make run        index corpus/ into data/ on first start, then serve it
+#   make check      include rules and banned functions
+#   make deps       install missing Debian packages (as root)
+
+CC      ?= cc
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wvla -Wundef -Wpointer-arith $(if $(WERROR),-Werror)
+CFLAGS  ?= -O2
+CFLAGS  += -std=c11 -D_GNU_SOURCE -I. -g -pthread $(WARN)
+SANITIZE = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LIBS     = -levent -levent_pthreads -ljansson -lutf8proc -lzstd -lm -pthread
+TEST_LIBS = $(LIBS) -lcmocka
+
+DATA    ?= data
+LISTEN  ?= 127.0.0.1:8080
+CORPUS  ?= corpus/news.jsonl
+
+INDEX_SRC  = $(wildcard index/*.c)
+QUERY_SRC  = $(wildcard query/*.c)
+SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRC    = $(INDEX_SRC) $(QUERY_SRC) $(SERVER_SRC)
+HEADERS    = $(wildcard index/*.h query/*.h server/*.h tests/*.h)
+TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+
+# Debian packages the build and tests need (header -> package).
+DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config
+
+.PHONY: all deps test check run clean bench
+
+all: deps xun
+
+deps:
+	@missing=""; \
+	for h in event2/event.h jansson.h cmocka.h utf8proc.h zstd.h; do \
+	    printf "#include <stddef.h>\n#include <stdarg.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <%s>\n" $$h | \
+	        $(CC) -E -x c - >/dev/null 2>&1 || missing=1; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "installing build dependencies: $(DEB_PKGS)"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
+	    else \
+	        echo "missing build dependencies; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; \
+	    fi; \
+	fi
+
+build/opt/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+build/san/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O%,$(CFLAGS)) $(SANITIZE) -c $< -o $@
+
+xun: $(patsubst %.c,build/opt/%.o,$(LIB_SRC) server/main.c)
+	$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
+
+build/san/xun: $(patsubst %.c,build/san/%.o,$(LIB_SRC) server/main.c)
+	$(CC) $(SANITIZE) $^ -o $@ $(LIBS)
+
+build/san/test_%: build/san/tests/test_%.o $(patsubst %.c,build/san/%.o,$(LIB_SRC) tests/testutil.c)
+	$(CC) $(SANITIZE) $^ -o $@ $(TEST_LIBS)
+
+test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
+	@set -e; fail=0; \
+	for t in $(TESTS); do \
+	    echo "== $$t"; \
+	    XUN_BIN=build/san/xun ./build/san/$$t || fail=$$((fail+1)); \
+	done; \
+	echo "== golden: xun analyze"; \
+	XUN_BIN=build/san/xun sh tests/golden.sh || fail=$$((fail+1)); \
+	if [ $$fail -ne 0 ]; then echo "$$fail test program(s) failed"; exit 1; fi; \
+	echo "all test programs passed"
+
+# Include rules of STYLE.md and banned functions.
+check:
+	@bad=0; \
+	if grep -nE '#include "(query|server)/' index/*.[ch]; then echo "index/ may not include query/ or server/"; bad=1; fi; \
+	if grep -nE '#include "server/' query/*.[ch]; then echo "query/ may not include server/"; bad=1; fi; \
+	if grep -nwE '(strcpy|strcat|sprintf|strtok|atoi|gets)[[:space:]]*\(' index/*.[ch] query/*.[ch] server/*.[ch] tests/*.[ch]; then \
+	    echo "banned function (see STYLE.md)"; bad=1; fi; \
+	exit $$bad
+
+run: all
+	@if [ ! -e "$(DATA)/MANIFEST" ]; then ./xun index --data "$(DATA)" $(CORPUS); fi
+	./xun serve --data "$(DATA)" --listen "$(LISTEN)"
+
+clean:
+	rm -rf build xun

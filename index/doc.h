@@ -1,0 +1,58 @@
+/*
+ * A document as the index sees it: the text fields it indexes, the keys it
+ * filters and sorts by, and the original JSON it stores. Parsing JSON is the
+ * server's job; index/ only sees these views.
+ *
+ * A stored record keeps the fields again next to the JSON, so that snippets
+ * and hits need no JSON parsing. Record layout (all lengths varint):
+ *   varint present-field mask (DOC_HAS_*)
+ *   for id, title, body, source, date, url in that order, when present:
+ *       varint len, bytes
+ *   when DOC_HAS_TAGS: varint n_tags, then n_tags x (varint len, bytes)
+ *   varint len, the original JSON
+ */
+#ifndef XUN_INDEX_DOC_H
+#define XUN_INDEX_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/buf.h"
+#include "index/limits.h"
+
+struct xerr;
+
+/* A string view; p == NULL means the field is absent. */
+struct text {
+    const char *p;
+    size_t len;
+};
+
+enum doc_field { FIELD_TITLE, FIELD_BODY, FIELD_META, N_FIELDS }; /* META: source and tags */
+
+#define DOC_DATE_NONE INT64_MIN
+
+/* Views into memory the caller keeps alive. */
+struct doc_fields {
+    struct text id, title, body, source, date, url;
+    struct text tags[DOC_MAX_TAGS];
+    size_t n_tags;
+    int64_t date_s; /* seconds since the epoch (UTC), DOC_DATE_NONE when absent */
+    struct text json;
+};
+
+/* Appends the stored record of d to out. */
+int doc_record_encode(const struct doc_fields *d, struct buf *out);
+
+/* Fills d with views into rec; XE_CORRUPT when the bytes do not parse. */
+int doc_record_decode(const unsigned char *rec, size_t len, struct doc_fields *d,
+                      struct xerr *err);
+
+/*
+ * Parses "YYYY-MM-DD" or an RFC 3339 date-time ("2023-04-29T08:00:00+08:00",
+ * "...Z", fractional seconds allowed) into seconds since the epoch, UTC.
+ */
+bool doc_parse_date(const char *s, size_t len, int64_t *out_s);
+
+#endif

@@ -1,0 +1,109 @@
+/* Durable file replacement and small-file helpers (see fsutil.h). */
+#include "index/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index/error.h"
+
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int fs_sync_parent(const char *path, struct xerr *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t len = slash ? (size_t)(slash - path) : 0;
+
+    if (len >= sizeof dir)
+        return xerr_set(err, XE_IO, "%s: path too long", path);
+    if (len)
+        memcpy(dir, path, len);
+    else
+        dir[len++] = '.';
+    dir[len] = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return xerr_set(err, XE_IO, "%s: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    return rc ? xerr_set(err, XE_IO, "fsync %s: %s", dir, strerror(errno)) : XE_OK;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err)
+{
+    char tmp[4096];
+    int fd;
+
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return xerr_set(err, XE_IO, "%s: path too long", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        int rc = xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        int rc = xerr_set(err, XE_IO, "rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
+    return fs_sync_parent(path, err);
+}
+
+int fs_mkdir(const char *dir, struct xerr *err)
+{
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return XE_OK;
+        return xerr_set(err, XE_IO, "%s: not a folder", dir);
+    }
+    return xerr_set(err, XE_IO, "%s: %s", dir, strerror(errno));
+}
+
+int fs_read_all(const char *path, size_t max_bytes, char **out, size_t *len, struct xerr *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return xerr_set(err, errno == ENOENT ? XE_NOTFOUND : XE_IO, "%s: %s", path,
+                        strerror(errno));
+    char *data = malloc(max_bytes + 1);
+    if (!data) {
+        fclose(f);
+        return xerr_set(err, XE_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(data, 1, max_bytes + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || n > max_bytes) {
+        free(data);
+        return xerr_set(err, failed ? XE_IO : XE_CORRUPT, "%s: %s", path,
+                        failed ? "read error" : "file too large");
+    }
+    data[n] = '\0';
+    *out = data;
+    *len = n;
+    return XE_OK;
+}

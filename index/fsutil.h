@@ -1,0 +1,25 @@
+/* File system steps that durability depends on, each done one right way. */
+#ifndef XUN_INDEX_FSUTIL_H
+#define XUN_INDEX_FSUTIL_H
+
+#include <stddef.h>
+
+struct xerr;
+
+/*
+ * Replaces path with data atomically: writes path + ".tmp", fsyncs it,
+ * renames it over path, fsyncs the folder. A crash leaves the old file or
+ * the new one, never a mix.
+ */
+int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err);
+
+/* fsyncs the folder that holds path, so a rename or create in it is durable. */
+int fs_sync_parent(const char *path, struct xerr *err);
+
+/* Creates dir (one level) unless it exists. */
+int fs_mkdir(const char *dir, struct xerr *err);
+
+/* Reads a whole (small) file into a NUL-terminated heap buffer. */
+int fs_read_all(const char *path, size_t max_bytes, char **out, size_t *len, struct xerr *err);
+
+#endif

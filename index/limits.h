@@ -1,0 +1,42 @@
+/*
+ * Every cap in xun, in one place, with where its number comes from.
+ */
+#ifndef XUN_INDEX_LIMITS_H
+#define XUN_INDEX_LIMITS_H
+
+/* API.md: a document id is a string of 1..512 bytes. */
+#define DOC_ID_MAX_BYTES 512
+
+/* A term longer than this is split, as Lucene's StandardTokenizer does at its
+ * default maxTokenLength of 255. */
+#define TOKEN_MAX_BYTES 255
+
+/* One stored document (its JSON); larger bodies are refused with 413. News
+ * articles are tens of kilobytes; 8 MiB leaves room for anything sane. */
+#define DOC_MAX_BYTES (8u << 20)
+
+/* Tokens indexed per field: positions are 32-bit and a field past this is
+ * cut, not wrapped. 4 Mi tokens is a thousand times the longest article. */
+#define FIELD_MAX_TOKENS (4u << 20)
+
+/* The number of tags kept per document. */
+#define DOC_MAX_TAGS 64
+
+/* API.md: limit 0..100, offset 0..10000. */
+#define SEARCH_MAX_LIMIT 100
+#define SEARCH_MAX_OFFSET 10000
+
+/* Query text and its parse: a query of more bytes or leaf terms is refused,
+ * so that one request cannot cost seconds of work. */
+#define QUERY_MAX_BYTES 4096
+#define QUERY_MAX_TERMS 64
+
+/* The in-memory buffer of a bulk load is written out as a segment when its
+ * postings reach this many bytes. */
+#define MEMINDEX_FLUSH_BYTES (512u << 20)
+
+/* Snippet: about 120 characters around the densest window of matches
+ * (DESIGN.md). */
+#define SNIPPET_CHARS 120
+
+#endif

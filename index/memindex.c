@@ -1,0 +1,533 @@
+/*
+ * In-memory index for bulk loads (see memindex.h).
+ *
+ * Terms live in one hash table (open addressing, term bytes in an arena);
+ * each term has a growing byte list of its raw postings: varint docid delta,
+ * three varint field frequencies, then position deltas. A document's tokens
+ * are gathered first, sorted by term and position, and appended term by
+ * term, so each term's list is written once per document. Writing a segment
+ * sorts the terms and re-encodes each list into the block format, dropping
+ * documents that a later one with the same id replaced.
+ */
+#include "index/memindex.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/bytes.h"
+#include "index/docstore.h"
+#include "index/error.h"
+#include "index/postings.h"
+#include "index/segment.h"
+#include "index/tokenizer.h"
+
+#define MEMINDEX_ARENA_MAX ((size_t)1 << 36)
+
+struct mlist {
+    unsigned char *data;
+    uint32_t len, cap;
+};
+
+struct mterm {
+    uint64_t term_off; /* in the terms arena */
+    uint16_t term_len;
+    bool has_positions;
+    uint32_t df;
+    uint32_t last_doc; /* UINT32_MAX before the first */
+    struct mlist list;
+};
+
+struct mdoc {
+    uint32_t field_tokens[N_FIELDS];
+    int64_t date_s;
+    uint64_t id_off; /* in the ids arena */
+    uint16_t id_len;
+    bool replaced;
+    struct docstore_ref store;
+};
+
+/* One token of the document being added. */
+struct dtok {
+    uint32_t term_id;
+    uint32_t position;
+    uint8_t field;
+};
+
+struct memindex {
+    struct buf term_bytes;
+    struct mterm *terms;
+    uint32_t n_terms, terms_cap;
+    uint32_t *term_slots; /* hash table of term_id + 1, 0 = empty */
+    uint32_t term_slots_cap;
+
+    struct buf id_bytes;
+    struct mdoc *docs;
+    uint32_t n_docs, docs_cap, n_live;
+    uint32_t *id_slots; /* hash table of docid + 1 */
+    uint32_t id_slots_cap;
+
+    struct dtok *toks;
+    size_t n_toks, toks_cap;
+    int rc; /* sticky allocation failure of the token callback */
+
+    struct docstore_writer *store;
+    struct buf record;
+    size_t list_bytes;
+    uint32_t block_docs;
+
+    /* state of the document being tokenized */
+    uint8_t cur_field;
+    uint32_t field_count;
+};
+
+static uint64_t hash_bytes(const void *p, size_t len)
+{
+    const unsigned char *s = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ s[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+struct memindex *memindex_new(void)
+{
+    struct memindex *mi = calloc(1, sizeof *mi);
+
+    if (!mi)
+        return NULL;
+    buf_init(&mi->term_bytes, MEMINDEX_ARENA_MAX);
+    buf_init(&mi->id_bytes, MEMINDEX_ARENA_MAX);
+    buf_init(&mi->record, 4 * (size_t)DOC_MAX_BYTES);
+    mi->term_slots_cap = 1u << 16;
+    mi->id_slots_cap = 1u << 12;
+    mi->term_slots = calloc(mi->term_slots_cap, sizeof *mi->term_slots);
+    mi->id_slots = calloc(mi->id_slots_cap, sizeof *mi->id_slots);
+    mi->store = docstore_writer_new();
+    mi->block_docs = POSTINGS_BLOCK_DOCS;
+    if (!mi->term_slots || !mi->id_slots || !mi->store) {
+        memindex_free(mi);
+        return NULL;
+    }
+    return mi;
+}
+
+void memindex_free(struct memindex *mi)
+{
+    if (!mi)
+        return;
+    for (uint32_t i = 0; i < mi->n_terms; i++)
+        free(mi->terms[i].list.data);
+    free(mi->terms);
+    free(mi->term_slots);
+    free(mi->docs);
+    free(mi->id_slots);
+    free(mi->toks);
+    buf_fini(&mi->term_bytes);
+    buf_fini(&mi->id_bytes);
+    buf_fini(&mi->record);
+    docstore_writer_free(mi->store);
+    free(mi);
+}
+
+void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs)
+{
+    mi->block_docs = block_docs;
+}
+
+uint32_t memindex_n_docs(const struct memindex *mi)
+{
+    return mi->n_live;
+}
+
+size_t memindex_bytes(const struct memindex *mi)
+{
+    return mi->list_bytes + mi->term_bytes.len + (size_t)mi->n_terms * sizeof(struct mterm) +
+           docstore_writer_bytes(mi->store) + (size_t)mi->n_docs * sizeof(struct mdoc);
+}
+
+/* Doubles an open-addressing table of id + 1 entries; key_of gives each entry's hash. */
+static bool rehash(uint32_t **slots, uint32_t *cap, uint32_t count,
+                   uint64_t (*key_of)(const struct memindex *, uint32_t),
+                   const struct memindex *mi)
+{
+    if ((uint64_t)(count + 1) * 4 < (uint64_t)*cap * 3)
+        return true;
+    uint32_t new_cap = *cap * 2;
+    uint32_t *fresh = calloc(new_cap, sizeof *fresh);
+    if (!fresh)
+        return false;
+    for (uint32_t i = 0; i < *cap; i++) {
+        uint32_t v = (*slots)[i];
+        if (!v)
+            continue;
+        uint32_t s = (uint32_t)key_of(mi, v - 1) & (new_cap - 1);
+        while (fresh[s])
+            s = (s + 1) & (new_cap - 1);
+        fresh[s] = v;
+    }
+    free(*slots);
+    *slots = fresh;
+    *cap = new_cap;
+    return true;
+}
+
+static uint64_t term_hash_of(const struct memindex *mi, uint32_t id)
+{
+    return hash_bytes(mi->term_bytes.data + mi->terms[id].term_off, mi->terms[id].term_len);
+}
+
+static uint64_t id_hash_of(const struct memindex *mi, uint32_t docid)
+{
+    return hash_bytes(mi->id_bytes.data + mi->docs[docid].id_off, mi->docs[docid].id_len);
+}
+
+/* Finds or adds a term; UINT32_MAX when out of memory. */
+static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, bool positions)
+{
+    if (!rehash(&mi->term_slots, &mi->term_slots_cap, mi->n_terms, term_hash_of, mi))
+        return UINT32_MAX;
+    uint32_t mask = mi->term_slots_cap - 1;
+    uint32_t s = (uint32_t)hash_bytes(term, len) & mask;
+    for (;; s = (s + 1) & mask) {
+        uint32_t v = mi->term_slots[s];
+        if (!v)
+            break;
+        const struct mterm *t = &mi->terms[v - 1];
+        if (t->term_len == len && !memcmp(mi->term_bytes.data + t->term_off, term, len))
+            return v - 1;
+    }
+    if (mi->n_terms == mi->terms_cap) {
+        uint32_t cap = mi->terms_cap ? mi->terms_cap * 2 : 4096;
+        struct mterm *grown = realloc(mi->terms, cap * sizeof *grown);
+        if (!grown)
+            return UINT32_MAX;
+        mi->terms = grown;
+        mi->terms_cap = cap;
+    }
+    uint64_t off = mi->term_bytes.len;
+    if (buf_append(&mi->term_bytes, term, len))
+        return UINT32_MAX;
+    mi->terms[mi->n_terms] = (struct mterm){ .term_off = off, .term_len = (uint16_t)len,
+                                             .has_positions = positions,
+                                             .last_doc = UINT32_MAX };
+    mi->term_slots[s] = ++mi->n_terms;
+    return mi->n_terms - 1;
+}
+
+static int on_token(void *ctx, const struct token *tok)
+{
+    struct memindex *mi = ctx;
+    bool hidden = tok->kind == TOKEN_CJK_CHAR;
+
+    if (!hidden && ++mi->field_count > FIELD_MAX_TOKENS)
+        return 1; /* the rest of an absurdly long field is not indexed */
+    uint32_t id = term_intern(mi, tok->term, tok->term_len, !hidden);
+    if (id == UINT32_MAX) {
+        mi->rc = XE_NOMEM;
+        return 1;
+    }
+    if (mi->n_toks == mi->toks_cap) {
+        size_t cap = mi->toks_cap ? mi->toks_cap * 2 : 1024;
+        struct dtok *grown = realloc(mi->toks, cap * sizeof *grown);
+        if (!grown) {
+            mi->rc = XE_NOMEM;
+            return 1;
+        }
+        mi->toks = grown;
+        mi->toks_cap = cap;
+    }
+    mi->toks[mi->n_toks++] = (struct dtok){ id, tok->position, mi->cur_field };
+    return 0;
+}
+
+/* Tokenizes one text of a field; returns the next free position. */
+static uint32_t add_text(struct memindex *mi, struct text t, uint32_t position,
+                         uint32_t *field_tokens)
+{
+    size_t before = mi->n_toks;
+    uint32_t next = position;
+
+    if (!t.p || !t.len)
+        return position;
+    mi->field_count = *field_tokens;
+    tokenize(t.p, t.len, position, on_token, mi);
+    for (size_t i = before; i < mi->n_toks; i++)
+        if (mi->toks[i].position >= next && mi->terms[mi->toks[i].term_id].has_positions)
+            next = mi->toks[i].position + 1;
+    *field_tokens = mi->field_count > FIELD_MAX_TOKENS ? FIELD_MAX_TOKENS : mi->field_count;
+    return next + FIELD_GAP;
+}
+
+static int dtok_cmp(const void *a, const void *b)
+{
+    const struct dtok *x = a, *y = b;
+
+    if (x->term_id != y->term_id)
+        return x->term_id < y->term_id ? -1 : 1;
+    return (x->position > y->position) - (x->position < y->position);
+}
+
+static bool list_reserve(struct memindex *mi, struct mlist *l, size_t more)
+{
+    if ((uint64_t)l->len + more <= l->cap)
+        return true;
+    uint64_t cap = l->cap ? l->cap : 16;
+    while (cap < (uint64_t)l->len + more)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return false;
+    unsigned char *p = realloc(l->data, (size_t)cap);
+    if (!p)
+        return false;
+    mi->list_bytes += (size_t)cap - l->cap;
+    l->data = p;
+    l->cap = (uint32_t)cap;
+    return true;
+}
+
+static void list_put(struct mlist *l, uint64_t v)
+{
+    l->len += (uint32_t)varint_put(l->data + l->len, v);
+}
+
+/* Appends the gathered tokens of document docid to their terms' lists. */
+static int flush_tokens(struct memindex *mi, uint32_t docid)
+{
+    qsort(mi->toks, mi->n_toks, sizeof *mi->toks, dtok_cmp);
+    for (size_t i = 0; i < mi->n_toks;) {
+        size_t j = i;
+        uint32_t tf[N_FIELDS] = { 0 };
+        while (j < mi->n_toks && mi->toks[j].term_id == mi->toks[i].term_id)
+            tf[mi->toks[j++].field]++;
+        struct mterm *t = &mi->terms[mi->toks[i].term_id];
+        size_t need = VARINT_MAX_BYTES * (4 + (t->has_positions ? j - i : 0));
+        if (!list_reserve(mi, &t->list, need))
+            return XE_NOMEM;
+        list_put(&t->list, t->last_doc == UINT32_MAX ? docid : docid - t->last_doc);
+        for (int f = 0; f < N_FIELDS; f++)
+            list_put(&t->list, tf[f]);
+        if (t->has_positions) {
+            int64_t prev = -1;
+            for (size_t k = i; k < j; k++) {
+                list_put(&t->list, (uint64_t)(mi->toks[k].position - prev - 1));
+                prev = mi->toks[k].position;
+            }
+        }
+        t->last_doc = docid;
+        t->df++;
+        i = j;
+    }
+    mi->n_toks = 0;
+    return XE_OK;
+}
+
+static int register_id(struct memindex *mi, uint32_t docid, struct xerr *err)
+{
+    const struct mdoc *d = &mi->docs[docid];
+    const char *id = (const char *)mi->id_bytes.data + d->id_off;
+
+    if (!rehash(&mi->id_slots, &mi->id_slots_cap, mi->n_docs, id_hash_of, mi))
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    uint32_t mask = mi->id_slots_cap - 1;
+    for (uint32_t s = (uint32_t)hash_bytes(id, d->id_len) & mask;; s = (s + 1) & mask) {
+        uint32_t v = mi->id_slots[s];
+        if (!v) {
+            mi->id_slots[s] = docid + 1;
+            mi->n_live++;
+            return XE_OK;
+        }
+        struct mdoc *old = &mi->docs[v - 1];
+        if (old->id_len == d->id_len &&
+            !memcmp(mi->id_bytes.data + old->id_off, id, d->id_len)) {
+            old->replaced = true; /* the newer document takes the slot */
+            mi->id_slots[s] = docid + 1;
+            return XE_OK;
+        }
+    }
+}
+
+int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *err)
+{
+    struct mdoc doc = { .date_s = d->date_s };
+    uint32_t pos = 0;
+    int rc;
+
+    if (!d->id.p || !d->id.len || d->id.len > DOC_ID_MAX_BYTES)
+        return xerr_set(err, XE_INPUT, "document id must be 1 to %d bytes", DOC_ID_MAX_BYTES);
+    if (mi->n_docs == UINT32_MAX - 1)
+        return xerr_set(err, XE_LIMIT, "too many documents for one segment");
+    if (mi->n_docs == mi->docs_cap) {
+        uint32_t cap = mi->docs_cap ? mi->docs_cap * 2 : 1024;
+        struct mdoc *grown = realloc(mi->docs, cap * sizeof *grown);
+        if (!grown)
+            return xerr_set(err, XE_NOMEM, "out of memory");
+        mi->docs = grown;
+        mi->docs_cap = cap;
+    }
+    buf_reset(&mi->record);
+    rc = doc_record_encode(d, &mi->record);
+    if (rc)
+        return xerr_set(err, rc, "document %.64s: too large to store", d->id.p);
+    rc = docstore_writer_add(mi->store, mi->record.data, mi->record.len, &doc.store, err);
+    if (rc)
+        return rc;
+    doc.id_off = mi->id_bytes.len;
+    doc.id_len = (uint16_t)d->id.len;
+    if (buf_append(&mi->id_bytes, d->id.p, d->id.len))
+        return xerr_set(err, XE_NOMEM, "out of memory");
+
+    mi->rc = XE_OK;
+    mi->cur_field = FIELD_TITLE;
+    pos = add_text(mi, d->title, pos, &doc.field_tokens[FIELD_TITLE]);
+    mi->cur_field = FIELD_BODY;
+    pos = add_text(mi, d->body, pos, &doc.field_tokens[FIELD_BODY]);
+    mi->cur_field = FIELD_META;
+    pos = add_text(mi, d->source, pos, &doc.field_tokens[FIELD_META]);
+    for (size_t i = 0; i < d->n_tags; i++)
+        pos = add_text(mi, d->tags[i], pos, &doc.field_tokens[FIELD_META]);
+    if (mi->rc || flush_tokens(mi, mi->n_docs)) {
+        mi->n_toks = 0;
+        return xerr_set(err, XE_NOMEM, "out of memory indexing %.64s", d->id.p);
+    }
+    mi->docs[mi->n_docs] = doc;
+    rc = register_id(mi, mi->n_docs, err);
+    if (rc)
+        return rc;
+    mi->n_docs++;
+    return XE_OK;
+}
+
+/* Term ids sorted by their bytes. */
+static _Thread_local const struct memindex *sort_mi;
+
+static int term_order_cmp(const void *a, const void *b)
+{
+    const struct mterm *x = &sort_mi->terms[*(const uint32_t *)a];
+    const struct mterm *y = &sort_mi->terms[*(const uint32_t *)b];
+    size_t n = x->term_len < y->term_len ? x->term_len : y->term_len;
+    int c = memcmp(sort_mi->term_bytes.data + x->term_off, sort_mi->term_bytes.data + y->term_off,
+                   n);
+    return c ? c : (x->term_len > y->term_len) - (x->term_len < y->term_len);
+}
+
+/* Re-encodes term t's raw list into w, renumbering docids by new_id. */
+static int encode_term(const struct mterm *t, const uint32_t *new_id, struct postings_writer *w,
+                       uint32_t **positions, size_t *positions_cap, uint32_t *df)
+{
+    const unsigned char *p = t->list.data, *end = t->list.data + t->list.len;
+    uint32_t docid = 0;
+    bool first = true;
+
+    postings_writer_begin(w, t->has_positions);
+    *df = 0;
+    while (p < end) {
+        uint64_t delta = 0, n = 0;
+        uint32_t tf[N_FIELDS];
+        varint_get(&p, end, &delta);
+        docid = first ? (uint32_t)delta : docid + (uint32_t)delta;
+        first = false;
+        for (int f = 0; f < N_FIELDS; f++) {
+            uint32_t v = 0;
+            varint_get32(&p, end, &v);
+            tf[f] = v;
+            n += v;
+        }
+        if (t->has_positions) {
+            if (n > *positions_cap) {
+                uint32_t *grown = realloc(*positions, n * sizeof *grown);
+                if (!grown)
+                    return XE_NOMEM;
+                *positions = grown;
+                *positions_cap = n;
+            }
+            int64_t prev = -1;
+            for (uint64_t i = 0; i < n; i++) {
+                uint64_t d = 0;
+                varint_get(&p, end, &d);
+                prev += (int64_t)d + 1;
+                (*positions)[i] = (uint32_t)prev;
+            }
+        }
+        if (new_id[docid] == UINT32_MAX)
+            continue;
+        int rc = postings_writer_add(w, new_id[docid], tf, *positions, (uint32_t)n);
+        if (rc)
+            return rc;
+        (*df)++;
+    }
+    return XE_OK;
+}
+
+int memindex_write(struct memindex *mi, const char *path, struct xerr *err)
+{
+    struct segment_writer *sw = segment_writer_new();
+    uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
+    uint32_t *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
+    uint32_t *positions = NULL;
+    size_t positions_cap = 0;
+    struct postings_writer pw;
+    struct buf list, store;
+    int rc = XE_OK;
+
+    postings_writer_init(&pw, mi->block_docs);
+    buf_init(&list, (size_t)1 << 36);
+    buf_init(&store, (size_t)1 << 40);
+    if (!sw || !new_id || !order) {
+        rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+        goto out;
+    }
+    uint32_t next = 0;
+    for (uint32_t i = 0; i < mi->n_docs && !rc; i++) {
+        const struct mdoc *d = &mi->docs[i];
+        if (d->replaced) {
+            new_id[i] = UINT32_MAX;
+            continue;
+        }
+        new_id[i] = next++;
+        struct segment_doc sd = {
+            .date_s = d->date_s,
+            .id = (const char *)mi->id_bytes.data + d->id_off,
+            .id_len = d->id_len,
+            .store = d->store,
+        };
+        memcpy(sd.field_tokens, d->field_tokens, sizeof sd.field_tokens);
+        rc = segment_writer_add_doc(sw, &sd, err);
+    }
+    for (uint32_t i = 0; i < mi->n_terms; i++)
+        order[i] = i;
+    sort_mi = mi;
+    qsort(order, mi->n_terms, sizeof *order, term_order_cmp);
+    for (uint32_t i = 0; i < mi->n_terms && !rc; i++) {
+        const struct mterm *t = &mi->terms[order[i]];
+        uint32_t df;
+        rc = encode_term(t, new_id, &pw, &positions, &positions_cap, &df);
+        if (rc) {
+            xerr_set(err, rc, "segment %s: out of memory", path);
+            break;
+        }
+        if (!df)
+            continue; /* only replaced documents had it */
+        buf_reset(&list);
+        rc = postings_writer_finish(&pw, &list);
+        if (rc) {
+            xerr_set(err, rc, "segment %s: posting list too large", path);
+            break;
+        }
+        rc = segment_writer_add_term(sw, (const char *)mi->term_bytes.data + t->term_off,
+                                     t->term_len, df, t->has_positions, list.data, list.len, err);
+    }
+    if (!rc)
+        rc = docstore_writer_finish(mi->store, &store, err);
+    if (!rc)
+        rc = segment_writer_finish(sw, &store, path, err);
+out:
+    postings_writer_fini(&pw);
+    buf_fini(&list);
+    buf_fini(&store);
+    free(positions);
+    free(order);
+    free(new_id);
+    segment_writer_free(sw);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/*
+ * The in-memory inverted index a bulk load fills before it writes a segment.
+ * Adding a document tokenizes its fields into one position space (title,
+ * then body, then source and tags, with a one-position gap between fields
+ * and between tags so that no phrase spans two of them), appends its
+ * postings to per-term lists and its stored record to a document store.
+ * A document whose id was added before replaces the earlier one.
+ *
+ * Single-threaded: one writer owns a memindex.
+ */
+#ifndef XUN_INDEX_MEMINDEX_H
+#define XUN_INDEX_MEMINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/doc.h"
+
+struct xerr;
+struct memindex;
+
+struct memindex *memindex_new(void);
+void memindex_free(struct memindex *mi);
+
+/* Indexes d (copying what it keeps). XE_INPUT when d has no id. */
+int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *err);
+
+/* Live documents (replaced ones not counted). */
+uint32_t memindex_n_docs(const struct memindex *mi);
+/* Memory held, roughly: the caller flushes past MEMINDEX_FLUSH_BYTES. */
+size_t memindex_bytes(const struct memindex *mi);
+
+/* Writes everything as one segment file at path (see segment.h). */
+int memindex_write(struct memindex *mi, const char *path, struct xerr *err);
+
+/* Block size of the posting lists it writes; tests make it small. */
+void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs);
+
+/*
+ * The position-space layout of a document, shared with snippets and
+ * queries: field f of a document starts at field_start(f) as computed here.
+ */
+#define FIELD_GAP 1
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * Posting lists: for one term, the documents holding it, with term
+ * frequencies per field and (optionally) positions, in blocks with a skip
+ * table so that a cursor can jump over blocks it does not need.
+ *
+ * Encoding of one list, version 1 (all integers LEB128 varints):
+ *   n_docs, n_blocks
+ *   skip table, per block: last_docid delta (from the previous block's
+ *       last docid, or from 0), docs_bytes, pos_bytes
+ *   then per block: its docs bytes, then its positions bytes
+ * Docs bytes, per document: (gap << 1 | simple) where gap = docid - previous
+ *   docid - 1 (previous = -1 at the start of the list); simple = 1 means the
+ *   term occurs once, in the body; else three varints follow: tf of title,
+ *   body, meta.
+ * Positions bytes, per document: tf_title + tf_body + tf_meta varints, each
+ *   position - previous position - 1 (previous = -1 for the document's first).
+ * Lists without positions (hidden one-character terms) have pos_bytes 0.
+ */
+#ifndef XUN_INDEX_POSTINGS_H
+#define XUN_INDEX_POSTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/buf.h"
+#include "index/doc.h"
+
+#define DOCID_END UINT32_MAX
+#define POSTINGS_BLOCK_DOCS 128
+
+/* Builds one list. Owns its staging buffers: postings_writer_fini(). */
+struct postings_writer {
+    uint32_t block_docs; /* documents per block, POSTINGS_BLOCK_DOCS outside tests */
+    bool has_positions;
+    uint32_t n_docs, n_blocks, in_block;
+    int64_t last_docid, block_start_prev;
+    struct buf skip, data, block_docs_buf, block_pos_buf;
+};
+
+void postings_writer_init(struct postings_writer *w, uint32_t block_docs);
+void postings_writer_fini(struct postings_writer *w);
+/* Starts a new list (reusing the buffers). */
+void postings_writer_begin(struct postings_writer *w, bool has_positions);
+/* docids strictly increasing; positions strictly increasing, n = sum of tf. */
+int postings_writer_add(struct postings_writer *w, uint32_t docid, const uint32_t tf[N_FIELDS],
+                        const uint32_t *positions, uint32_t n_positions);
+/* Appends the finished list to out. */
+int postings_writer_finish(struct postings_writer *w, struct buf *out);
+
+/*
+ * Reads one list: a view into bytes that must outlive it. Every read is
+ * bounds-checked; damaged bytes end the iteration with `corrupt` set, never
+ * a crash. docid is DOCID_END before the first next() and after the end.
+ */
+struct postings_cursor {
+    uint32_t docid;
+    uint32_t tf[N_FIELDS];
+    bool corrupt;
+
+    /* private */
+    const unsigned char *skip_p, *skip_end, *block_p, *end;
+    const unsigned char *docs_p, *docs_end, *pos_p, *pos_end;
+    uint32_t n_docs, blocks_left, max_docid;
+    int64_t prev_docid, block_last_docid;
+    uint32_t pos_skip;   /* position varints of earlier documents not yet skipped */
+    bool has_positions, started, pos_read;
+};
+
+/* max_docid: docids at or above it are damage. */
+void postings_cursor_init(struct postings_cursor *c, const unsigned char *data, size_t len,
+                          bool has_positions, uint32_t max_docid);
+uint32_t postings_cursor_n_docs(const struct postings_cursor *c);
+/* Moves to the next document; false at the end (docid = DOCID_END). */
+bool postings_next(struct postings_cursor *c);
+/* Moves to the first document >= target (never backwards). */
+bool postings_advance(struct postings_cursor *c, uint32_t target);
+/*
+ * Decodes the current document's positions into out (room for cap);
+ * returns how many (sum of tf), or -1 on damage or without positions.
+ */
+int postings_positions(struct postings_cursor *c, uint32_t *out, uint32_t cap);
+
+static inline uint32_t postings_tf_total(const struct postings_cursor *c)
+{
+    return c->tf[FIELD_TITLE] + c->tf[FIELD_BODY] + c->tf[FIELD_META];
+}
+
+#endif

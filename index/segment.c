@@ -1,0 +1,559 @@
+/*
+ * Segment files (format in segment.h): the writer buffers each section in
+ * memory and writes the file in one pass; the reader maps it and checks the
+ * header and every section's checksum at open, then parses nothing until a
+ * lookup asks. Dictionary entries and doc table entries are decoded with
+ * bounds checks because a bad checksum is not the only way bytes go wrong.
+ */
+#include "index/segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index/bytes.h"
+#include "index/crc32c.h"
+#include "index/error.h"
+#include "index/fsutil.h"
+#include "index/postings.h"
+
+_Static_assert(sizeof SEGMENT_MAGIC - 1 == 8, "magic is 8 bytes");
+
+enum { SECTION_TERMS, SECTION_POSTINGS, SECTION_DOCS, SECTION_STORE, N_SECTIONS };
+
+#define SEGMENT_SECTION_MAX ((size_t)1 << 40)
+
+/* ---- writing ---- */
+
+struct segment_writer {
+    struct buf terms;      /* dictionary entries */
+    struct buf block_offs; /* u32 per dictionary block */
+    struct buf postings;
+    struct buf docs;       /* fixed entries */
+    struct buf ids;
+    uint32_t n_docs, n_terms, n_blocks;
+    uint64_t field_tokens[N_FIELDS];
+    char prev_term[TOKEN_MAX_BYTES + 1];
+    size_t prev_len;
+};
+
+struct segment_writer *segment_writer_new(void)
+{
+    struct segment_writer *w = calloc(1, sizeof *w);
+
+    if (!w)
+        return NULL;
+    buf_init(&w->terms, SEGMENT_SECTION_MAX);
+    buf_init(&w->block_offs, SEGMENT_SECTION_MAX);
+    buf_init(&w->postings, SEGMENT_SECTION_MAX);
+    buf_init(&w->docs, SEGMENT_SECTION_MAX);
+    buf_init(&w->ids, SEGMENT_SECTION_MAX);
+    return w;
+}
+
+void segment_writer_free(struct segment_writer *w)
+{
+    if (!w)
+        return;
+    buf_fini(&w->terms);
+    buf_fini(&w->block_offs);
+    buf_fini(&w->postings);
+    buf_fini(&w->docs);
+    buf_fini(&w->ids);
+    free(w);
+}
+
+int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *doc,
+                           struct xerr *err)
+{
+    unsigned char e[SEGMENT_DOC_ENTRY_BYTES];
+
+    if (!doc->id_len || doc->id_len > DOC_ID_MAX_BYTES || doc->store.index > UINT16_MAX)
+        return xerr_set(err, XE_INPUT, "segment writer: bad document entry");
+    if (w->ids.len > UINT32_MAX - DOC_ID_MAX_BYTES)
+        return xerr_set(err, XE_LIMIT, "segment writer: too many ids for one segment");
+    for (int f = 0; f < N_FIELDS; f++) {
+        put_u32le(e + 4 * f, doc->field_tokens[f]);
+        w->field_tokens[f] += doc->field_tokens[f];
+    }
+    put_u32le(e + 12, doc->store.block);
+    put_u64le(e + 16, (uint64_t)doc->date_s);
+    put_u32le(e + 24, (uint32_t)w->ids.len);
+    e[28] = (unsigned char)doc->id_len;
+    e[29] = (unsigned char)(doc->id_len >> 8);
+    e[30] = (unsigned char)doc->store.index;
+    e[31] = (unsigned char)(doc->store.index >> 8);
+    buf_append(&w->docs, e, sizeof e);
+    buf_append(&w->ids, doc->id, doc->id_len);
+    w->n_docs++;
+    return w->docs.rc || w->ids.rc ? xerr_set(err, XE_NOMEM, "segment writer: out of memory")
+                                   : XE_OK;
+}
+
+static int term_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+int segment_writer_add_term(struct segment_writer *w, const char *term, size_t len, uint32_t df,
+                            bool has_positions, const unsigned char *postings,
+                            size_t postings_len, struct xerr *err)
+{
+    size_t shared = 0;
+
+    if (!len || len > TOKEN_MAX_BYTES + 1)
+        return xerr_set(err, XE_INPUT, "segment writer: term of %zu bytes", len);
+    if (w->n_terms && term_cmp(w->prev_term, w->prev_len, term, len) >= 0)
+        return xerr_set(err, XE_INPUT, "segment writer: terms out of order");
+    if (w->n_terms % SEGMENT_TERMS_PER_BLOCK == 0) {
+        buf_append_u32le(&w->block_offs, (uint32_t)w->terms.len);
+        w->n_blocks++;
+        if (w->terms.len > UINT32_MAX)
+            return xerr_set(err, XE_LIMIT, "segment writer: dictionary over 4 GiB");
+    } else {
+        while (shared < len && shared < w->prev_len && term[shared] == w->prev_term[shared])
+            shared++;
+    }
+    buf_append_varint(&w->terms, shared);
+    buf_append_varint(&w->terms, len - shared);
+    buf_append(&w->terms, term + shared, len - shared);
+    buf_append_varint(&w->terms, df);
+    buf_append_varint(&w->terms, w->postings.len);
+    buf_append_varint(&w->terms, postings_len);
+    buf_append_byte(&w->terms, has_positions ? SEGMENT_TERM_POSITIONS : 0);
+    buf_append(&w->postings, postings, postings_len);
+    memcpy(w->prev_term, term, len);
+    w->prev_len = len;
+    w->n_terms++;
+    return w->terms.rc || w->postings.rc
+               ? xerr_set(err, XE_NOMEM, "segment writer: out of memory")
+               : XE_OK;
+}
+
+/* Context for sorting docids by id. */
+struct id_sort {
+    const unsigned char *entries;
+    const unsigned char *ids;
+};
+
+static _Thread_local struct id_sort id_sort_ctx;
+
+static int id_order_cmp(const void *a, const void *b)
+{
+    const unsigned char *ea = id_sort_ctx.entries + (size_t)*(const uint32_t *)a * 32;
+    const unsigned char *eb = id_sort_ctx.entries + (size_t)*(const uint32_t *)b * 32;
+    size_t la = ea[28] | (size_t)ea[29] << 8, lb = eb[28] | (size_t)eb[29] << 8;
+    return term_cmp((const char *)id_sort_ctx.ids + get_u32le(ea + 24), la,
+                    (const char *)id_sort_ctx.ids + get_u32le(eb + 24), lb);
+}
+
+int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
+                          struct xerr *err)
+{
+    struct buf file;
+    unsigned char *h;
+    int rc = XE_OK;
+
+    buf_init(&file, SIZE_MAX);
+    if (buf_reserve(&file, SEGMENT_HEADER_BYTES)) {
+        buf_fini(&file);
+        return xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+    }
+    memset(file.data, 0, SEGMENT_HEADER_BYTES);
+    file.len = SEGMENT_HEADER_BYTES;
+
+    uint64_t sec_off[N_SECTIONS], sec_len[N_SECTIONS];
+    /* terms */
+    sec_off[SECTION_TERMS] = file.len;
+    buf_append_u32le(&file, w->n_blocks);
+    uint32_t head = 4 + 4 * w->n_blocks;
+    for (uint32_t i = 0; i < w->n_blocks; i++)
+        buf_append_u32le(&file, head + get_u32le(w->block_offs.data + 4 * (size_t)i));
+    buf_append(&file, w->terms.data, w->terms.len);
+    sec_len[SECTION_TERMS] = file.len - sec_off[SECTION_TERMS];
+    /* postings */
+    sec_off[SECTION_POSTINGS] = file.len;
+    buf_append(&file, w->postings.data, w->postings.len);
+    sec_len[SECTION_POSTINGS] = w->postings.len;
+    /* docs: entries, id order, ids */
+    sec_off[SECTION_DOCS] = file.len;
+    buf_append(&file, w->docs.data, w->docs.len);
+    uint32_t *order = malloc(sizeof *order * (w->n_docs ? w->n_docs : 1));
+    if (!order) {
+        rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+        goto out_file;
+    }
+    for (uint32_t i = 0; i < w->n_docs; i++)
+        order[i] = i;
+    id_sort_ctx = (struct id_sort){ w->docs.data, w->ids.data };
+    qsort(order, w->n_docs, sizeof *order, id_order_cmp);
+    for (uint32_t i = 0; i < w->n_docs; i++)
+        buf_append_u32le(&file, order[i]);
+    free(order);
+    buf_append(&file, w->ids.data, w->ids.len);
+    sec_len[SECTION_DOCS] = file.len - sec_off[SECTION_DOCS];
+    /* store */
+    sec_off[SECTION_STORE] = file.len;
+    buf_append(&file, store->data, store->len);
+    sec_len[SECTION_STORE] = store->len;
+    if (file.rc) {
+        rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+        goto out_file;
+    }
+
+    h = file.data;
+    memcpy(h, SEGMENT_MAGIC, 8);
+    put_u32le(h + 8, SEGMENT_VERSION);
+    put_u32le(h + 16, w->n_docs);
+    put_u32le(h + 20, w->n_terms);
+    for (int f = 0; f < N_FIELDS; f++)
+        put_u64le(h + 24 + 8 * f, w->field_tokens[f]);
+    put_u64le(h + 48, file.len);
+    for (int s = 0; s < N_SECTIONS; s++) {
+        put_u64le(h + 56 + 16 * s, sec_off[s]);
+        put_u64le(h + 64 + 16 * s, sec_len[s]);
+    }
+    put_u32le(h + 120, crc32c(0, h + SEGMENT_HEADER_BYTES, file.len - SEGMENT_HEADER_BYTES));
+    put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
+    rc = fs_write_atomic(path, file.data, file.len, err);
+out_file:
+    buf_fini(&file);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+struct segment {
+    char *path;
+    unsigned char *map;
+    size_t map_len;
+    uint32_t n_docs, n_terms, n_blocks;
+    uint64_t field_tokens[N_FIELDS];
+    const unsigned char *terms, *postings, *docs, *store;
+    size_t terms_len, postings_len, docs_len, store_len;
+    const unsigned char *id_order, *ids;
+    size_t ids_len;
+    struct docstore ds;
+};
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static int segment_check(struct segment *seg, struct xerr *err)
+{
+    const unsigned char *h = seg->map;
+    const char *name = base_name(seg->path);
+
+    if (seg->map_len < SEGMENT_HEADER_BYTES)
+        return xerr_corrupt(err, "segment %s: %zu bytes is shorter than a header", name,
+                            seg->map_len);
+    if (memcmp(h, SEGMENT_MAGIC, 8) != 0)
+        return xerr_corrupt(err, "segment %s: not a xun segment (bad magic)", name);
+    if (get_u32le(h + 8) != SEGMENT_VERSION)
+        return xerr_corrupt(err, "segment %s: format version %u, this xun reads version %u",
+                            name, get_u32le(h + 8), SEGMENT_VERSION);
+    if (get_u32le(h + 12) != crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16))
+        return xerr_corrupt(err, "segment %s: header checksum mismatch", name);
+    if (get_u64le(h + 48) != seg->map_len)
+        return xerr_corrupt(err, "segment %s: %zu bytes, header says %llu (truncated?)", name,
+                            seg->map_len, (unsigned long long)get_u64le(h + 48));
+    uint64_t expect = SEGMENT_HEADER_BYTES;
+    const unsigned char *sec[N_SECTIONS];
+    size_t sec_len[N_SECTIONS];
+    for (int s = 0; s < N_SECTIONS; s++) {
+        uint64_t off = get_u64le(h + 56 + 16 * s), len = get_u64le(h + 64 + 16 * s);
+        if (off != expect || len > seg->map_len - off)
+            return xerr_corrupt(err, "segment %s: section %d out of place", name, s);
+        sec[s] = seg->map + off;
+        sec_len[s] = (size_t)len;
+        expect = off + len;
+    }
+    if (expect != seg->map_len)
+        return xerr_corrupt(err, "segment %s: sections do not fill the file", name);
+    if (get_u32le(h + 120) !=
+        crc32c(0, seg->map + SEGMENT_HEADER_BYTES, seg->map_len - SEGMENT_HEADER_BYTES))
+        return xerr_corrupt(err, "segment %s: checksum mismatch (damaged data)", name);
+
+    seg->n_docs = get_u32le(h + 16);
+    seg->n_terms = get_u32le(h + 20);
+    for (int f = 0; f < N_FIELDS; f++)
+        seg->field_tokens[f] = get_u64le(h + 24 + 8 * f);
+    seg->terms = sec[SECTION_TERMS];
+    seg->terms_len = sec_len[SECTION_TERMS];
+    seg->postings = sec[SECTION_POSTINGS];
+    seg->postings_len = sec_len[SECTION_POSTINGS];
+    seg->docs = sec[SECTION_DOCS];
+    seg->docs_len = sec_len[SECTION_DOCS];
+
+    /* dictionary block table */
+    if (seg->terms_len < 4)
+        return xerr_corrupt(err, "segment %s: no dictionary", name);
+    seg->n_blocks = get_u32le(seg->terms);
+    if (seg->n_blocks != (seg->n_terms + SEGMENT_TERMS_PER_BLOCK - 1) / SEGMENT_TERMS_PER_BLOCK ||
+        (seg->terms_len - 4) / 4 < seg->n_blocks)
+        return xerr_corrupt(err, "segment %s: dictionary block count %u for %u terms", name,
+                            seg->n_blocks, seg->n_terms);
+    for (uint32_t b = 0; b < seg->n_blocks; b++) {
+        uint32_t off = get_u32le(seg->terms + 4 + 4 * (size_t)b);
+        if (off < 4 + 4 * (size_t)seg->n_blocks || off >= seg->terms_len)
+            return xerr_corrupt(err, "segment %s: dictionary block %u out of place", name, b);
+    }
+    /* doc table */
+    size_t fixed = (size_t)seg->n_docs * (SEGMENT_DOC_ENTRY_BYTES + 4);
+    if (seg->docs_len < fixed)
+        return xerr_corrupt(err, "segment %s: doc table too short for %u documents", name,
+                            seg->n_docs);
+    seg->id_order = seg->docs + (size_t)seg->n_docs * SEGMENT_DOC_ENTRY_BYTES;
+    seg->ids = seg->docs + fixed;
+    seg->ids_len = seg->docs_len - fixed;
+    for (uint32_t d = 0; d < seg->n_docs; d++) {
+        const unsigned char *e = seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES;
+        size_t id_len = e[28] | (size_t)e[29] << 8;
+        uint64_t id_off = get_u32le(e + 24);
+        if (!id_len || id_len > DOC_ID_MAX_BYTES || id_off + id_len > seg->ids_len ||
+            get_u32le(seg->id_order + 4 * (size_t)d) >= seg->n_docs)
+            return xerr_corrupt(err, "segment %s: document %u: bad entry", name, d);
+    }
+    int rc = docstore_open(&seg->ds, sec[SECTION_STORE], sec_len[SECTION_STORE], err);
+    if (rc)
+        return xerr_corrupt(err, "segment %s: bad document store", name);
+    for (uint32_t d = 0; d < seg->n_docs; d++)
+        if (get_u32le(seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 12) >= seg->ds.n_blocks)
+            return xerr_corrupt(err, "segment %s: document %u: no such store block", name, d);
+    return XE_OK;
+}
+
+int segment_open(const char *path, struct segment **out, struct xerr *err)
+{
+    struct segment *seg = calloc(1, sizeof *seg);
+    struct stat st;
+    int rc, fd;
+
+    if (!seg || !(seg->path = strdup(path))) {
+        free(seg);
+        return xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = xerr_set(err, errno == ENOENT ? XE_NOTFOUND : XE_IO, "segment %s: %s", path,
+                      strerror(errno));
+        goto out_free;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = xerr_set(err, XE_IO, "segment %s: %s", path, strerror(errno));
+        goto out_close;
+    }
+    seg->map_len = (size_t)st.st_size;
+    if (seg->map_len) {
+        seg->map = mmap(NULL, seg->map_len, PROT_READ, MAP_SHARED, fd, 0);
+        if (seg->map == MAP_FAILED) {
+            seg->map = NULL;
+            rc = xerr_set(err, XE_IO, "segment %s: mmap: %s", path, strerror(errno));
+            goto out_close;
+        }
+    }
+    rc = segment_check(seg, err);
+    if (rc)
+        goto out_unmap;
+    close(fd);
+    *out = seg;
+    return XE_OK;
+out_unmap:
+    if (seg->map)
+        munmap(seg->map, seg->map_len);
+out_close:
+    close(fd);
+out_free:
+    free(seg->path);
+    free(seg);
+    return rc;
+}
+
+void segment_close(struct segment *seg)
+{
+    if (!seg)
+        return;
+    if (seg->map)
+        munmap(seg->map, seg->map_len);
+    free(seg->path);
+    free(seg);
+}
+
+uint32_t segment_n_docs(const struct segment *seg) { return seg->n_docs; }
+uint32_t segment_n_terms(const struct segment *seg) { return seg->n_terms; }
+uint64_t segment_file_bytes(const struct segment *seg) { return seg->map_len; }
+const char *segment_path(const struct segment *seg) { return seg->path; }
+
+uint64_t segment_field_tokens(const struct segment *seg, enum doc_field f)
+{
+    return seg->field_tokens[f];
+}
+
+/* Positions the iterator at the start of dictionary block b. */
+static void iter_block(struct segment_term_iter *it, uint32_t b)
+{
+    const struct segment *seg = it->seg;
+
+    it->block = b;
+    it->in_block = 0;
+    it->term_len = 0;
+    if (b >= seg->n_blocks) {
+        it->p = it->end = NULL;
+        return;
+    }
+    it->p = seg->terms + get_u32le(seg->terms + 4 + 4 * (size_t)b);
+    it->end = seg->terms + seg->terms_len;
+}
+
+bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
+{
+    const struct segment *seg = it->seg;
+    uint64_t shared, suffix, df, off, len;
+
+    if (it->p && it->in_block == SEGMENT_TERMS_PER_BLOCK)
+        iter_block(it, it->block + 1);
+    if (!it->p || (uint64_t)it->block * SEGMENT_TERMS_PER_BLOCK + it->in_block >= seg->n_terms)
+        return false;
+    if (!varint_get(&it->p, it->end, &shared) || !varint_get(&it->p, it->end, &suffix) ||
+        shared > it->term_len || shared + suffix > TOKEN_MAX_BYTES + 1 ||
+        suffix > (uint64_t)(it->end - it->p))
+        goto damaged;
+    memcpy(it->term + shared, it->p, suffix);
+    it->p += suffix;
+    it->term_len = (size_t)(shared + suffix);
+    if (!varint_get(&it->p, it->end, &df) || !varint_get(&it->p, it->end, &off) ||
+        !varint_get(&it->p, it->end, &len) || it->p >= it->end || off > seg->postings_len ||
+        len > seg->postings_len - off || df > seg->n_docs)
+        goto damaged;
+    out->has_positions = *it->p++ & SEGMENT_TERM_POSITIONS;
+    out->df = (uint32_t)df;
+    out->postings = seg->postings + off;
+    out->postings_len = (size_t)len;
+    it->in_block++;
+    return true;
+damaged:
+    it->p = it->end = NULL;
+    return false;
+}
+
+/* The first term of block b, decoded in place (a block's first term shares nothing). */
+static bool block_head(const struct segment *seg, uint32_t b, const unsigned char **term,
+                       size_t *len)
+{
+    const unsigned char *p = seg->terms + get_u32le(seg->terms + 4 + 4 * (size_t)b);
+    const unsigned char *end = seg->terms + seg->terms_len;
+    uint64_t shared, suffix;
+
+    if (!varint_get(&p, end, &shared) || !varint_get(&p, end, &suffix) || shared ||
+        suffix > (uint64_t)(end - p))
+        return false;
+    *term = p;
+    *len = (size_t)suffix;
+    return true;
+}
+
+void segment_terms_from(const struct segment *seg, const char *prefix, size_t len,
+                        struct segment_term_iter *it)
+{
+    uint32_t lo = 0, hi = seg->n_blocks;
+
+    it->seg = seg;
+    /* the last block whose head is <= prefix */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const unsigned char *head;
+        size_t head_len;
+        if (!block_head(seg, mid, &head, &head_len)) {
+            iter_block(it, seg->n_blocks);
+            return;
+        }
+        if (term_cmp((const char *)head, head_len, prefix, len) <= 0)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    iter_block(it, lo);
+    /* scan to the first term >= prefix; the iterator is left just before it */
+    for (;;) {
+        struct segment_term_iter save = *it;
+        struct segment_term t;
+        if (!segment_terms_next(it, &t))
+            return;
+        if (term_cmp(it->term, it->term_len, prefix, len) >= 0) {
+            *it = save;
+            return;
+        }
+    }
+}
+
+bool segment_lookup(const struct segment *seg, const char *term, size_t len,
+                    struct segment_term *out)
+{
+    struct segment_term_iter it;
+
+    if (!seg->n_terms || len > TOKEN_MAX_BYTES + 1)
+        return false;
+    segment_terms_from(seg, term, len, &it);
+    return segment_terms_next(&it, out) && it.term_len == len && !memcmp(it.term, term, len);
+}
+
+void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out)
+{
+    const unsigned char *e = seg->docs + (size_t)docid * SEGMENT_DOC_ENTRY_BYTES;
+
+    for (int f = 0; f < N_FIELDS; f++)
+        out->field_tokens[f] = get_u32le(e + 4 * f);
+    out->store.block = get_u32le(e + 12);
+    out->date_s = (int64_t)get_u64le(e + 16);
+    out->id = (const char *)seg->ids + get_u32le(e + 24);
+    out->id_len = e[28] | (size_t)e[29] << 8;
+    out->store.index = e[30] | (uint32_t)e[31] << 8;
+}
+
+uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)
+{
+    uint32_t lo = 0, hi = seg->n_docs;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t docid = get_u32le(seg->id_order + 4 * (size_t)mid);
+        struct segment_doc d;
+        segment_doc(seg, docid, &d);
+        int c = term_cmp(d.id, d.id_len, id, len);
+        if (c == 0)
+            return docid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return DOCID_END;
+}
+
+int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
+                 struct doc_fields *d, struct xerr *err)
+{
+    struct segment_doc entry;
+    const unsigned char *rec;
+    size_t len;
+    int rc;
+
+    if (docid >= seg->n_docs)
+        return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", base_name(seg->path),
+                        docid);
+    segment_doc(seg, docid, &entry);
+    rc = docstore_read(&seg->ds, entry.store, scratch, &rec, &len, err);
+    if (!rc)
+        rc = doc_record_decode(rec, len, d, err);
+    return rc;
+}

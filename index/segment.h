@@ -1,0 +1,135 @@
+/*
+ * Segments: immutable index files, written once, then memory-mapped.
+ *
+ * Segment file, version 1. Integers little-endian; varint is LEB128.
+ *   off  size  field
+ *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
+ *   8    4     format version; readers refuse others and say which they found
+ *   12   4     crc32c of bytes 16..127
+ *   16   4     n_docs
+ *   20   4     n_terms
+ *   24   24    3 x u64 tokens indexed per field over all documents
+ *              (title, body, meta), for BM25's average field lengths
+ *   48   8     file_bytes: the length of the whole file
+ *   56   64    4 x (u64 offset, u64 bytes) of the sections: terms, postings,
+ *              docs, store; in that order, back to back, from byte 128
+ *   120  4     crc32c of bytes 128..file_bytes (all sections)
+ *   124  4     zero
+ *
+ * Terms section: the term dictionary, sorted by bytes, in blocks of
+ * SEGMENT_TERMS_PER_BLOCK terms so that a lookup is a binary search over
+ * block heads and a short scan, with nothing to rebuild at open:
+ *   u32 n_blocks, then n_blocks x u32 block offsets (from the section start)
+ *   per term: varint shared prefix with the previous term in the block (0 for
+ *   a block's first), varint suffix length, suffix bytes, varint df, varint
+ *   postings offset (in the postings section), varint postings bytes, u8 flags
+ *   (SEGMENT_TERM_POSITIONS)
+ *
+ * Postings section: the lists, back to back, each as in index/postings.h.
+ *
+ * Docs section: n_docs x 32-byte entries, then n_docs x u32 docids sorted by
+ * id bytes (lookup by id), then the ids back to back. Entry:
+ *   0 u32 title tokens, 4 u32 body tokens, 8 u32 meta tokens,
+ *   12 u32 store block, 16 i64 date (seconds since the epoch, INT64_MIN when
+ *   absent), 24 u32 id offset in the ids area, 28 u16 id bytes,
+ *   30 u16 record index within the store block
+ *
+ * Store section: the document store, as in index/docstore.h.
+ */
+#ifndef XUN_INDEX_SEGMENT_H
+#define XUN_INDEX_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/buf.h"
+#include "index/doc.h"
+#include "index/docstore.h"
+
+struct xerr;
+
+#define SEGMENT_MAGIC "XUNSEG\r\n"
+#define SEGMENT_VERSION 1
+#define SEGMENT_HEADER_BYTES 128
+#define SEGMENT_DOC_ENTRY_BYTES 32
+#define SEGMENT_TERMS_PER_BLOCK 32
+#define SEGMENT_TERM_POSITIONS 1
+
+/* One document's entry in the docs section. */
+struct segment_doc {
+    uint32_t field_tokens[N_FIELDS];
+    int64_t date_s;
+    const char *id; /* a view into the mapping (reader) or the caller's memory (writer) */
+    size_t id_len;
+    struct docstore_ref store;
+};
+
+/* A term's entry in the dictionary. */
+struct segment_term {
+    uint32_t df;
+    bool has_positions;
+    const unsigned char *postings; /* a view into the mapping */
+    size_t postings_len;
+};
+
+/* ---- writing ---- */
+
+struct segment_writer;
+
+struct segment_writer *segment_writer_new(void);
+void segment_writer_free(struct segment_writer *w);
+/* Documents get docids 0, 1, 2, ... in the order they are added. */
+int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *doc,
+                           struct xerr *err);
+/* Terms in strictly increasing byte order; copies the postings. */
+int segment_writer_add_term(struct segment_writer *w, const char *term, size_t len, uint32_t df,
+                            bool has_positions, const unsigned char *postings,
+                            size_t postings_len, struct xerr *err);
+/*
+ * Writes the file: to path + ".tmp", fsync, rename over path, fsync the
+ * folder. The store is the finished docstore section the docs point into.
+ */
+int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
+                          struct xerr *err);
+
+/* ---- reading ---- */
+
+/* Immutable once open: any thread may read it. */
+struct segment;
+
+/* Maps and checks the file; XE_CORRUPT with the file and what is wrong. */
+int segment_open(const char *path, struct segment **out, struct xerr *err);
+void segment_close(struct segment *seg);
+
+uint32_t segment_n_docs(const struct segment *seg);
+uint32_t segment_n_terms(const struct segment *seg);
+uint64_t segment_field_tokens(const struct segment *seg, enum doc_field f);
+uint64_t segment_file_bytes(const struct segment *seg);
+const char *segment_path(const struct segment *seg);
+
+/* False when the term is absent (or its entry is damaged). */
+bool segment_lookup(const struct segment *seg, const char *term, size_t len,
+                    struct segment_term *out);
+/* docid < segment_n_docs(). */
+void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
+/* DOCID_END when no document has this id. */
+uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len);
+/* Loads the stored record; d views scratch, valid until scratch changes. */
+int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
+                 struct doc_fields *d, struct xerr *err);
+
+/* Term iteration in byte order from the first term >= prefix (for suggest). */
+struct segment_term_iter {
+    const struct segment *seg;
+    uint32_t block;
+    const unsigned char *p, *end;
+    char term[TOKEN_MAX_BYTES + 1];
+    size_t term_len;
+    uint32_t in_block;
+};
+void segment_terms_from(const struct segment *seg, const char *prefix, size_t len,
+                        struct segment_term_iter *it);
+bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out);
+
+#endif

@@ -1,0 +1,688 @@
+/*
+ * Query execution, document at a time, one segment after another.
+ *
+ * Each query node becomes an iterator over a segment's docids: a term walks
+ * its posting list; a phrase intersects its terms' lists and keeps the
+ * documents where their positions line up; AND leapfrogs its children from
+ * the rarest, and drops documents a negated child matches; OR merges. Scores
+ * use statistics of the whole snapshot (document count, average field
+ * lengths, document frequencies summed over segments), so a document scores
+ * the same whichever segment holds it.
+ *
+ * Per-request memory comes from one arena, freed once.
+ */
+#include "query/search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/arena.h"
+#include "index/error.h"
+#include "index/index.h"
+#include "index/postings.h"
+#include "index/segment.h"
+#include "query/qparse.h"
+
+#define SEARCH_ARENA_BYTES (64u << 20)
+
+static const double field_weight[N_FIELDS] = { BM25_WEIGHT_TITLE, BM25_WEIGHT_BODY,
+                                               BM25_WEIGHT_META };
+
+/* Length normalization of the current document, per field. */
+struct doc_norms {
+    double inv_norm[N_FIELDS]; /* 1 / (1 - b + b * len / avg_len) */
+    uint32_t field_tokens[N_FIELDS];
+};
+
+struct iter;
+struct iter_ops {
+    bool (*next)(struct iter *it);
+    bool (*advance)(struct iter *it, uint32_t target);
+    double (*score)(struct iter *it, const struct doc_norms *norms);
+};
+
+struct iter {
+    const struct iter_ops *ops;
+    uint32_t docid; /* DOCID_END before the start and after the end */
+    uint64_t cost;  /* documents it may visit: the order of AND */
+    bool negated;
+};
+
+/* The state one search shares across its iterators. */
+struct exec {
+    struct arena arena;
+    const struct snapshot *snap;
+    const struct segment *seg; /* the segment being searched */
+    uint32_t seg_index;
+    double avg_len[N_FIELDS];
+    uint32_t *pos_buf[QUERY_MAX_TERMS]; /* positions of a phrase's terms */
+    uint32_t pos_cap[QUERY_MAX_TERMS];
+    bool corrupt, nomem;
+};
+
+/* BM25 of one leaf given its frequency per field. */
+static double bm25f(double idf, const uint32_t tf[N_FIELDS], const struct doc_norms *norms)
+{
+    double tfn = 0;
+
+    for (int f = 0; f < N_FIELDS; f++)
+        if (tf[f])
+            tfn += field_weight[f] * tf[f] * norms->inv_norm[f];
+    return idf * tfn * (BM25_K1 + 1) / (tfn + BM25_K1);
+}
+
+static double idf_of(uint64_t df, uint64_t n_docs)
+{
+    return log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
+}
+
+/* ---- term ---- */
+
+struct term_iter {
+    struct iter base;
+    struct postings_cursor cursor;
+    double idf;
+    bool title_only;
+    struct exec *ex;
+};
+
+static bool term_settle(struct term_iter *t, bool ok)
+{
+    while (ok && t->title_only && !t->cursor.tf[FIELD_TITLE])
+        ok = postings_next(&t->cursor);
+    if (t->cursor.corrupt)
+        t->ex->corrupt = true;
+    t->base.docid = ok ? t->cursor.docid : DOCID_END;
+    return ok;
+}
+
+static bool term_next(struct iter *it)
+{
+    struct term_iter *t = (struct term_iter *)it;
+    return term_settle(t, postings_next(&t->cursor));
+}
+
+static bool term_advance(struct iter *it, uint32_t target)
+{
+    struct term_iter *t = (struct term_iter *)it;
+    return term_settle(t, postings_advance(&t->cursor, target));
+}
+
+static double term_score(struct iter *it, const struct doc_norms *norms)
+{
+    struct term_iter *t = (struct term_iter *)it;
+    uint32_t tf[N_FIELDS];
+
+    memcpy(tf, t->cursor.tf, sizeof tf);
+    if (t->title_only)
+        tf[FIELD_BODY] = tf[FIELD_META] = 0;
+    return bm25f(t->idf, tf, norms);
+}
+
+static const struct iter_ops term_ops = { term_next, term_advance, term_score };
+
+/* ---- phrase ---- */
+
+struct phrase_iter {
+    struct iter base;
+    struct postings_cursor *cursors; /* one per term, in phrase order */
+    const struct qterm *terms;
+    uint32_t n;
+    double idf;
+    bool title_only;
+    uint32_t freq[N_FIELDS]; /* of the current document */
+    struct exec *ex;
+};
+
+/* Which field a position of docid falls in (layout in index/memindex.h). */
+static enum doc_field field_of(const struct segment_doc *d, uint32_t pos)
+{
+    if (pos < d->field_tokens[FIELD_TITLE])
+        return FIELD_TITLE;
+    if ((uint64_t)pos < (uint64_t)d->field_tokens[FIELD_TITLE] + 1 + d->field_tokens[FIELD_BODY])
+        return FIELD_BODY;
+    return FIELD_META;
+}
+
+static bool grow_positions(struct exec *ex, uint32_t i, uint32_t need)
+{
+    if (need <= ex->pos_cap[i])
+        return true;
+    uint32_t cap = need < 64 ? 64 : need;
+    uint32_t *p = arena_alloc(&ex->arena, cap * sizeof *p);
+    if (!p) {
+        ex->nomem = true;
+        return false;
+    }
+    ex->pos_buf[i] = p;
+    ex->pos_cap[i] = cap;
+    return true;
+}
+
+/* Counts where the terms stand at their offsets; false when nowhere. */
+static bool phrase_check(struct phrase_iter *ph)
+{
+    struct exec *ex = ph->ex;
+    uint32_t count[QUERY_MAX_TERMS], at[QUERY_MAX_TERMS];
+
+    for (uint32_t i = 0; i < ph->n; i++) {
+        uint32_t tf = postings_tf_total(&ph->cursors[i]);
+        if (!grow_positions(ex, i, tf))
+            return false;
+        int got = postings_positions(&ph->cursors[i], ex->pos_buf[i], ex->pos_cap[i]);
+        if (got < 0) {
+            ex->corrupt = true;
+            return false;
+        }
+        count[i] = (uint32_t)got;
+        at[i] = 0;
+    }
+    struct segment_doc d;
+    segment_doc(ex->seg, ph->base.docid, &d);
+    memset(ph->freq, 0, sizeof ph->freq);
+    bool any = false;
+    for (uint32_t k = 0; k < count[0]; k++) {
+        uint32_t start = ex->pos_buf[0][k];
+        bool ok = true;
+        for (uint32_t i = 1; i < ph->n && ok; i++) {
+            uint64_t want = (uint64_t)start + ph->terms[i].offset;
+            while (at[i] < count[i] && ex->pos_buf[i][at[i]] < want)
+                at[i]++;
+            ok = at[i] < count[i] && ex->pos_buf[i][at[i]] == want;
+        }
+        if (!ok)
+            continue;
+        enum doc_field f = field_of(&d, start);
+        if (ph->title_only && f != FIELD_TITLE)
+            continue;
+        ph->freq[f]++;
+        any = true;
+    }
+    return any;
+}
+
+/* From cursor 0 at some docid, aligns all cursors on a document with the phrase. */
+static bool phrase_align(struct phrase_iter *ph, bool ok)
+{
+    while (ok) {
+        uint32_t target = ph->cursors[0].docid;
+        uint32_t i;
+        for (i = 1; i < ph->n; i++) {
+            if (!postings_advance(&ph->cursors[i], target)) {
+                ok = false;
+                break;
+            }
+            if (ph->cursors[i].docid != target)
+                break;
+        }
+        if (!ok)
+            break;
+        if (i < ph->n) {
+            ok = postings_advance(&ph->cursors[0], ph->cursors[i].docid);
+            continue;
+        }
+        ph->base.docid = target;
+        if (phrase_check(ph))
+            return true;
+        if (ph->ex->corrupt || ph->ex->nomem)
+            break;
+        ok = postings_next(&ph->cursors[0]);
+    }
+    for (uint32_t i = 0; i < ph->n; i++)
+        if (ph->cursors[i].corrupt)
+            ph->ex->corrupt = true;
+    ph->base.docid = DOCID_END;
+    return false;
+}
+
+static bool phrase_next(struct iter *it)
+{
+    struct phrase_iter *ph = (struct phrase_iter *)it;
+    return phrase_align(ph, postings_next(&ph->cursors[0]));
+}
+
+static bool phrase_advance(struct iter *it, uint32_t target)
+{
+    struct phrase_iter *ph = (struct phrase_iter *)it;
+    if (ph->base.docid != DOCID_END && ph->base.docid >= target)
+        return true;
+    return phrase_align(ph, postings_advance(&ph->cursors[0], target));
+}
+
+static double phrase_score(struct iter *it, const struct doc_norms *norms)
+{
+    struct phrase_iter *ph = (struct phrase_iter *)it;
+    return bm25f(ph->idf, ph->freq, norms);
+}
+
+static const struct iter_ops phrase_ops = { phrase_next, phrase_advance, phrase_score };
+
+/* ---- and ---- */
+
+struct and_iter {
+    struct iter base;
+    struct iter **pos; /* positive children, rarest first */
+    uint32_t n_pos;
+    struct iter **neg;
+    uint32_t n_neg;
+};
+
+static bool and_excluded(struct and_iter *a, uint32_t docid)
+{
+    for (uint32_t i = 0; i < a->n_neg; i++) {
+        struct iter *n = a->neg[i];
+        if (n->docid == DOCID_END || n->docid < docid)
+            n->ops->advance(n, docid); /* cheap on an iterator that has ended */
+        if (n->docid == docid)
+            return true;
+    }
+    return false;
+}
+
+static bool and_align(struct and_iter *a, bool ok)
+{
+    while (ok) {
+        uint32_t target = a->pos[0]->docid;
+        uint32_t i;
+        for (i = 1; i < a->n_pos; i++) {
+            if (!a->pos[i]->ops->advance(a->pos[i], target)) {
+                ok = false;
+                break;
+            }
+            if (a->pos[i]->docid != target)
+                break;
+        }
+        if (!ok)
+            break;
+        if (i < a->n_pos) {
+            ok = a->pos[0]->ops->advance(a->pos[0], a->pos[i]->docid);
+            continue;
+        }
+        if (!and_excluded(a, target)) {
+            a->base.docid = target;
+            return true;
+        }
+        ok = a->pos[0]->ops->next(a->pos[0]);
+    }
+    a->base.docid = DOCID_END;
+    return false;
+}
+
+static bool and_next(struct iter *it)
+{
+    struct and_iter *a = (struct and_iter *)it;
+    return and_align(a, a->pos[0]->ops->next(a->pos[0]));
+}
+
+static bool and_advance(struct iter *it, uint32_t target)
+{
+    struct and_iter *a = (struct and_iter *)it;
+    if (a->base.docid != DOCID_END && a->base.docid >= target)
+        return true;
+    return and_align(a, a->pos[0]->ops->advance(a->pos[0], target));
+}
+
+static double and_score(struct iter *it, const struct doc_norms *norms)
+{
+    struct and_iter *a = (struct and_iter *)it;
+    double s = 0;
+
+    for (uint32_t i = 0; i < a->n_pos; i++)
+        s += a->pos[i]->ops->score(a->pos[i], norms);
+    return s;
+}
+
+static const struct iter_ops and_ops = { and_next, and_advance, and_score };
+
+/* ---- or ---- */
+
+struct or_iter {
+    struct iter base;
+    struct iter **children;
+    uint32_t n;
+    bool started;
+};
+
+static bool or_settle(struct or_iter *o)
+{
+    uint32_t min = DOCID_END;
+
+    for (uint32_t i = 0; i < o->n; i++)
+        if (o->children[i]->docid < min)
+            min = o->children[i]->docid;
+    o->base.docid = min;
+    return min != DOCID_END;
+}
+
+static bool or_next(struct iter *it)
+{
+    struct or_iter *o = (struct or_iter *)it;
+    uint32_t cur = o->base.docid;
+
+    for (uint32_t i = 0; i < o->n; i++) {
+        struct iter *c = o->children[i];
+        if (!o->started || c->docid == cur)
+            c->ops->next(c);
+    }
+    o->started = true;
+    return or_settle(o);
+}
+
+static bool or_advance(struct iter *it, uint32_t target)
+{
+    struct or_iter *o = (struct or_iter *)it;
+
+    if (o->started && (o->base.docid == DOCID_END || o->base.docid >= target))
+        return o->base.docid != DOCID_END;
+    /* once started, a child at DOCID_END has ended */
+    for (uint32_t i = 0; i < o->n; i++) {
+        struct iter *c = o->children[i];
+        if (!o->started || (c->docid != DOCID_END && c->docid < target))
+            c->ops->advance(c, target);
+    }
+    o->started = true;
+    return or_settle(o);
+}
+
+static double or_score(struct iter *it, const struct doc_norms *norms)
+{
+    struct or_iter *o = (struct or_iter *)it;
+    double s = 0;
+
+    for (uint32_t i = 0; i < o->n; i++)
+        if (o->children[i]->docid == o->base.docid)
+            s += o->children[i]->ops->score(o->children[i], norms);
+    return s;
+}
+
+static const struct iter_ops or_ops = { or_next, or_advance, or_score };
+
+/* ---- planning ---- */
+
+/* Global document frequency of a term: summed over the snapshot's segments. */
+static uint64_t term_df(const struct snapshot *snap, const struct qterm *t)
+{
+    uint64_t df = 0;
+    struct segment_term st;
+
+    for (uint32_t s = 0; s < snap->n_segments; s++)
+        if (segment_lookup(snap->segments[s]->seg, t->text, t->len, &st))
+            df += st.df;
+    return df;
+}
+
+static void *ex_alloc(struct exec *ex, size_t bytes)
+{
+    void *p = arena_alloc(&ex->arena, bytes);
+    if (!p)
+        ex->nomem = true;
+    return p;
+}
+
+/*
+ * The iterator of node n over the current segment, or NULL when it cannot
+ * match there (a term the segment lacks) or memory ran out (ex->nomem).
+ */
+static struct iter *build(struct exec *ex, const struct qnode *n, const double *idfs,
+                          uint32_t *term_index)
+{
+    uint32_t first_term = *term_index;
+
+    if (n->type == QNODE_TERM || n->type == QNODE_PHRASE) {
+        *term_index += n->n_terms;
+        struct segment_term st[QUERY_MAX_TERMS];
+        uint64_t min_df = UINT64_MAX;
+        double idf = 0;
+        for (uint32_t i = 0; i < n->n_terms; i++) {
+            if (!segment_lookup(ex->seg, n->terms[i].text, n->terms[i].len, &st[i]))
+                return NULL;
+            if (n->type == QNODE_PHRASE && !st[i].has_positions)
+                return NULL;
+            if (st[i].df < min_df)
+                min_df = st[i].df;
+            idf += idfs[first_term + i];
+        }
+        uint32_t max_docid = segment_n_docs(ex->seg);
+        if (n->type == QNODE_TERM) {
+            struct term_iter *t = ex_alloc(ex, sizeof *t);
+            if (!t)
+                return NULL;
+            *t = (struct term_iter){ .base = { &term_ops, DOCID_END, st[0].df, n->negated },
+                                     .idf = idf, .title_only = n->title_only, .ex = ex };
+            postings_cursor_init(&t->cursor, st[0].postings, st[0].postings_len,
+                                 st[0].has_positions, max_docid);
+            return &t->base;
+        }
+        struct phrase_iter *ph = ex_alloc(ex, sizeof *ph);
+        struct postings_cursor *cursors = ex_alloc(ex, n->n_terms * sizeof *cursors);
+        if (!ph || !cursors)
+            return NULL;
+        *ph = (struct phrase_iter){ .base = { &phrase_ops, DOCID_END, min_df, n->negated },
+                                    .cursors = cursors, .terms = n->terms, .n = n->n_terms,
+                                    .idf = idf, .title_only = n->title_only, .ex = ex };
+        for (uint32_t i = 0; i < n->n_terms; i++)
+            postings_cursor_init(&cursors[i], st[i].postings, st[i].postings_len, true,
+                                 max_docid);
+        return &ph->base;
+    }
+
+    struct iter **kids = ex_alloc(ex, n->n_children * sizeof *kids);
+    uint32_t n_kids = 0;
+    if (!kids)
+        return NULL;
+    for (uint32_t i = 0; i < n->n_children; i++) {
+        struct iter *c = build(ex, n->children[i], idfs, term_index);
+        if (ex->nomem)
+            return NULL;
+        if (c)
+            kids[n_kids++] = c;
+        else if (n->type == QNODE_AND && !n->children[i]->negated)
+            return NULL; /* a required part cannot match in this segment */
+    }
+    if (n->type == QNODE_OR) {
+        if (!n_kids)
+            return NULL;
+        struct or_iter *o = ex_alloc(ex, sizeof *o);
+        if (!o)
+            return NULL;
+        uint64_t cost = 0;
+        for (uint32_t i = 0; i < n_kids; i++)
+            cost += kids[i]->cost;
+        *o = (struct or_iter){ .base = { &or_ops, DOCID_END, cost, n->negated },
+                               .children = kids, .n = n_kids };
+        return &o->base;
+    }
+    struct and_iter *a = ex_alloc(ex, sizeof *a);
+    struct iter **neg = ex_alloc(ex, (n_kids ? n_kids : 1) * sizeof *neg);
+    if (!a || !neg)
+        return NULL;
+    *a = (struct and_iter){ .base = { &and_ops, DOCID_END, UINT64_MAX, n->negated },
+                            .pos = kids, .neg = neg };
+    uint32_t n_pos = 0;
+    for (uint32_t i = 0; i < n_kids; i++) {
+        if (kids[i]->negated) {
+            a->neg[a->n_neg++] = kids[i];
+            continue;
+        }
+        /* insertion by cost: the rarest child leads */
+        uint32_t j = n_pos++;
+        struct iter *c = kids[i];
+        while (j > 0 && kids[j - 1]->cost > c->cost) {
+            kids[j] = kids[j - 1];
+            j--;
+        }
+        kids[j] = c;
+    }
+    a->n_pos = n_pos;
+    if (!n_pos)
+        return NULL;
+    a->base.cost = kids[0]->cost;
+    return &a->base;
+}
+
+/* ---- top k ---- */
+
+struct topk {
+    struct search_hit *heap; /* a min-heap: the worst kept hit on top */
+    uint32_t n, k;
+    const struct snapshot *snap;
+};
+
+static int id_cmp(const struct snapshot *snap, const struct search_hit *a,
+                  const struct search_hit *b)
+{
+    struct segment_doc da, db;
+
+    segment_doc(snap->segments[a->segment]->seg, a->docid, &da);
+    segment_doc(snap->segments[b->segment]->seg, b->docid, &db);
+    size_t n = da.id_len < db.id_len ? da.id_len : db.id_len;
+    int c = memcmp(da.id, db.id, n);
+    return c ? c : (da.id_len > db.id_len) - (da.id_len < db.id_len);
+}
+
+/* True when a ranks below b: a lower score, or the same score and a larger id. */
+static bool worse(const struct snapshot *snap, const struct search_hit *a,
+                  const struct search_hit *b)
+{
+    if (a->score != b->score)
+        return a->score < b->score;
+    return id_cmp(snap, a, b) > 0;
+}
+
+static void heap_sift_down(struct topk *t, uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->n && worse(t->snap, &t->heap[l], &t->heap[m]))
+            m = l;
+        if (r < t->n && worse(t->snap, &t->heap[r], &t->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        struct search_hit tmp = t->heap[i];
+        t->heap[i] = t->heap[m];
+        t->heap[m] = tmp;
+        i = m;
+    }
+}
+
+static void topk_push(struct topk *t, const struct search_hit *h)
+{
+    if (!t->k)
+        return;
+    if (t->n < t->k) {
+        uint32_t i = t->n++;
+        t->heap[i] = *h;
+        while (i > 0) {
+            uint32_t parent = (i - 1) / 2;
+            if (!worse(t->snap, &t->heap[i], &t->heap[parent]))
+                break;
+            struct search_hit tmp = t->heap[i];
+            t->heap[i] = t->heap[parent];
+            t->heap[parent] = tmp;
+            i = parent;
+        }
+        return;
+    }
+    if (!worse(t->snap, &t->heap[0], h))
+        return;
+    t->heap[0] = *h;
+    heap_sift_down(t, 0);
+}
+
+static _Thread_local const struct snapshot *sort_snap;
+
+static int hit_order(const void *a, const void *b)
+{
+    const struct search_hit *x = a, *y = b;
+    if (worse(sort_snap, x, y))
+        return 1;
+    if (worse(sort_snap, y, x))
+        return -1;
+    return 0;
+}
+
+/* ---- the search ---- */
+
+static void assign_idfs(const struct snapshot *snap, const struct qnode *n, double *idfs,
+                        uint32_t *i)
+{
+    if (n->type == QNODE_TERM || n->type == QNODE_PHRASE) {
+        for (uint32_t t = 0; t < n->n_terms; t++)
+            idfs[(*i)++] = idf_of(term_df(snap, &n->terms[t]), snap->n_docs);
+        return;
+    }
+    for (uint32_t c = 0; c < n->n_children; c++)
+        assign_idfs(snap, n->children[c], idfs, i);
+}
+
+int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
+               struct search_result *out, struct xerr *err)
+{
+    struct exec ex = { .snap = snap };
+    struct topk top = { .k = k, .snap = snap };
+    double idfs[QUERY_MAX_TERMS];
+    int rc = XE_OK;
+
+    *out = (struct search_result){ 0 };
+    if (!q->root || !snap->n_docs)
+        return XE_OK;
+    arena_init(&ex.arena, SEARCH_ARENA_BYTES);
+    top.heap = malloc(sizeof *top.heap * (k ? k : 1));
+    if (!top.heap) {
+        arena_fini(&ex.arena);
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    }
+    for (int f = 0; f < N_FIELDS; f++) {
+        ex.avg_len[f] = (double)snap->field_tokens[f] / (double)snap->n_docs;
+        if (ex.avg_len[f] <= 0)
+            ex.avg_len[f] = 1;
+    }
+    uint32_t n_idfs = 0;
+    assign_idfs(snap, q->root, idfs, &n_idfs);
+
+    for (uint32_t s = 0; s < snap->n_segments && !rc; s++) {
+        uint32_t term_index = 0;
+        ex.seg = snap->segments[s]->seg;
+        ex.seg_index = s;
+        memset(ex.pos_cap, 0, sizeof ex.pos_cap);
+        struct iter *root = build(&ex, q->root, idfs, &term_index);
+        while (root && root->ops->next(root)) {
+            struct segment_doc d;
+            struct doc_norms norms;
+            segment_doc(ex.seg, root->docid, &d);
+            for (int f = 0; f < N_FIELDS; f++)
+                norms.inv_norm[f] =
+                    1.0 / (1 - BM25_B + BM25_B * d.field_tokens[f] / ex.avg_len[f]);
+            struct search_hit h = { s, root->docid, root->ops->score(root, &norms) };
+            out->total++;
+            topk_push(&top, &h);
+        }
+        if (ex.nomem)
+            rc = xerr_set(err, XE_NOMEM, "query needs more than %u MiB of memory",
+                          SEARCH_ARENA_BYTES >> 20);
+        else if (ex.corrupt)
+            rc = xerr_corrupt(err, "segment %s: damaged posting list",
+                              segment_path(ex.seg));
+        /* iterators of this segment are dead; their memory goes with the arena */
+    }
+    arena_fini(&ex.arena);
+    if (rc) {
+        free(top.heap);
+        *out = (struct search_result){ 0 };
+        return rc;
+    }
+    sort_snap = snap;
+    qsort(top.heap, top.n, sizeof *top.heap, hit_order);
+    out->hits = top.heap;
+    out->n_hits = top.n;
+    return XE_OK;
+}
+
+void search_result_fini(struct search_result *r)
+{
+    free(r->hits);
+    r->hits = NULL;
+    r->n_hits = 0;
+}

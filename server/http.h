@@ -1,0 +1,43 @@
+/*
+ * The HTTP server: N worker threads, each with its own event_base and evhttp
+ * accepting from one shared listening socket (a dup per worker), so no lock
+ * or hand-off sits between accept and answer. Requests are handled to the
+ * end on the worker that read them (server/routes.h).
+ */
+#ifndef XUN_SERVER_HTTP_H
+#define XUN_SERVER_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct index;
+struct xerr;
+
+struct server_config {
+    const char *host;     /* listen address, default 127.0.0.1 */
+    uint16_t port;        /* 0 picks a free port (tests) */
+    int threads;          /* 0: one per core */
+    const char *api_key;  /* NULL: writes are open */
+    bool quiet;           /* no access log */
+    size_t max_body_bytes;
+    size_t max_uri_bytes;
+    int idle_timeout_s;
+};
+
+void server_config_defaults(struct server_config *cfg);
+
+struct server;
+
+/* Binds, listens and starts the workers; the index must outlive the server. */
+int server_start(struct index *ix, const struct server_config *cfg, struct server **out,
+                 struct xerr *err);
+uint16_t server_port(const struct server *srv);
+/*
+ * Graceful stop: closes the listening socket, lets the workers finish what
+ * they are answering (up to a second for unsent replies), joins them and
+ * frees the server.
+ */
+void server_stop(struct server *srv);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * xun: the command line. Thin by design: it parses arguments and calls the
+ * modules (API.md, "Command line").
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index/docstore.h"
+#include "index/error.h"
+#include "index/index.h"
+#include "index/limits.h"
+#include "index/tokenizer.h"
+#include "server/bulkload.h"
+#include "server/http.h"
+#include "server/respond.h"
+#include "server/routes.h"
+
+static const char usage[] =
+    "usage: xun COMMAND [options]\n"
+    "\n"
+    "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY] [--quiet]\n"
+    "          serve the index in DIR (created if absent) over HTTP\n"
+    "  index   --data DIR FILE.jsonl...\n"
+    "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
+    "  search  --data DIR [--limit N] [--offset N] QUERY\n"
+    "          print the same JSON as GET /search\n"
+    "  analyze TEXT\n"
+    "          print the terms TEXT is indexed by, as GET /analyze\n"
+    "\n"
+    "xun COMMAND --help says more about each.\n";
+
+static const char serve_help[] =
+    "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY] [--quiet]\n"
+    "\n"
+    "  --data DIR          the index folder (created if absent)\n"
+    "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
+    "  --threads N         worker threads (default: one per core)\n"
+    "  --api-key KEY       require 'Authorization: Bearer KEY' on writes\n"
+    "                      (default: $XUN_API_KEY)\n"
+    "  --quiet             no access log on standard error\n"
+    "\n"
+    "SIGTERM or SIGINT stops it gracefully.\n";
+
+static const char index_help[] =
+    "usage: xun index --data DIR FILE.jsonl...\n"
+    "\n"
+    "Loads documents, one JSON object a line, into the index in DIR, with a progress\n"
+    "bar on a terminal. '-' reads standard input. Bad lines are reported and skipped.\n";
+
+static const char search_help[] =
+    "usage: xun search --data DIR [--limit N] [--offset N] [--no-highlight] QUERY\n"
+    "\n"
+    "Prints the JSON that GET /search answers (see API.md for the query syntax).\n";
+
+static const char analyze_help[] =
+    "usage: xun analyze TEXT\n"
+    "\n"
+    "Prints the terms TEXT is indexed and searched by, as GET /analyze answers.\n";
+
+static int fail(const char *what, const struct xerr *err)
+{
+    fprintf(stderr, "xun: %s%s%s\n", what, *what ? ": " : "", err->msg);
+    return 1;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return true;
+    return false;
+}
+
+static bool parse_int(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
+static bool parse_listen(char *s, struct server_config *cfg)
+{
+    char *colon = strrchr(s, ':');
+    long port;
+
+    if (!colon || !parse_int(colon + 1, 0, 65535, &port))
+        return false;
+    *colon = '\0';
+    if (s[0] == '[' && colon > s + 1 && colon[-1] == ']') {
+        colon[-1] = '\0';
+        s++;
+    }
+    cfg->host = *s ? s : "0.0.0.0";
+    cfg->port = (uint16_t)port;
+    return true;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "data", required_argument, NULL, 'd' },   { "listen", required_argument, NULL, 'l' },
+        { "threads", required_argument, NULL, 't' }, { "api-key", required_argument, NULL, 'k' },
+        { "quiet", no_argument, NULL, 'q' },         { NULL, 0, NULL, 0 },
+    };
+    struct server_config cfg;
+    const char *data = NULL;
+    long threads;
+    int c;
+
+    if (wants_help(argc, argv)) {
+        fputs(serve_help, stdout);
+        return 0;
+    }
+    server_config_defaults(&cfg);
+    cfg.api_key = getenv("XUN_API_KEY");
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'l':
+            if (!parse_listen(optarg, &cfg)) {
+                fprintf(stderr, "xun serve: --listen wants HOST:PORT, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            if (!parse_int(optarg, 1, 1024, &threads)) {
+                fprintf(stderr, "xun serve: --threads wants 1 to 1024, got \"%s\"\n", optarg);
+                return 2;
+            }
+            cfg.threads = (int)threads;
+            break;
+        case 'k': cfg.api_key = optarg; break;
+        case 'q': cfg.quiet = true; break;
+        default: fputs(serve_help, stderr); return 2;
+        }
+    }
+    if (!data || optind != argc) {
+        fputs(serve_help, stderr);
+        return 2;
+    }
+    if (cfg.api_key && !*cfg.api_key)
+        cfg.api_key = NULL;
+
+    /* Signals are taken by sigwait() below; workers inherit the mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct xerr err = { 0 };
+    struct index *ix;
+    struct server *srv;
+    if (index_open(data, &ix, &err))
+        return fail(data, &err);
+    if (server_start(ix, &cfg, &srv, &err)) {
+        index_close(ix);
+        return fail("serve", &err);
+    }
+    struct snapshot *snap = index_snapshot(ix);
+    fprintf(stderr, "xun: serving %llu documents from %s on http://%s:%u/\n",
+            (unsigned long long)snap->n_docs, data, cfg.host, server_port(srv));
+    snapshot_release(snap);
+    int sig;
+    sigwait(&stop_signals, &sig);
+    fprintf(stderr, "xun: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_stop(srv);
+    index_close(ix);
+    return 0;
+}
+
+static int cmd_index(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "data", required_argument, NULL, 'd' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *data = NULL;
+    int c;
+
+    if (wants_help(argc, argv)) {
+        fputs(index_help, stdout);
+        return 0;
+    }
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'd') {
+            fputs(index_help, stderr);
+            return 2;
+        }
+        data = optarg;
+    }
+    if (!data || optind == argc) {
+        fputs(index_help, stderr);
+        return 2;
+    }
+    struct xerr err = { 0 };
+    struct index *ix;
+    struct bulkload_stats stats;
+    if (index_open(data, &ix, &err))
+        return fail(data, &err);
+    uint64_t start = now_ns();
+    int rc = bulkload_files(ix, argv + optind, argc - optind, isatty(STDERR_FILENO), stderr,
+                            &stats, &err);
+    double secs = (double)(now_ns() - start) / 1e9;
+    index_close(ix);
+    if (rc)
+        return fail("index", &err);
+    fprintf(stderr, "xun: indexed %llu documents (%llu bad lines) in %.2f s, %u segment(s)\n",
+            (unsigned long long)stats.docs, (unsigned long long)stats.bad_lines, secs,
+            stats.segments);
+    return stats.bad_lines && !stats.docs ? 1 : 0;
+}
+
+static int cmd_search(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "data", required_argument, NULL, 'd' },
+        { "limit", required_argument, NULL, 'l' },
+        { "offset", required_argument, NULL, 'o' },
+        { "no-highlight", no_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct search_params sp = { .limit = 10, .highlight = true, .start_ns = now_ns() };
+    const char *data = NULL;
+    long v;
+    int c;
+
+    if (wants_help(argc, argv)) {
+        fputs(search_help, stdout);
+        return 0;
+    }
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'l':
+        case 'o':
+            if (!parse_int(optarg, 0, c == 'l' ? SEARCH_MAX_LIMIT : SEARCH_MAX_OFFSET, &v)) {
+                fprintf(stderr, "xun search: --%s must be an integer from 0 to %d\n",
+                        c == 'l' ? "limit" : "offset",
+                        c == 'l' ? SEARCH_MAX_LIMIT : SEARCH_MAX_OFFSET);
+                return 2;
+            }
+            *(c == 'l' ? &sp.limit : &sp.offset) = (uint32_t)v;
+            break;
+        case 'n': sp.highlight = false; break;
+        default: fputs(search_help, stderr); return 2;
+        }
+    }
+    if (!data || optind + 1 != argc) {
+        fputs(search_help, stderr);
+        return 2;
+    }
+    sp.q = argv[optind];
+    sp.q_len = strlen(sp.q);
+    struct xerr err = { 0 };
+    struct index *ix;
+    json_t *body;
+    if (index_open(data, &ix, &err))
+        return fail(data, &err);
+    int rc = search_json(ix, &sp, &body, &err);
+    index_close(ix);
+    if (rc)
+        return fail("search", &err);
+    json_dumpf(body, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    fputc('\n', stdout);
+    json_decref(body);
+    return 0;
+}
+
+static int cmd_analyze(int argc, char **argv)
+{
+    size_t bad;
+
+    if (wants_help(argc, argv)) {
+        fputs(analyze_help, stdout);
+        return 0;
+    }
+    if (argc != 2) {
+        fputs(analyze_help, stderr);
+        return 2;
+    }
+    if (!utf8_check(argv[1], strlen(argv[1]), &bad)) {
+        fprintf(stderr, "xun analyze: text is not valid UTF-8 (byte %zu)\n", bad);
+        return 1;
+    }
+    json_t *body = analyze_json(argv[1], strlen(argv[1]));
+    json_dumpf(body, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(body);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } commands[] = {
+        { "serve", cmd_serve },
+        { "index", cmd_index },
+        { "search", cmd_search },
+        { "analyze", cmd_analyze },
+    };
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].run(argc - 1, argv + 1);
+            docstore_thread_cleanup();
+            return rc;
+        }
+    fprintf(stderr, "xun: unknown command \"%s\"\n\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,0 +1,430 @@
+/*
+ * Route handlers (API.md). Each handler validates its parameters first and
+ * answers 400 with what was wrong and what is allowed; then it takes a
+ * snapshot of the index, so that it reads one consistent state however
+ * long it runs, and releases it when the reply is built.
+ */
+#include "server/routes.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/buf.h"
+#include "index/error.h"
+#include "index/index.h"
+#include "index/limits.h"
+#include "index/segment.h"
+#include "index/tokenizer.h"
+#include "query/qparse.h"
+#include "query/search.h"
+#include "query/snippet.h"
+#include "server/http.h"
+#include "server/respond.h"
+#include "server/urlquery.h"
+
+#define ANALYZE_MAX_BYTES (64u << 10)
+
+int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_config *cfg,
+                struct xerr *err)
+{
+    (void)err;
+    ctx->ix = ix;
+    ctx->cfg = cfg;
+    ctx->started = time(NULL);
+    atomic_init(&ctx->queries, 0);
+    return XE_OK;
+}
+
+void routes_fini(struct route_ctx *ctx)
+{
+    (void)ctx;
+}
+
+/* ---- parameters ---- */
+
+/* Parses an optional unsigned integer parameter within [0, max]. */
+static bool param_uint(struct exchange *ex, const struct url_query *q, const char *name,
+                       uint32_t dflt, uint32_t max, uint32_t *out)
+{
+    const struct url_param *p = url_query_get(q, name);
+    uint64_t v = 0;
+
+    *out = dflt;
+    if (!p)
+        return true;
+    bool ok = p->value_len > 0 && p->value_len <= 10;
+    for (size_t i = 0; ok && i < p->value_len; i++) {
+        ok = p->value[i] >= '0' && p->value[i] <= '9';
+        v = v * 10 + (uint64_t)(p->value[i] - '0');
+    }
+    if (!ok || v > max) {
+        respond_error(ex, 400, "%s must be an integer from 0 to %u, got \"%.32s\"", name, max,
+                      p->value);
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool param_flag(struct exchange *ex, const struct url_query *q, const char *name,
+                       bool dflt, bool *out)
+{
+    const struct url_param *p = url_query_get(q, name);
+
+    *out = dflt;
+    if (!p)
+        return true;
+    if (!strcmp(p->value, "1") || !strcmp(p->value, "true")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(p->value, "0") || !strcmp(p->value, "false")) {
+        *out = false;
+        return true;
+    }
+    respond_error(ex, 400, "%s must be 0 or 1, got \"%.32s\"", name, p->value);
+    return false;
+}
+
+/* ---- /search ---- */
+
+static json_t *text_or_null(struct text t)
+{
+    return t.p ? json_stringn(t.p, t.len) : NULL;
+}
+
+static void set_text(json_t *obj, const char *key, struct text t)
+{
+    json_t *v = text_or_null(t);
+    if (v)
+        json_object_set_new(obj, key, v);
+}
+
+static json_t *hit_json(const struct snapshot *snap, const struct search_hit *h,
+                        const struct query *q, bool highlight, struct buf *scratch,
+                        struct buf *html, struct xerr *err)
+{
+    struct doc_fields d;
+    json_t *hit;
+
+    if (segment_load(snap->segments[h->segment]->seg, h->docid, scratch, &d, err))
+        return NULL;
+    hit = json_object();
+    if (!hit)
+        return NULL;
+    set_text(hit, "id", d.id);
+    json_object_set_new(hit, "score", json_real(h->score));
+    set_text(hit, "title", d.title);
+    if (highlight && d.title.p) {
+        buf_reset(html);
+        if (!highlight_text(q, d.title.p, d.title.len, true, html))
+            json_object_set_new(hit, "title_html", json_stringn((const char *)html->data,
+                                                                html->len));
+    }
+    if (highlight && d.body.p) {
+        buf_reset(html);
+        if (!snippet_make(q, d.body.p, d.body.len, SNIPPET_CHARS, html))
+            json_object_set_new(hit, "snippet", json_stringn((const char *)html->data,
+                                                             html->len));
+    }
+    set_text(hit, "source", d.source);
+    if (d.n_tags) {
+        json_t *tags = json_array();
+        for (size_t i = 0; i < d.n_tags; i++)
+            json_array_append_new(tags, json_stringn(d.tags[i].p, d.tags[i].len));
+        json_object_set_new(hit, "tags", tags);
+    }
+    set_text(hit, "date", d.date);
+    set_text(hit, "url", d.url);
+    return hit;
+}
+
+static const char *const search_params[] = { "q", "limit", "offset", "highlight", "exact_total",
+                                             "sort", NULL };
+static const char *const search_later[] = { "source", "tag", "from", "to", "facets", NULL };
+
+static void route_search(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
+{
+    uint32_t limit, offset;
+    bool highlight, exact_total;
+    struct xerr err = { 0 };
+
+    for (size_t i = 0; i < uq->n; i++) {
+        for (size_t k = 0; search_later[k]; k++)
+            if (!strcmp(uq->params[i].name, search_later[k])) {
+                respond_error(ex, 400, "parameter \"%s\" is not supported yet",
+                              search_later[k]);
+                return;
+            }
+        bool known = false;
+        for (size_t k = 0; search_params[k] && !known; k++)
+            known = !strcmp(uq->params[i].name, search_params[k]);
+        if (!known) {
+            respond_error(ex, 400, "unknown parameter \"%.32s\"; /search takes q, limit, "
+                                   "offset, highlight, exact_total, sort",
+                          uq->params[i].name);
+            return;
+        }
+    }
+    const struct url_param *qp = url_query_get(uq, "q");
+    if (!qp) {
+        respond_error(ex, 400, "parameter q is required");
+        return;
+    }
+    if (!param_uint(ex, uq, "limit", 10, SEARCH_MAX_LIMIT, &limit) ||
+        !param_uint(ex, uq, "offset", 0, SEARCH_MAX_OFFSET, &offset) ||
+        !param_flag(ex, uq, "highlight", true, &highlight) ||
+        !param_flag(ex, uq, "exact_total", false, &exact_total))
+        return;
+    const struct url_param *sort = url_query_get(uq, "sort");
+    if (sort && strcmp(sort->value, "relevance") != 0) {
+        respond_error(ex, 400, "sort must be \"relevance\", got \"%.32s\"%s", sort->value,
+                      !strcmp(sort->value, "date") ? " (sort=date is not supported yet)" : "");
+        return;
+    }
+    struct search_params sp = { .q = qp->value, .q_len = qp->value_len, .limit = limit,
+                                .offset = offset, .highlight = highlight,
+                                .start_ns = ex->start_ns };
+    json_t *body;
+    int rc = search_json(ctx->ix, &sp, &body, &err);
+    if (rc) {
+        respond_error(ex, respond_status_of(rc), "%s", err.msg);
+        return;
+    }
+    atomic_fetch_add(&ctx->queries, 1);
+    respond_json(ex, 200, body);
+}
+
+int search_json(struct index *ix, const struct search_params *sp, json_t **out,
+                struct xerr *err)
+{
+    struct query *q = NULL;
+    int rc = query_parse(sp->q, sp->q_len, &q, err);
+
+    if (rc)
+        return rc;
+    struct snapshot *snap = index_snapshot(ix);
+    struct search_result res;
+    rc = search_run(snap, q, sp->offset + sp->limit, &res, err);
+    if (rc) {
+        snapshot_release(snap);
+        query_free(q);
+        return rc;
+    }
+    struct buf scratch, html;
+    buf_init(&scratch, (size_t)4 * DOC_MAX_BYTES);
+    buf_init(&html, (size_t)4 * DOC_MAX_BYTES);
+    json_t *hits = json_array();
+    for (uint32_t i = sp->offset; i < res.n_hits && !rc; i++) {
+        json_t *hit = hit_json(snap, &res.hits[i], q, sp->highlight, &scratch, &html, err);
+        if (!hit)
+            rc = err->code ? (int)err->code : xerr_set(err, XE_NOMEM, "out of memory");
+        else
+            json_array_append_new(hits, hit);
+    }
+    buf_fini(&scratch);
+    buf_fini(&html);
+    uint64_t total = res.total;
+    search_result_fini(&res);
+    snapshot_release(snap);
+    query_free(q);
+    if (rc) {
+        json_decref(hits);
+        return rc;
+    }
+    double took_ms = (double)(now_ns() - sp->start_ns) / 1e6;
+    *out = json_pack("{s:s%,s:I,s:s,s:f,s:i,s:i,s:o}", "query", sp->q, sp->q_len, "total",
+                     (json_int_t)total, "total_relation", "eq", "took_ms", took_ms, "offset",
+                     (int)sp->offset, "limit", (int)sp->limit, "hits", hits);
+    return *out ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
+}
+
+/* ---- /documents/{id} ---- */
+
+static void route_document(struct route_ctx *ctx, struct exchange *ex, const char *raw_id,
+                           size_t raw_len)
+{
+    char *id = malloc(raw_len + 1);
+    struct xerr err = { 0 };
+
+    if (!id) {
+        respond_error(ex, 500, "out of memory");
+        return;
+    }
+    long len = url_decode(raw_id, raw_len, id, false);
+    if (len <= 0 || len > DOC_ID_MAX_BYTES || !utf8_check(id, (size_t)len, NULL)) {
+        free(id);
+        respond_error(ex, 400, "document id must be 1 to %d bytes of URL-encoded UTF-8",
+                      DOC_ID_MAX_BYTES);
+        return;
+    }
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    uint32_t seg, docid;
+    if (!snapshot_find(snap, id, (size_t)len, &seg, &docid)) {
+        snapshot_release(snap);
+        respond_error(ex, 404, "no document with id \"%.64s\"", id);
+        free(id);
+        return;
+    }
+    free(id);
+    struct buf scratch;
+    struct doc_fields d;
+    buf_init(&scratch, (size_t)4 * DOC_MAX_BYTES);
+    if (segment_load(snap->segments[seg]->seg, docid, &scratch, &d, &err))
+        respond_error(ex, respond_status_of(err.code), "%s", err.msg);
+    else
+        respond_bytes(ex, 200, "application/json; charset=utf-8", d.json.p, d.json.len);
+    buf_fini(&scratch);
+    snapshot_release(snap);
+}
+
+/* ---- /analyze ---- */
+
+struct analyze_ctx {
+    json_t *tokens;
+    const char *text;
+};
+
+static int analyze_token(void *arg, const struct token *tok)
+{
+    struct analyze_ctx *a = arg;
+
+    if (tok->kind == TOKEN_CJK_CHAR)
+        return 0; /* kept only for one-character queries: not listed (API.md) */
+    json_array_append_new(a->tokens,
+                          json_pack("{s:s%,s:i,s:i,s:i}", "term", tok->term, tok->term_len,
+                                    "position", (int)tok->position, "start",
+                                    (int)tok->start_char, "end", (int)tok->end_char));
+    return 0;
+}
+
+json_t *analyze_json(const char *text, size_t len)
+{
+    struct analyze_ctx a = { json_array(), text };
+
+    tokenize(text, len, 0, analyze_token, &a);
+    return json_pack("{s:o}", "tokens", a.tokens);
+}
+
+static void route_analyze(struct exchange *ex, const struct url_query *uq)
+{
+    const struct url_param *p = url_query_get(uq, "text");
+    size_t bad;
+
+    if (!p) {
+        respond_error(ex, 400, "parameter text is required");
+        return;
+    }
+    if (p->value_len > ANALYZE_MAX_BYTES) {
+        respond_error(ex, 413, "text is %zu bytes; at most %u are allowed", p->value_len,
+                      ANALYZE_MAX_BYTES);
+        return;
+    }
+    if (!utf8_check(p->value, p->value_len, &bad)) {
+        respond_error(ex, 400, "text is not valid UTF-8 (byte %zu)", bad);
+        return;
+    }
+    respond_json(ex, 200, analyze_json(p->value, p->value_len));
+}
+
+/* ---- /stats, /health ---- */
+
+static void route_stats(struct route_ctx *ctx, struct exchange *ex)
+{
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    json_t *body = json_pack("{s:I,s:I,s:i,s:I,s:I,s:I}", "documents", (json_int_t)snap->n_docs,
+                             "terms", (json_int_t)snap->n_terms, "segments",
+                             (int)snap->n_segments, "index_bytes", (json_int_t)snap->bytes,
+                             "uptime_s", (json_int_t)(time(NULL) - ctx->started), "queries",
+                             (json_int_t)atomic_load(&ctx->queries));
+    snapshot_release(snap);
+    respond_json(ex, 200, body);
+}
+
+/* ---- dispatch ---- */
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "?";
+}
+
+static bool path_is(const char *path, size_t len, const char *want)
+{
+    return strlen(want) == len && !memcmp(path, want, len);
+}
+
+void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *uri = evhttp_request_get_uri(req);
+    struct exchange ex = { .req = req, .method = method_name(cmd), .path = uri ? uri : "",
+                           .start_ns = now_ns(), .quiet = ctx->cfg->quiet };
+    struct url_query uq;
+    const char *why = NULL;
+
+    if (!uri || !*uri) {
+        respond_error(&ex, 400, "empty request target");
+        return;
+    }
+    size_t uri_len = strlen(uri);
+    if (uri_len > ctx->cfg->max_uri_bytes) {
+        respond_error(&ex, 414, "request URI is %zu bytes; at most %zu are allowed", uri_len,
+                      ctx->cfg->max_uri_bytes);
+        return;
+    }
+    const char *qmark = strchr(uri, '?');
+    size_t path_len = qmark ? (size_t)(qmark - uri) : uri_len;
+    const char *qs = qmark ? qmark + 1 : "";
+    size_t qs_len = qmark ? uri_len - path_len - 1 : 0;
+    const char *hash = memchr(qs, '#', qs_len);
+    if (hash)
+        qs_len = (size_t)(hash - qs);
+    if (!url_query_parse(qs, qs_len, &uq, &why)) {
+        url_query_fini(&uq);
+        respond_error(&ex, 400, "%s", why);
+        return;
+    }
+    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    const char *allow = "GET, HEAD";
+
+    if (path_is(uri, path_len, "/search")) {
+        if (get)
+            route_search(ctx, &ex, &uq);
+    } else if (path_is(uri, path_len, "/analyze")) {
+        if (get)
+            route_analyze(&ex, &uq);
+    } else if (path_is(uri, path_len, "/health")) {
+        if (get)
+            respond_json(&ex, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (path_is(uri, path_len, "/stats")) {
+        if (get)
+            route_stats(ctx, &ex);
+    } else if (path_len > 11 && !memcmp(uri, "/documents/", 11)) {
+        if (get)
+            route_document(ctx, &ex, uri + 11, path_len - 11);
+    } else {
+        get = true; /* not a method problem */
+        respond_error(&ex, 404, "no route %.*s; see API.md for the routes",
+                      (int)(path_len < 64 ? path_len : 64), uri);
+    }
+    if (!get) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        respond_error(&ex, 405, "%s is not allowed here; allowed: %s", ex.method, allow);
+    }
+    url_query_fini(&uq);
+}

@@ -1,0 +1,49 @@
+/*
+ * The routes of API.md: parameters in, JSON out, errors as JSON with the
+ * status API.md gives. One route_ctx serves all workers; what it holds is
+ * either immutable or atomic.
+ */
+#ifndef XUN_SERVER_ROUTES_H
+#define XUN_SERVER_ROUTES_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct evhttp_request;
+struct index;
+struct server_config;
+struct xerr;
+
+struct route_ctx {
+    struct index *ix;
+    const struct server_config *cfg;
+    time_t started;
+    atomic_uint_fast64_t queries;
+};
+
+int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_config *cfg,
+                struct xerr *err);
+void routes_fini(struct route_ctx *ctx);
+void routes_handle(struct route_ctx *ctx, struct evhttp_request *req);
+
+/* A search as /search runs it, for the command line too. */
+struct search_params {
+    const char *q;
+    size_t q_len;
+    uint32_t limit, offset;
+    bool highlight;
+    uint64_t start_ns; /* when the request began, for took_ms */
+};
+
+/* The /search response body for sp (a new reference in *out). */
+int search_json(struct index *ix, const struct search_params *sp, json_t **out,
+                struct xerr *err);
+
+/* The /analyze response body for text (valid UTF-8). */
+json_t *analyze_json(const char *text, size_t len);
+
+#endif
