@@ -71,10 +71,13 @@ int buf_append_byte(struct buf *b, unsigned char c)
 
 int buf_append_varint(struct buf *b, uint64_t v)
 {
-    if (buf_reserve(b, VARINT_MAX_BYTES))
-        return b->rc;
-    b->len += varint_put(b->data + b->len, v);
-    return XE_OK;
+    unsigned char tmp[VARINT_MAX_BYTES];
+
+    if (b->cap - b->len >= VARINT_MAX_BYTES && !b->rc) { /* the common case: room to spare */
+        b->len += varint_put(b->data + b->len, v);
+        return XE_OK;
+    }
+    return buf_append(b, tmp, varint_put(tmp, v));
 }
 
 int buf_append_u32le(struct buf *b, uint32_t v)

@@ -62,6 +62,8 @@ static inline bool varint_get(const unsigned char **pp, const unsigned char *end
 
     while (p < end && shift < 64) {
         unsigned char b = *p++;
+        if (shift == 63 && (b & 0x7e))
+            return false; /* the tenth byte may only hold bit 63 */
         v |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) {
             *pp = p;

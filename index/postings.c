@@ -152,9 +152,10 @@ static bool cursor_load_block(struct postings_cursor *c, int64_t *last_docid,
     if (d_bytes > (uint64_t)(c->end - c->block_p) ||
         p_bytes > (uint64_t)(c->end - c->block_p) - d_bytes || d_bytes == 0)
         return cursor_fail(c);
-    int64_t base = c->block_last_docid;
-    *last_docid = (c->started ? base : 0) + (int64_t)delta;
-    if (*last_docid >= c->max_docid || (c->started && delta == 0))
+    if (delta >= c->max_docid || (c->started && delta == 0))
+        return cursor_fail(c);
+    *last_docid = (c->started ? c->block_last_docid : 0) + (int64_t)delta;
+    if (*last_docid >= c->max_docid)
         return cursor_fail(c);
     *docs = c->block_p;
     *docs_bytes = (size_t)d_bytes;
@@ -186,7 +187,7 @@ static bool cursor_decode_doc(struct postings_cursor *c)
 {
     uint64_t head;
 
-    if (!varint_get(&c->docs_p, c->docs_end, &head))
+    if (!varint_get(&c->docs_p, c->docs_end, &head) || (head >> 1) >= c->max_docid)
         return cursor_fail(c);
     int64_t docid = c->prev_docid + 1 + (int64_t)(head >> 1);
     if (docid > c->block_last_docid)
@@ -236,6 +237,8 @@ bool postings_advance(struct postings_cursor *c, uint32_t target)
         return true;
     /* Skip whole blocks whose last docid is below target. */
     if (!c->started || c->docs_p == c->docs_end || c->block_last_docid < target) {
+        if (c->started)
+            c->prev_docid = c->block_last_docid; /* the rest of this block is passed over */
         for (;;) {
             int64_t last;
             const unsigned char *docs;
@@ -289,11 +292,14 @@ int postings_positions(struct postings_cursor *c, uint32_t *out, uint32_t cap)
 
     if (!c->has_positions || c->corrupt || c->docid == DOCID_END)
         return -1;
-    if (!skip_varints(&c->pos_p, c->pos_end, c->pos_skip)) {
+    if (c->pos_read) {
+        c->pos_p = c->pos_doc; /* asked again: read them again */
+    } else if (!skip_varints(&c->pos_p, c->pos_end, c->pos_skip)) {
         cursor_fail(c);
         return -1;
     }
     c->pos_skip = 0;
+    c->pos_doc = c->pos_p;
     int64_t prev = -1;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t delta;

@@ -61,6 +61,7 @@ struct postings_cursor {
     /* private */
     const unsigned char *skip_p, *skip_end, *block_p, *end;
     const unsigned char *docs_p, *docs_end, *pos_p, *pos_end;
+    const unsigned char *pos_doc; /* where the current document's positions start, once read */
     uint32_t n_docs, blocks_left, max_docid;
     int64_t prev_docid, block_last_docid;
     uint32_t pos_skip;   /* position varints of earlier documents not yet skipped */

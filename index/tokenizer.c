@@ -1,12 +1,14 @@
 /*
  * Normalization and segmentation (see tokenizer.h).
  *
- * Each code point of the original text is normalized on its own: NFKD with
- * case folding, recomposed (so Hangul syllables and accented letters come
- * back whole). That keeps a simple map from every normalized code point to the
- * original code point it came from, which offsets need. Combining marks that
- * follow a letter in the original are joined to its word and the word is
- * recomposed as a whole when emitted, so "e" + U+0301 and "é" give one term.
+ * Normalization works cluster by cluster: each code point is decomposed
+ * (NFKD with case folding); a code point whose decomposition starts with a
+ * non-starter (a combining mark, a Hangul vowel or final jamo) joins the
+ * cluster before it; a cluster is then recomposed as a whole. Composition
+ * never crosses a cluster, so this is NFKC, and every normalized code point
+ * maps back to the span of original code points its cluster came from, which
+ * offsets need: "e" + U+0301, "é" and half-width "ｶﾞ" all become one
+ * character whose offsets cover what the text had.
  *
  * The scan is a small state machine over normalized code points: a word run
  * is emitted when it ends; a CJK run emits a bigram for each new character
@@ -23,7 +25,7 @@ enum char_class { CLASS_SEP, CLASS_WORD, CLASS_MARK, CLASS_CJK };
 /* One normalized code point and the original code point it came from. */
 struct norm_char {
     int32_t cp;
-    uint32_t start_byte, end_byte, start_char;
+    uint32_t start_byte, end_byte, start_char, end_char;
 };
 
 struct scan {
@@ -36,7 +38,6 @@ struct scan {
     int32_t word[TOKEN_MAX_BYTES];
     size_t word_len;
     size_t word_bytes;
-    bool word_needs_compose;
     uint32_t word_start_byte, word_end_byte, word_start_char, word_end_char;
 
     /* the CJK run: its length so far and its last character */
@@ -75,15 +76,15 @@ static enum char_class classify(int32_t cp)
         return is_cjk_block(cp) ? CLASS_CJK : CLASS_WORD;
     case UTF8PROC_CATEGORY_MN:
     case UTF8PROC_CATEGORY_MC:
-    case UTF8PROC_CATEGORY_ME:
         return CLASS_MARK;
+    /* enclosing marks (the keycap of "1️⃣") decorate, they do not spell */
     default:
         return CLASS_SEP;
     }
 }
 
-/* Normalizes one code point into out[]; returns how many (0 = ignorable). */
-static int normalize_char(int32_t cp, int32_t out[static 18])
+/* Decomposes one code point into out[]; returns how many (0 = ignorable). */
+static int decompose_char(int32_t cp, int32_t out[static 18])
 {
     if (cp < 0x80) {
         out[0] = (cp >= 'A' && cp <= 'Z') ? cp + ('a' - 'A') : cp;
@@ -100,9 +101,17 @@ static int normalize_char(int32_t cp, int32_t out[static 18])
         out[0] = cp;
         return 1;
     }
-    if (n > 1)
-        n = utf8proc_normalize_utf32(out, n, UTF8PROC_COMPOSE);
-    return n < 0 ? 0 : (int)n;
+    return (int)n;
+}
+
+/* True when cp composes with what precedes it: a combining mark or a Hangul V/T jamo. */
+static bool joins_previous(int32_t cp)
+{
+    if (cp < 0x300)
+        return false;
+    if ((cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11A8 && cp <= 0x11C2))
+        return true;
+    return utf8proc_get_property(cp)->combining_class != 0;
 }
 
 static size_t utf8_put(int32_t cp, char *dst)
@@ -123,14 +132,7 @@ static void word_flush(struct scan *s)
 
     if (!s->word_len)
         return;
-    size_t n = s->word_len;
-    if (s->word_needs_compose) {
-        utf8proc_ssize_t c = utf8proc_normalize_utf32(s->word, (utf8proc_ssize_t)n,
-                                                      UTF8PROC_COMPOSE);
-        if (c > 0)
-            n = (size_t)c;
-    }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < s->word_len; i++)
         len += utf8_put(s->word[i], term + len);
     struct token tok = {
         .term = term,
@@ -145,15 +147,17 @@ static void word_flush(struct scan *s)
     emit(s, &tok);
     s->word_len = 0;
     s->word_bytes = 0;
-    s->word_needs_compose = false;
 }
 
 static void word_add(struct scan *s, const struct norm_char *c, uint32_t end_char, bool is_mark)
 {
     size_t bytes = c->cp < 0x80 ? 1 : c->cp < 0x800 ? 2 : c->cp < 0x10000 ? 3 : 4;
 
-    if (s->word_bytes + bytes > TOKEN_MAX_BYTES)
+    if (s->word_bytes + bytes > TOKEN_MAX_BYTES) {
+        if (is_mark)
+            return; /* a mark never starts a piece of a split word */
         word_flush(s); /* an over-long word is split, as Lucene does */
+    }
     if (!s->word_len) {
         s->word_start_byte = c->start_byte;
         s->word_start_char = c->start_char;
@@ -162,8 +166,6 @@ static void word_add(struct scan *s, const struct norm_char *c, uint32_t end_cha
     s->word_bytes += bytes;
     s->word_end_byte = c->end_byte;
     s->word_end_char = end_char;
-    if (is_mark || c->cp >= 0x300)
-        s->word_needs_compose = true;
 }
 
 static void cjk_flush(struct scan *s)
@@ -177,7 +179,7 @@ static void cjk_flush(struct scan *s)
             .start_byte = s->prev.start_byte,
             .end_byte = s->prev.end_byte,
             .start_char = s->prev.start_char,
-            .end_char = s->prev.start_char + 1,
+            .end_char = s->prev.end_char,
             .kind = TOKEN_CJK_SINGLE,
         };
         emit(s, &tok);
@@ -248,9 +250,43 @@ static void scan_char(struct scan *s, const struct norm_char *c, uint32_t end_ch
     }
 }
 
+/* Code points of one cluster before composition (a base and its marks). */
+#define CLUSTER_MAX 64
+
+struct cluster {
+    int32_t cps[CLUSTER_MAX];
+    int n;
+    uint32_t start_byte, end_byte, start_char, end_char;
+};
+
+/* Composes the cluster and scans its code points, all mapped to its span. */
+static void cluster_flush(struct scan *s, struct cluster *cl)
+{
+    int n = cl->n;
+
+    if (!n)
+        return;
+    if (n > 1) {
+        utf8proc_ssize_t c = utf8proc_normalize_utf32(cl->cps, n, UTF8PROC_COMPOSE);
+        n = c > 0 ? (int)c : n;
+    }
+    for (int k = 0; k < n && !s->stopped; k++) {
+        struct norm_char c = {
+            .cp = cl->cps[k],
+            .start_byte = cl->start_byte,
+            .end_byte = cl->end_byte,
+            .start_char = cl->start_char,
+            .end_char = cl->end_char,
+        };
+        scan_char(s, &c, cl->end_char);
+    }
+    cl->n = 0;
+}
+
 int tokenize(const char *text, size_t len_bytes, uint32_t first_position, token_fn fn, void *ctx)
 {
     struct scan s = { .fn = fn, .ctx = ctx, .next_position = first_position };
+    struct cluster cl = { .n = 0 };
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0;
     uint32_t char_index = 0;
@@ -269,20 +305,24 @@ int tokenize(const char *text, size_t len_bytes, uint32_t first_position, token_
                 n = 1;
             }
         }
-        int32_t normalized[18];
-        int count = normalize_char(cp, normalized);
-        for (int k = 0; k < count && !s.stopped; k++) {
-            struct norm_char c = {
-                .cp = normalized[k],
-                .start_byte = (uint32_t)i,
-                .end_byte = (uint32_t)(i + (size_t)n),
-                .start_char = char_index,
-            };
-            scan_char(&s, &c, char_index + 1);
+        int32_t decomposed[18];
+        int count = decompose_char(cp, decomposed);
+        if (count) {
+            bool joins = cl.n && joins_previous(decomposed[0]) && cl.n + count <= CLUSTER_MAX;
+            if (!joins) {
+                cluster_flush(&s, &cl);
+                cl.start_byte = (uint32_t)i;
+                cl.start_char = char_index;
+            }
+            memcpy(cl.cps + cl.n, decomposed, (size_t)count * sizeof *decomposed);
+            cl.n += count;
+            cl.end_byte = (uint32_t)(i + (size_t)n);
+            cl.end_char = char_index + 1;
         }
         i += (size_t)n;
         char_index++;
     }
+    cluster_flush(&s, &cl);
     word_flush(&s);
     cjk_flush(&s);
     return s.stopped;
