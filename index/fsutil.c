@@ -2,6 +2,7 @@
 #include "index/fsutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,8 @@ int fs_sync_parent(const char *path, struct xerr *err)
     return rc ? xerr_set(err, XE_IO, "fsync %s: %s", dir, strerror(errno)) : XE_OK;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err)
+static int write_replace(const char *path, const void *data, size_t len, bool durable,
+                         struct xerr *err)
 {
     char tmp[4096];
     int fd;
@@ -57,7 +59,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr 
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
         int rc = xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
@@ -69,6 +71,28 @@ int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr 
         unlink(tmp);
         return rc;
     }
+    return durable ? fs_sync_parent(path, err) : XE_OK;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err)
+{
+    return write_replace(path, data, len, true, err);
+}
+
+int fs_write_fast(const char *path, const void *data, size_t len, struct xerr *err)
+{
+    return write_replace(path, data, len, false, err);
+}
+
+int fs_sync_file(const char *path, struct xerr *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return xerr_set(err, XE_IO, "%s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc)
+        return xerr_set(err, XE_IO, "fsync %s: %s", path, strerror(errno));
     return fs_sync_parent(path, err);
 }
 

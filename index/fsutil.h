@@ -13,6 +13,13 @@ struct xerr;
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err);
 
+/*
+ * As fs_write_atomic but without the fsyncs: for files the write-ahead log
+ * can rebuild after a crash. fs_sync_file() makes such a file durable later.
+ */
+int fs_write_fast(const char *path, const void *data, size_t len, struct xerr *err);
+int fs_sync_file(const char *path, struct xerr *err);
+
 /* fsyncs the folder that holds path, so a rename or create in it is durable. */
 int fs_sync_parent(const char *path, struct xerr *err);
 

@@ -1,37 +1,52 @@
 /*
  * The index folder and its snapshots (see index.h). One mutex guards the
- * manifest and the current snapshot pointer; readers hold it only long
- * enough to take a reference, so searches never wait on a commit's I/O.
+ * current snapshot pointer and the file name counter; readers hold it only
+ * long enough to take a reference, so searches never wait on a writer's I/O.
+ * Everything else here is called by the one thread that changes the index.
  */
 #include "index/index.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "index/buf.h"
 #include "index/crc32c.h"
+#include "index/deletions.h"
 #include "index/error.h"
 #include "index/fsutil.h"
 #include "index/postings.h"
 #include "index/segment.h"
 
-#define MANIFEST_MAX_BYTES (INDEX_MAX_SEGMENTS * 64 + 64)
+#define MANIFEST_MAX_BYTES (INDEX_MAX_SEGMENTS * 128 + 256)
 
 struct index {
     char *dir;
+    int lock_fd; /* flock()ed: one process per index folder */
     pthread_mutex_t lock;
     struct snapshot *current; /* guarded by lock */
-    uint64_t next_seq;        /* guarded by lock */
+    uint64_t next_file;       /* guarded by lock */
+    uint64_t applied_seq;
+    char wal_name[INDEX_NAME_BYTES];
 };
 
-static void segment_unref(struct index_segment *s)
+void index_segment_ref(struct index_segment *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void index_segment_unref(struct index_segment *s)
 {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
         segment_close(s->seg);
+        deletions_unref(s->del_saved);
         free(s);
     }
 }
@@ -40,48 +55,90 @@ void snapshot_release(struct snapshot *snap)
 {
     if (!snap || atomic_fetch_sub(&snap->refs, 1) != 1)
         return;
-    for (uint32_t i = 0; i < snap->n_segments; i++)
-        segment_unref(snap->segments[i]);
+    for (uint32_t i = 0; i < snap->n_segments; i++) {
+        index_segment_unref(snap->segments[i]);
+        deletions_unref(snap->deleted[i]);
+    }
     free(snap->segments);
+    free(snap->deleted);
     free(snap);
 }
 
-/* A snapshot of segs (taking a reference on each), with its totals. */
-static struct snapshot *snapshot_make(struct index_segment **segs, uint32_t n)
+struct snapshot *snapshot_make(struct index_segment *const *segs,
+                               struct deletions *const *deleted, uint32_t n)
 {
     struct snapshot *snap = calloc(1, sizeof *snap);
 
-    if (!snap || !(snap->segments = calloc(n ? n : 1, sizeof *snap->segments))) {
+    if (!snap || !(snap->segments = calloc(n ? n : 1, sizeof *snap->segments)) ||
+        !(snap->deleted = calloc(n ? n : 1, sizeof *snap->deleted))) {
+        if (snap)
+            free(snap->segments);
         free(snap);
         return NULL;
     }
     atomic_init(&snap->refs, 1);
     snap->n_segments = n;
     for (uint32_t i = 0; i < n; i++) {
+        const struct segment *seg = segs[i]->seg;
         snap->segments[i] = segs[i];
         atomic_fetch_add(&segs[i]->refs, 1);
-        snap->n_docs += segment_n_docs(segs[i]->seg);
-        snap->n_terms += segment_n_terms(segs[i]->seg);
-        snap->bytes += segment_file_bytes(segs[i]->seg);
+        snap->deleted[i] = deleted ? deleted[i] : NULL;
+        deletions_ref(snap->deleted[i]);
+        snap->n_docs += segment_n_docs(seg) - (snap->deleted[i] ? snap->deleted[i]->count : 0);
+        snap->n_terms += segment_n_terms(seg);
+        snap->bytes += segment_file_bytes(seg);
         for (int f = 0; f < N_FIELDS; f++)
-            snap->field_tokens[f] += segment_field_tokens(segs[i]->seg, f);
+            snap->field_tokens[f] += segment_field_tokens(seg, f);
     }
     return snap;
 }
 
-static int segment_load_named(struct index *ix, const char *name, struct index_segment **out,
-                              struct xerr *err)
+bool snapshot_is_deleted(const struct snapshot *snap, uint32_t s, uint32_t docid)
+{
+    return deletions_has(snap->deleted[s], docid);
+}
+
+bool snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
+                   uint32_t *docid)
+{
+    for (uint32_t s = snap->n_segments; s-- > 0;) {
+        uint32_t d = segment_find_id(snap->segments[s]->seg, id, len);
+        if (d != DOCID_END && !deletions_has(snap->deleted[s], d)) {
+            *segment = s;
+            *docid = d;
+            return true;
+        }
+    }
+    return false;
+}
+
+void index_path(const struct index *ix, const char *name, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", ix->dir, name);
+}
+
+void index_new_name(struct index *ix, const char *prefix, const char *suffix,
+                    char name[INDEX_NAME_BYTES])
+{
+    pthread_mutex_lock(&ix->lock);
+    uint64_t n = ix->next_file++;
+    pthread_mutex_unlock(&ix->lock);
+    snprintf(name, INDEX_NAME_BYTES, "%s-%08" PRIu64 ".%s", prefix, n, suffix);
+}
+
+int index_segment_open(struct index *ix, const char *name, struct index_segment **out,
+                       struct xerr *err)
 {
     char path[4096];
     struct index_segment *s = calloc(1, sizeof *s);
 
     if (!s)
         return xerr_set(err, XE_NOMEM, "out of memory");
-    if (strlen(name) >= sizeof s->name ||
-        (size_t)snprintf(path, sizeof path, "%s/%s", ix->dir, name) >= sizeof path) {
+    if (strlen(name) >= sizeof s->name) {
         free(s);
         return xerr_corrupt(err, "%s: bad segment name \"%.40s\"", INDEX_MANIFEST, name);
     }
+    index_path(ix, name, path, sizeof path);
     int rc = segment_open(path, &s->seg, err);
     if (rc) {
         free(s);
@@ -93,14 +150,81 @@ static int segment_load_named(struct index *ix, const char *name, struct index_s
     return XE_OK;
 }
 
-static bool parse_seq(const char *name, uint64_t *seq)
+/* The number in "prefix-NNNNNNNN.suffix", to keep new names above old ones. */
+static void note_name(struct index *ix, const char *name)
 {
-    char *end;
-    if (strncmp(name, "seg-", 4) != 0)
+    const char *dash = strchr(name, '-');
+    if (!dash)
+        return;
+    uint64_t n = strtoull(dash + 1, NULL, 10);
+    if (n >= ix->next_file)
+        ix->next_file = n + 1;
+}
+
+static bool valid_name(const char *name, const char *suffix)
+{
+    size_t len = strlen(name), slen = strlen(suffix);
+    if (len >= INDEX_NAME_BYTES || len <= slen || strcmp(name + len - slen, suffix) != 0)
         return false;
-    errno = 0;
-    *seq = strtoull(name + 4, &end, 10);
-    return !errno && end != name + 4 && !strcmp(end, ".xseg");
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '-' || name[i] == '.'))
+            return false;
+    return true;
+}
+
+struct manifest {
+    struct index_segment **segs;
+    struct deletions **dels;
+    uint32_t n;
+};
+
+static void manifest_free(struct manifest *m, bool close_segments)
+{
+    for (uint32_t i = 0; i < m->n; i++) {
+        deletions_unref(m->dels[i]);
+        if (close_segments && m->segs[i]) {
+            segment_close(m->segs[i]->seg);
+            deletions_unref(m->segs[i]->del_saved);
+            free(m->segs[i]);
+        }
+    }
+    free(m->segs);
+    free(m->dels);
+}
+
+/* One "segment NAME [DELETIONS]" line. */
+static int manifest_segment(struct index *ix, struct manifest *m, char *args, const char *path,
+                            struct xerr *err)
+{
+    char *del = strchr(args, ' ');
+    int rc;
+
+    if (del)
+        *del++ = '\0';
+    if (!valid_name(args, ".xseg") || (del && !valid_name(del, ".xdel")) ||
+        m->n == INDEX_MAX_SEGMENTS)
+        return xerr_corrupt(err, "%s: bad segment line \"%.60s\"", path, args);
+    rc = index_segment_open(ix, args, &m->segs[m->n], err);
+    if (rc)
+        return rc;
+    struct index_segment *s = m->segs[m->n];
+    m->dels[m->n] = NULL;
+    m->n++;
+    s->durable = true;
+    note_name(ix, args);
+    if (del) {
+        char del_path[4096];
+        index_path(ix, del, del_path, sizeof del_path);
+        rc = deletions_read(del_path, segment_n_docs(s->seg), &m->dels[m->n - 1], err);
+        if (rc)
+            return rc;
+        memcpy(s->del_name, del, strlen(del) + 1);
+        s->del_saved = m->dels[m->n - 1];
+        deletions_ref(s->del_saved);
+        note_name(ix, del);
+    }
+    return XE_OK;
 }
 
 /* Reads MANIFEST and opens its segments into a first snapshot. */
@@ -108,15 +232,14 @@ static int manifest_load(struct index *ix, struct xerr *err)
 {
     char path[4096], *text;
     size_t len;
-    struct index_segment **segs = NULL;
-    uint32_t n = 0;
+    struct manifest m = { 0 };
     int rc;
 
-    snprintf(path, sizeof path, "%s/%s", ix->dir, INDEX_MANIFEST);
+    index_path(ix, INDEX_MANIFEST, path, sizeof path);
     rc = fs_read_all(path, MANIFEST_MAX_BYTES, &text, &len, err);
     if (rc == XE_NOTFOUND) {
         xerr_clear(err);
-        ix->current = snapshot_make(NULL, 0);
+        ix->current = snapshot_make(NULL, NULL, 0);
         return ix->current ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
     }
     if (rc)
@@ -135,38 +258,65 @@ static int manifest_load(struct index *ix, struct xerr *err)
         rc = xerr_corrupt(err, "%s: unknown format \"%.40s\"", path, line ? line : "");
         goto out_text;
     }
-    segs = calloc(INDEX_MAX_SEGMENTS, sizeof *segs);
-    if (!segs) {
+    m.segs = calloc(INDEX_MAX_SEGMENTS, sizeof *m.segs);
+    m.dels = calloc(INDEX_MAX_SEGMENTS, sizeof *m.dels);
+    if (!m.segs || !m.dels) {
         rc = xerr_set(err, XE_NOMEM, "out of memory");
-        goto out_text;
+        goto out_manifest;
     }
-    while ((line = strtok_r(NULL, "\n", &save))) {
-        uint64_t seq;
-        if (strncmp(line, "segment ", 8) != 0 || !parse_seq(line + 8, &seq) ||
-            n == INDEX_MAX_SEGMENTS) {
+    while (!rc && (line = strtok_r(NULL, "\n", &save))) {
+        char *end;
+        if (!strncmp(line, "segment ", 8)) {
+            rc = manifest_segment(ix, &m, line + 8, path, err);
+        } else if (!strncmp(line, "seq ", 4)) {
+            errno = 0;
+            ix->applied_seq = strtoull(line + 4, &end, 10);
+            if (errno || *end || end == line + 4)
+                rc = xerr_corrupt(err, "%s: bad line \"%.40s\"", path, line);
+        } else if (!strncmp(line, "wal ", 4) && valid_name(line + 4, ".xlog")) {
+            memcpy(ix->wal_name, line + 4, strlen(line + 4) + 1);
+            note_name(ix, line + 4);
+        } else {
             rc = xerr_corrupt(err, "%s: bad line \"%.40s\"", path, line);
-            goto out_segs;
         }
-        rc = segment_load_named(ix, line + 8, &segs[n], err);
-        if (rc)
-            goto out_segs;
-        n++;
-        if (seq >= ix->next_seq)
-            ix->next_seq = seq + 1;
     }
-    ix->current = snapshot_make(segs, n);
-    if (!ix->current)
-        rc = xerr_set(err, XE_NOMEM, "out of memory");
-out_segs:
-    if (rc)
-        for (uint32_t i = 0; i < n; i++) {
-            segment_close(segs[i]->seg);
-            free(segs[i]);
-        }
-    free(segs);
+    if (!rc) {
+        ix->current = snapshot_make(m.segs, m.dels, m.n);
+        if (!ix->current)
+            rc = xerr_set(err, XE_NOMEM, "out of memory");
+    }
+out_manifest:
+    manifest_free(&m, rc != XE_OK);
 out_text:
     free(text);
     return rc;
+}
+
+/* Removes files a crash or a replaced state left behind: all the manifest does not name. */
+static void remove_leftovers(struct index *ix)
+{
+    DIR *d = opendir(ix->dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        bool ours = valid_name(name, ".xseg") || valid_name(name, ".xdel") ||
+                    valid_name(name, ".xlog") || strstr(name, ".tmp");
+        if (!ours || !strcmp(name, ix->wal_name))
+            continue;
+        bool named = false;
+        for (uint32_t i = 0; i < ix->current->n_segments && !named; i++)
+            named = !strcmp(name, ix->current->segments[i]->name) ||
+                    !strcmp(name, ix->current->segments[i]->del_name);
+        if (!named) {
+            char path[4096];
+            index_path(ix, name, path, sizeof path);
+            unlink(path);
+        }
+    }
+    closedir(d);
 }
 
 int index_open(const char *dir, struct index **out, struct xerr *err)
@@ -179,16 +329,29 @@ int index_open(const char *dir, struct index **out, struct xerr *err)
         return xerr_set(err, XE_NOMEM, "out of memory");
     }
     pthread_mutex_init(&ix->lock, NULL);
-    ix->next_seq = 1;
+    ix->next_file = 1;
+    ix->lock_fd = -1;
     rc = fs_mkdir(dir, err);
+    if (!rc) {
+        char path[4096];
+        index_path(ix, "LOCK", path, sizeof path);
+        ix->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (ix->lock_fd < 0)
+            rc = xerr_set(err, XE_IO, "%s: %s", path, strerror(errno));
+        else if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) != 0)
+            rc = xerr_set(err, XE_IO, "%s: the index is in use by another xun process", dir);
+    }
     if (!rc)
         rc = manifest_load(ix, err);
     if (rc) {
+        if (ix->lock_fd >= 0)
+            close(ix->lock_fd);
         pthread_mutex_destroy(&ix->lock);
         free(ix->dir);
         free(ix);
         return rc;
     }
+    remove_leftovers(ix);
     *out = ix;
     return XE_OK;
 }
@@ -199,6 +362,7 @@ void index_close(struct index *ix)
         return;
     snapshot_release(ix->current);
     pthread_mutex_destroy(&ix->lock);
+    close(ix->lock_fd);
     free(ix->dir);
     free(ix);
 }
@@ -206,6 +370,16 @@ void index_close(struct index *ix)
 const char *index_dir(const struct index *ix)
 {
     return ix->dir;
+}
+
+uint64_t index_applied_seq(const struct index *ix)
+{
+    return ix->applied_seq;
+}
+
+const char *index_wal_name(const struct index *ix)
+{
+    return ix->wal_name;
 }
 
 struct snapshot *index_snapshot(struct index *ix)
@@ -217,37 +391,107 @@ struct snapshot *index_snapshot(struct index *ix)
     return snap;
 }
 
-int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err)
+void index_publish(struct index *ix, struct snapshot *snap)
 {
     pthread_mutex_lock(&ix->lock);
-    uint64_t seq = ix->next_seq++;
+    struct snapshot *old = ix->current;
+    ix->current = snap;
     pthread_mutex_unlock(&ix->lock);
-    if ((size_t)snprintf(path, cap, "%s/seg-%08" PRIu64 ".xseg", ix->dir, seq) >= cap)
-        return xerr_set(err, XE_IO, "%s: path too long", ix->dir);
-    return XE_OK;
+    snapshot_release(old);
 }
 
-static int manifest_write(struct index *ix, const struct snapshot *snap, struct xerr *err)
+static int manifest_write(struct index *ix, const struct snapshot *snap, uint64_t seq,
+                          const char *wal_name, struct xerr *err)
 {
-    char path[4096];
+    char path[4096], line[160];
     struct buf text;
     int rc;
 
     buf_init(&text, MANIFEST_MAX_BYTES);
     buf_append_str(&text, "xun-manifest 1\n");
-    for (uint32_t i = 0; i < snap->n_segments; i++) {
-        buf_append_str(&text, "segment ");
-        buf_append_str(&text, snap->segments[i]->name);
-        buf_append_byte(&text, '\n');
+    snprintf(line, sizeof line, "seq %" PRIu64 "\n", seq);
+    buf_append_str(&text, line);
+    if (*wal_name) {
+        snprintf(line, sizeof line, "wal %s\n", wal_name);
+        buf_append_str(&text, line);
     }
-    char crc_line[32];
-    snprintf(crc_line, sizeof crc_line, "crc32c %08x\n", crc32c(0, text.data, text.len));
-    buf_append_str(&text, crc_line);
-    snprintf(path, sizeof path, "%s/%s", ix->dir, INDEX_MANIFEST);
+    for (uint32_t i = 0; i < snap->n_segments; i++) {
+        const struct index_segment *s = snap->segments[i];
+        snprintf(line, sizeof line, "segment %s%s%s\n", s->name, *s->del_name ? " " : "",
+                 s->del_name);
+        buf_append_str(&text, line);
+    }
+    snprintf(line, sizeof line, "crc32c %08x\n", crc32c(0, text.data, text.len));
+    buf_append_str(&text, line);
+    index_path(ix, INDEX_MANIFEST, path, sizeof path);
     rc = text.rc ? xerr_set(err, text.rc, "%s: too many segments", path)
                  : fs_write_atomic(path, text.data, text.len, err);
     buf_fini(&text);
     return rc;
+}
+
+int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq,
+                     const char *wal_name, struct xerr *err)
+{
+    char path[4096];
+    int rc;
+
+    for (uint32_t i = 0; i < snap->n_segments; i++) {
+        struct index_segment *s = snap->segments[i];
+        if (!s->durable) {
+            index_path(ix, s->name, path, sizeof path);
+            if ((rc = fs_sync_file(path, err)))
+                return rc;
+            s->durable = true;
+        }
+        if (snap->deleted[i] != s->del_saved && snap->deleted[i]) {
+            char name[INDEX_NAME_BYTES];
+            index_new_name(ix, "del", "xdel", name);
+            index_path(ix, name, path, sizeof path);
+            if ((rc = deletions_write(snap->deleted[i], path, err)))
+                return rc;
+            deletions_unref(s->del_saved);
+            s->del_saved = snap->deleted[i];
+            deletions_ref(s->del_saved);
+            memcpy(s->del_name, name, sizeof name);
+        }
+    }
+    rc = manifest_write(ix, snap, seq, wal_name, err);
+    if (rc)
+        return rc;
+    ix->applied_seq = seq;
+    snprintf(ix->wal_name, sizeof ix->wal_name, "%s", wal_name);
+    /* the manifest is durable: what it no longer names can go (snap is the
+     * writer's whole state, so an unnamed segment was merged away) */
+    DIR *d = opendir(ix->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *name = e->d_name;
+        if (!(valid_name(name, ".xseg") || valid_name(name, ".xdel") ||
+              valid_name(name, ".xlog")) || !strcmp(name, wal_name))
+            continue;
+        bool named = false;
+        for (uint32_t i = 0; i < snap->n_segments && !named; i++)
+            named = !strcmp(name, snap->segments[i]->name) ||
+                    !strcmp(name, snap->segments[i]->del_name);
+        if (!named) {
+            index_path(ix, name, path, sizeof path);
+            unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
+    return XE_OK;
+}
+
+int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err)
+{
+    char name[INDEX_NAME_BYTES];
+
+    index_new_name(ix, "seg", "xseg", name);
+    if ((size_t)snprintf(path, cap, "%s/%s", ix->dir, name) >= cap)
+        return xerr_set(err, XE_IO, "%s: path too long", ix->dir);
+    return XE_OK;
 }
 
 int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
@@ -257,47 +501,34 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
     int rc;
 
     name = name ? name + 1 : path;
-    rc = segment_load_named(ix, name, &added, err);
+    rc = index_segment_open(ix, name, &added, err);
     if (rc)
         return rc;
-    pthread_mutex_lock(&ix->lock);
-    struct snapshot *old = ix->current;
+    added->durable = true;
+    struct snapshot *old = index_snapshot(ix);
     struct index_segment **segs = malloc(sizeof *segs * (old->n_segments + 1));
+    struct deletions **dels = malloc(sizeof *dels * (old->n_segments + 1));
     struct snapshot *snap = NULL;
-    if (segs && old->n_segments < INDEX_MAX_SEGMENTS) {
+    if (segs && dels && old->n_segments < INDEX_MAX_SEGMENTS) {
         memcpy(segs, old->segments, sizeof *segs * old->n_segments);
+        memcpy(dels, old->deleted, sizeof *dels * old->n_segments);
         segs[old->n_segments] = added;
-        snap = snapshot_make(segs, old->n_segments + 1);
+        dels[old->n_segments] = NULL;
+        snap = snapshot_make(segs, dels, old->n_segments + 1);
     }
     free(segs);
+    free(dels);
+    snapshot_release(old);
     if (!snap) {
-        pthread_mutex_unlock(&ix->lock);
         segment_close(added->seg);
         free(added);
         return xerr_set(err, XE_NOMEM, "out of memory (or %d segments)", INDEX_MAX_SEGMENTS);
     }
-    rc = manifest_write(ix, snap, err);
+    rc = manifest_write(ix, snap, ix->applied_seq, ix->wal_name, err);
     if (rc) {
-        pthread_mutex_unlock(&ix->lock);
         snapshot_release(snap);
         return rc;
     }
-    ix->current = snap;
-    pthread_mutex_unlock(&ix->lock);
-    snapshot_release(old);
+    index_publish(ix, snap);
     return XE_OK;
-}
-
-bool snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
-                   uint32_t *docid)
-{
-    for (uint32_t s = snap->n_segments; s-- > 0;) {
-        uint32_t d = segment_find_id(snap->segments[s]->seg, id, len);
-        if (d != DOCID_END) {
-            *segment = s;
-            *docid = d;
-            return true;
-        }
-    }
-    return false;
 }

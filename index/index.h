@@ -1,17 +1,21 @@
 /*
- * An index is a folder: segment files and a MANIFEST naming the live ones.
+ * An index is a folder: segment files, their deletion files, a write-ahead
+ * log and a MANIFEST naming which of them are live.
  *
  * MANIFEST, version 1, text, replaced atomically (index/fsutil.h):
  *   line 1: "xun-manifest 1"
- *   then one line per segment, oldest first: "segment NAME" where NAME is
- *       "seg-NNNNNNNN.xseg" with NNNNNNNN the decimal sequence number
+ *   "seq N": the last log sequence number whose writes the segments hold
+ *   "wal NAME": the log to replay from after N (absent: none yet)
+ *   one line per segment, oldest first: "segment NAME" or
+ *       "segment NAME DELETIONS" where NAME is "seg-NNNNNNNN.xseg" and
+ *       DELETIONS its tombstones file "seg-NNNNNNNN.G.xdel" (deletions.h)
  *   last line: "crc32c XXXXXXXX", hex, of all bytes before this line
- * A file in the folder that the manifest does not name is left over from a
- * crash and is ignored.
+ * Files in the folder that the manifest does not name are left over from a
+ * crash or a replaced state, and are removed at open.
  *
- * Readers take a snapshot: an immutable, refcounted list of open segments.
- * Committing segments publishes a new snapshot; a reader keeps the one it
- * took until it releases it, so it never sees half a change.
+ * Readers take a snapshot: an immutable, refcounted list of open segments
+ * with their deletions. A change publishes a new snapshot; a reader keeps
+ * the one it took until it releases it, so it never sees half a change.
  */
 #ifndef XUN_INDEX_INDEX_H
 #define XUN_INDEX_INDEX_H
@@ -23,18 +27,24 @@
 
 #include "index/doc.h"
 
-struct xerr;
+struct deletions;
 struct segment;
 struct index;
+struct xerr;
 
 #define INDEX_MANIFEST "MANIFEST"
 #define INDEX_MAX_SEGMENTS 4096
+#define INDEX_NAME_BYTES 40
 
 /* One open segment, shared by the snapshots that list it. */
 struct index_segment {
     struct segment *seg;
     atomic_int refs;
-    char name[32];
+    char name[INDEX_NAME_BYTES];
+    /* Touched only by the thread that changes the index (writer or bulk load): */
+    bool durable;                       /* the file is fsynced */
+    struct deletions *del_saved;        /* the deletions last written (a reference) */
+    char del_name[INDEX_NAME_BYTES];    /* and their file; "" when none */
 };
 
 /* Immutable after publication; any thread may read it while it holds it. */
@@ -42,8 +52,9 @@ struct snapshot {
     atomic_int refs;
     uint32_t n_segments;
     struct index_segment **segments; /* oldest first */
-    uint64_t n_docs;
-    uint64_t n_terms; /* summed over segments: an upper bound */
+    struct deletions **deleted;      /* per segment; NULL: none deleted */
+    uint64_t n_docs;                 /* live documents */
+    uint64_t n_terms;                /* summed over segments: an upper bound */
     uint64_t field_tokens[N_FIELDS];
     uint64_t bytes;
 };
@@ -57,13 +68,51 @@ const char *index_dir(const struct index *ix);
 struct snapshot *index_snapshot(struct index *ix);
 void snapshot_release(struct snapshot *snap);
 
-/* Finds the document with this id, newest segment first. */
+/* True when document docid of segment s is deleted in snap. */
+bool snapshot_is_deleted(const struct snapshot *snap, uint32_t s, uint32_t docid);
+
+/* Finds the live document with this id. */
 bool snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
                    uint32_t *docid);
 
-/* Reserves a fresh segment file path (not yet in the manifest). */
+/*
+ * A new snapshot of n segments and their deletions (NULL entries: none),
+ * taking a reference on each. NULL when out of memory.
+ */
+struct snapshot *snapshot_make(struct index_segment *const *segs,
+                               struct deletions *const *deleted, uint32_t n);
+
+/* Makes snap the current snapshot (the index takes the reference). In memory only. */
+void index_publish(struct index *ix, struct snapshot *snap);
+
+/* A fresh file name "PREFIX-NNNNNNNN.SUFFIX" in the index folder (name only). */
+void index_new_name(struct index *ix, const char *prefix, const char *suffix,
+                    char name[INDEX_NAME_BYTES]);
+/* dir + "/" + name. */
+void index_path(const struct index *ix, const char *name, char *path, size_t cap);
+
+/* References on a segment, for holders other than snapshots (the writer). */
+void index_segment_ref(struct index_segment *s);
+void index_segment_unref(struct index_segment *s);
+
+/* Opens the segment file name (in the folder) for a snapshot. */
+int index_segment_open(struct index *ix, const char *name, struct index_segment **out,
+                       struct xerr *err);
+
+/* What the manifest said at open: the log to replay and from which sequence. */
+uint64_t index_applied_seq(const struct index *ix);
+const char *index_wal_name(const struct index *ix); /* "" when none */
+
+/*
+ * Makes snap durable: fsyncs its segments not yet durable, writes deletion
+ * files that changed, then the manifest with seq and wal_name, and removes
+ * the files the new manifest no longer names (an old log, merged segments).
+ */
+int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq,
+                     const char *wal_name, struct xerr *err);
+
+/* Bulk loads: reserves a segment path, then adds the written file durably. */
 int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err);
-/* Adds written segment files to the manifest and publishes a new snapshot. */
 int index_commit_segment(struct index *ix, const char *path, struct xerr *err);
 
 #endif

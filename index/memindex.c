@@ -322,6 +322,21 @@ static int flush_tokens(struct memindex *mi, uint32_t docid)
     return XE_OK;
 }
 
+/* The id table slot holding this id, or the empty slot where it would go. */
+static uint32_t id_slot(const struct memindex *mi, const char *id, size_t len)
+{
+    uint32_t mask = mi->id_slots_cap - 1;
+
+    for (uint32_t s = (uint32_t)hash_bytes(id, len) & mask;; s = (s + 1) & mask) {
+        uint32_t v = mi->id_slots[s];
+        if (!v)
+            return s;
+        const struct mdoc *d = &mi->docs[v - 1];
+        if (d->id_len == len && !memcmp(mi->id_bytes.data + d->id_off, id, len))
+            return s;
+    }
+}
+
 static int register_id(struct memindex *mi, uint32_t docid, struct xerr *err)
 {
     const struct mdoc *d = &mi->docs[docid];
@@ -329,22 +344,31 @@ static int register_id(struct memindex *mi, uint32_t docid, struct xerr *err)
 
     if (!rehash(&mi->id_slots, &mi->id_slots_cap, mi->n_docs, id_hash_of, mi))
         return xerr_set(err, XE_NOMEM, "out of memory");
-    uint32_t mask = mi->id_slots_cap - 1;
-    for (uint32_t s = (uint32_t)hash_bytes(id, d->id_len) & mask;; s = (s + 1) & mask) {
-        uint32_t v = mi->id_slots[s];
-        if (!v) {
-            mi->id_slots[s] = docid + 1;
-            mi->n_live++;
-            return XE_OK;
-        }
-        struct mdoc *old = &mi->docs[v - 1];
-        if (old->id_len == d->id_len &&
-            !memcmp(mi->id_bytes.data + old->id_off, id, d->id_len)) {
-            old->replaced = true; /* the newer document takes the slot */
-            mi->id_slots[s] = docid + 1;
-            return XE_OK;
-        }
-    }
+    uint32_t s = id_slot(mi, id, d->id_len);
+    uint32_t v = mi->id_slots[s];
+    if (v && !mi->docs[v - 1].replaced)
+        mi->docs[v - 1].replaced = true; /* the newer document takes the slot */
+    else
+        mi->n_live++;
+    mi->id_slots[s] = docid + 1;
+    return XE_OK;
+}
+
+bool memindex_has_id(const struct memindex *mi, const char *id, size_t len)
+{
+    uint32_t v = mi->id_slots[id_slot(mi, id, len)];
+    return v && !mi->docs[v - 1].replaced;
+}
+
+bool memindex_delete(struct memindex *mi, const char *id, size_t len)
+{
+    uint32_t v = mi->id_slots[id_slot(mi, id, len)];
+
+    if (!v || mi->docs[v - 1].replaced)
+        return false;
+    mi->docs[v - 1].replaced = true;
+    mi->n_live--;
+    return true;
 }
 
 int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *err)
@@ -459,7 +483,7 @@ static int encode_term(const struct mterm *t, const uint32_t *new_id, struct pos
     return XE_OK;
 }
 
-int memindex_write(struct memindex *mi, const char *path, struct xerr *err)
+int memindex_write(struct memindex *mi, const char *path, bool durable, struct xerr *err)
 {
     struct segment_writer *sw = segment_writer_new();
     uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
@@ -520,7 +544,7 @@ int memindex_write(struct memindex *mi, const char *path, struct xerr *err)
     if (!rc)
         rc = docstore_writer_finish(mi->store, &store, err);
     if (!rc)
-        rc = segment_writer_finish(sw, &store, path, err);
+        rc = segment_writer_finish(sw, &store, path, durable, err);
 out:
     postings_writer_fini(&pw);
     buf_fini(&list);

@@ -11,6 +11,7 @@
 #ifndef XUN_INDEX_MEMINDEX_H
 #define XUN_INDEX_MEMINDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,8 +31,13 @@ uint32_t memindex_n_docs(const struct memindex *mi);
 /* Memory held, roughly: the caller flushes past MEMINDEX_FLUSH_BYTES. */
 size_t memindex_bytes(const struct memindex *mi);
 
-/* Writes everything as one segment file at path (see segment.h). */
-int memindex_write(struct memindex *mi, const char *path, struct xerr *err);
+/* Writes everything as one segment file at path (see segment.h), fsynced when durable. */
+int memindex_write(struct memindex *mi, const char *path, bool durable, struct xerr *err);
+
+/* True when a live document has this id. */
+bool memindex_has_id(const struct memindex *mi, const char *id, size_t len);
+/* Drops the live document with this id; false when there is none. */
+bool memindex_delete(struct memindex *mi, const char *id, size_t len);
 
 /* Block size of the posting lists it writes; tests make it small. */
 void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs);

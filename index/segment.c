@@ -155,7 +155,7 @@ static int id_order_cmp(const void *a, const void *b)
 }
 
 int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
-                          struct xerr *err)
+                          bool durable, struct xerr *err)
 {
     struct buf file;
     unsigned char *h;
@@ -222,7 +222,8 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
     }
     put_u32le(h + 120, crc32c(0, h + SEGMENT_HEADER_BYTES, file.len - SEGMENT_HEADER_BYTES));
     put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
-    rc = fs_write_atomic(path, file.data, file.len, err);
+    rc = durable ? fs_write_atomic(path, file.data, file.len, err)
+                 : fs_write_fast(path, file.data, file.len, err);
 out_file:
     buf_fini(&file);
     return rc;
@@ -540,20 +541,24 @@ uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)
     return DOCID_END;
 }
 
-int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
-                 struct doc_fields *d, struct xerr *err)
+int segment_record(const struct segment *seg, uint32_t docid, struct buf *scratch,
+                   const unsigned char **rec, size_t *len, struct xerr *err)
 {
     struct segment_doc entry;
-    const unsigned char *rec;
-    size_t len;
-    int rc;
 
     if (docid >= seg->n_docs)
         return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", base_name(seg->path),
                         docid);
     segment_doc(seg, docid, &entry);
-    rc = docstore_read(&seg->ds, entry.store, scratch, &rec, &len, err);
-    if (!rc)
-        rc = doc_record_decode(rec, len, d, err);
-    return rc;
+    return docstore_read(&seg->ds, entry.store, scratch, rec, len, err);
+}
+
+int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
+                 struct doc_fields *d, struct xerr *err)
+{
+    const unsigned char *rec;
+    size_t len;
+    int rc = segment_record(seg, docid, scratch, &rec, &len, err);
+
+    return rc ? rc : doc_record_decode(rec, len, d, err);
 }

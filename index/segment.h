@@ -87,11 +87,12 @@ int segment_writer_add_term(struct segment_writer *w, const char *term, size_t l
                             bool has_positions, const unsigned char *postings,
                             size_t postings_len, struct xerr *err);
 /*
- * Writes the file: to path + ".tmp", fsync, rename over path, fsync the
- * folder. The store is the finished docstore section the docs point into.
+ * Writes the file: to path + ".tmp", then renamed over path; when durable,
+ * with fsyncs of the file and the folder (else fs_sync_file() later). The
+ * store is the finished docstore section the docs point into.
  */
 int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
-                          struct xerr *err);
+                          bool durable, struct xerr *err);
 
 /* ---- reading ---- */
 
@@ -115,6 +116,9 @@ bool segment_lookup(const struct segment *seg, const char *term, size_t len,
 void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
 /* DOCID_END when no document has this id. */
 uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len);
+/* The stored record's bytes (index/doc.h), in scratch, valid until it changes. */
+int segment_record(const struct segment *seg, uint32_t docid, struct buf *scratch,
+                   const unsigned char **rec, size_t *len, struct xerr *err);
 /* Loads the stored record; d views scratch, valid until scratch changes. */
 int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
                  struct doc_fields *d, struct xerr *err);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "index/arena.h"
+#include "index/deletions.h"
 #include "index/error.h"
 #include "index/index.h"
 #include "index/postings.h"
@@ -648,7 +649,10 @@ int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
         ex.seg_index = s;
         memset(ex.pos_cap, 0, sizeof ex.pos_cap);
         struct iter *root = build(&ex, q->root, idfs, &term_index);
+        const struct deletions *deleted = snap->deleted[s];
         while (root && root->ops->next(root)) {
+            if (deletions_has(deleted, root->docid))
+                continue; /* a tombstone: replaced or deleted since the segment was written */
             struct segment_doc d;
             struct doc_norms norms;
             segment_doc(ex.seg, root->docid, &d);

@@ -67,7 +67,7 @@ static int flush_segment(struct loader *ld, struct xerr *err)
         return XE_OK;
     rc = index_reserve_segment(ld->ix, path, sizeof path, err);
     if (!rc)
-        rc = memindex_write(ld->mi, path, err);
+        rc = memindex_write(ld->mi, path, true, err);
     if (!rc)
         rc = index_commit_segment(ld->ix, path, err);
     if (rc)

@@ -19,9 +19,11 @@
 #include "index/limits.h"
 #include "index/segment.h"
 #include "index/tokenizer.h"
+#include "index/writer.h"
 #include "query/qparse.h"
 #include "query/search.h"
 #include "query/snippet.h"
+#include "server/documents.h"
 #include "server/http.h"
 #include "server/respond.h"
 #include "server/urlquery.h"
@@ -31,17 +33,17 @@
 int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_config *cfg,
                 struct xerr *err)
 {
-    (void)err;
     ctx->ix = ix;
     ctx->cfg = cfg;
     ctx->started = time(NULL);
     atomic_init(&ctx->queries, 0);
-    return XE_OK;
+    return writer_start(ix, &ctx->writer, err);
 }
 
 void routes_fini(struct route_ctx *ctx)
 {
-    (void)ctx;
+    writer_stop(ctx->writer);
+    ctx->writer = NULL;
 }
 
 /* ---- parameters ---- */
@@ -245,32 +247,16 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
 
 /* ---- /documents/{id} ---- */
 
-static void route_document(struct route_ctx *ctx, struct exchange *ex, const char *raw_id,
-                           size_t raw_len)
+static void route_document(struct route_ctx *ctx, struct exchange *ex, char *id, size_t len)
 {
-    char *id = malloc(raw_len + 1);
     struct xerr err = { 0 };
-
-    if (!id) {
-        respond_error(ex, 500, "out of memory");
-        return;
-    }
-    long len = url_decode(raw_id, raw_len, id, false);
-    if (len <= 0 || len > DOC_ID_MAX_BYTES || !utf8_check(id, (size_t)len, NULL)) {
-        free(id);
-        respond_error(ex, 400, "document id must be 1 to %d bytes of URL-encoded UTF-8",
-                      DOC_ID_MAX_BYTES);
-        return;
-    }
     struct snapshot *snap = index_snapshot(ctx->ix);
     uint32_t seg, docid;
-    if (!snapshot_find(snap, id, (size_t)len, &seg, &docid)) {
+    if (!snapshot_find(snap, id, len, &seg, &docid)) {
         snapshot_release(snap);
         respond_error(ex, 404, "no document with id \"%.64s\"", id);
-        free(id);
         return;
     }
-    free(id);
     struct buf scratch;
     struct doc_fields d;
     buf_init(&scratch, (size_t)4 * DOC_MAX_BYTES);
@@ -415,8 +401,34 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         if (get)
             route_stats(ctx, &ex);
     } else if (path_len > 11 && !memcmp(uri, "/documents/", 11)) {
-        if (get)
-            route_document(ctx, &ex, uri + 11, path_len - 11);
+        allow = "GET, HEAD, PUT, DELETE";
+        char *id = malloc(path_len - 11 + 1);
+        long id_len = id ? url_decode(uri + 11, path_len - 11, id, false) : -1;
+        bool ok = id_len > 0 && id_len <= DOC_ID_MAX_BYTES && utf8_check(id, (size_t)id_len, NULL);
+        if (!get && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE) {
+            /* answered below */
+        } else if (!ok) {
+            get = true;
+            respond_error(&ex, 400, "document id must be 1 to %d bytes of URL-encoded UTF-8",
+                          DOC_ID_MAX_BYTES);
+        } else if (get) {
+            route_document(ctx, &ex, id, (size_t)id_len);
+        } else {
+            get = true;
+            if (cmd == EVHTTP_REQ_PUT)
+                documents_put(ctx, &ex, id, (size_t)id_len);
+            else
+                documents_delete(ctx, &ex, id, (size_t)id_len);
+        }
+        free(id);
+    } else if (path_is(uri, path_len, "/documents")) {
+        allow = "POST";
+        if (cmd == EVHTTP_REQ_POST) {
+            get = true;
+            documents_post(ctx, &ex);
+        } else {
+            get = false;
+        }
     } else {
         get = true; /* not a method problem */
         respond_error(&ex, 404, "no route %.*s; see API.md for the routes",

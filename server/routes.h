@@ -20,6 +20,7 @@ struct xerr;
 
 struct route_ctx {
     struct index *ix;
+    struct writer *writer; /* started by routes_init, stopped by routes_fini */
     const struct server_config *cfg;
     time_t started;
     atomic_uint_fast64_t queries;

@@ -1,0 +1,207 @@
+/*
+ * Segment merge (see merge.h). Documents are copied first (their stored
+ * records move as bytes, recompressed into new blocks), which fixes the new
+ * numbering; then the dictionaries are walked together in byte order and
+ * each term's lists are concatenated through the renumbering. Nothing is
+ * re-tokenized.
+ */
+#include "index/merge.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/buf.h"
+#include "index/deletions.h"
+#include "index/docstore.h"
+#include "index/error.h"
+#include "index/postings.h"
+#include "index/segment.h"
+
+#define MERGE_SCRATCH_MAX ((size_t)1 << 36)
+
+static int term_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* Copies the live documents; fills the maps. */
+static int merge_docs(struct segment *const *segs, struct deletions *const *dels, uint32_t n,
+                      uint32_t **map, struct segment_writer *sw, struct docstore_writer *store,
+                      struct xerr *err)
+{
+    struct buf scratch;
+    uint32_t next = 0;
+    int rc = XE_OK;
+
+    buf_init(&scratch, MERGE_SCRATCH_MAX);
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        uint32_t n_docs = segment_n_docs(segs[i]);
+        for (uint32_t d = 0; d < n_docs && !rc; d++) {
+            if (deletions_has(dels[i], d)) {
+                map[i][d] = UINT32_MAX;
+                continue;
+            }
+            const unsigned char *rec;
+            size_t len;
+            struct segment_doc entry;
+            segment_doc(segs[i], d, &entry);
+            rc = segment_record(segs[i], d, &scratch, &rec, &len, err);
+            if (!rc)
+                rc = docstore_writer_add(store, rec, len, &entry.store, err);
+            if (!rc)
+                rc = segment_writer_add_doc(sw, &entry, err);
+            map[i][d] = next++;
+        }
+    }
+    buf_fini(&scratch);
+    return rc;
+}
+
+/* Appends segment i's list of one term through its map; counts documents kept. */
+static int merge_list(const struct segment_term *t, uint32_t max_docid, const uint32_t *map,
+                      struct postings_writer *pw, uint32_t **positions, uint32_t *positions_cap,
+                      uint32_t *df, const char *seg_path, struct xerr *err)
+{
+    struct postings_cursor c;
+
+    postings_cursor_init(&c, t->postings, t->postings_len, t->has_positions, max_docid);
+    while (postings_next(&c)) {
+        if (map[c.docid] == UINT32_MAX)
+            continue;
+        uint32_t n = 0;
+        if (t->has_positions) {
+            uint32_t tf = postings_tf_total(&c);
+            if (tf > *positions_cap) {
+                uint32_t *grown = realloc(*positions, tf * sizeof *grown);
+                if (!grown)
+                    return xerr_set(err, XE_NOMEM, "out of memory");
+                *positions = grown;
+                *positions_cap = tf;
+            }
+            int got = postings_positions(&c, *positions, *positions_cap);
+            if (got < 0)
+                break;
+            n = (uint32_t)got;
+        }
+        int rc = postings_writer_add(pw, map[c.docid], c.tf, *positions, n);
+        if (rc)
+            return xerr_set(err, rc, "merge: posting list too large");
+        (*df)++;
+    }
+    if (c.corrupt)
+        return xerr_corrupt(err, "segment %s: damaged posting list", seg_path);
+    return XE_OK;
+}
+
+static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const *map,
+                       struct segment_writer *sw, struct xerr *err)
+{
+    struct segment_term_iter *its = calloc(n, sizeof *its);
+    struct segment_term *cur = calloc(n, sizeof *cur);
+    bool *live = calloc(n, sizeof *live);
+    uint32_t *positions = NULL, positions_cap = 0;
+    struct postings_writer pw;
+    struct buf list;
+    int rc = XE_OK;
+
+    postings_writer_init(&pw, POSTINGS_BLOCK_DOCS);
+    buf_init(&list, MERGE_SCRATCH_MAX);
+    if (!its || !cur || !live) {
+        rc = xerr_set(err, XE_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        segment_terms_from(segs[i], "", 0, &its[i]);
+        live[i] = segment_terms_next(&its[i], &cur[i]);
+    }
+    for (;;) {
+        int lead = -1;
+        for (uint32_t i = 0; i < n; i++)
+            if (live[i] && (lead < 0 || term_cmp(its[i].term, its[i].term_len, its[lead].term,
+                                                 its[lead].term_len) < 0))
+                lead = (int)i;
+        if (lead < 0)
+            break;
+        char term[TOKEN_MAX_BYTES + 1];
+        size_t term_len = its[lead].term_len;
+        bool has_positions = cur[lead].has_positions;
+        uint32_t df = 0;
+        memcpy(term, its[lead].term, term_len);
+        postings_writer_begin(&pw, has_positions);
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            if (!live[i] || term_cmp(its[i].term, its[i].term_len, term, term_len) != 0)
+                continue;
+            if (cur[i].has_positions != has_positions)
+                rc = xerr_corrupt(err, "segment %s: term kinds disagree",
+                                  segment_path(segs[i]));
+            else
+                rc = merge_list(&cur[i], segment_n_docs(segs[i]), map[i], &pw, &positions,
+                                &positions_cap, &df, segment_path(segs[i]), err);
+            live[i] = segment_terms_next(&its[i], &cur[i]);
+        }
+        if (rc)
+            break;
+        if (!df)
+            continue; /* only deleted documents had it */
+        buf_reset(&list);
+        rc = postings_writer_finish(&pw, &list);
+        if (rc) {
+            xerr_set(err, rc, "merge: posting list too large");
+            break;
+        }
+        rc = segment_writer_add_term(sw, term, term_len, df, has_positions, list.data, list.len,
+                                     err);
+        if (rc)
+            break;
+    }
+out:
+    postings_writer_fini(&pw);
+    buf_fini(&list);
+    free(positions);
+    free(live);
+    free(cur);
+    free(its);
+    return rc;
+}
+
+int merge_segments(struct segment *const *segs, struct deletions *const *dels, uint32_t n,
+                   const char *path, bool durable, uint32_t **maps, struct xerr *err)
+{
+    struct segment_writer *sw = segment_writer_new();
+    struct docstore_writer *store = docstore_writer_new();
+    uint32_t **map = calloc(n ? n : 1, sizeof *map);
+    struct buf store_bytes;
+    int rc = XE_OK;
+
+    buf_init(&store_bytes, (size_t)1 << 40);
+    if (!sw || !store || !map) {
+        rc = xerr_set(err, XE_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        map[i] = malloc(sizeof **map * ((size_t)segment_n_docs(segs[i]) + 1));
+        if (!map[i])
+            rc = xerr_set(err, XE_NOMEM, "out of memory");
+    }
+    if (!rc)
+        rc = merge_docs(segs, dels, n, map, sw, store, err);
+    if (!rc)
+        rc = merge_terms(segs, n, map, sw, err);
+    if (!rc)
+        rc = docstore_writer_finish(store, &store_bytes, err);
+    if (!rc)
+        rc = segment_writer_finish(sw, &store_bytes, path, durable, err);
+out:
+    for (uint32_t i = 0; map && i < n; i++) {
+        if (maps && !rc)
+            maps[i] = map[i];
+        else
+            free(map[i]);
+    }
+    free(map);
+    buf_fini(&store_bytes);
+    docstore_writer_free(store);
+    segment_writer_free(sw);
+    return rc;
+}
