@@ -62,8 +62,20 @@ xun: $(patsubst %.c,build/opt/%.o,$(LIB_SRC) server/main.c)
 build/san/xun: $(patsubst %.c,build/san/%.o,$(LIB_SRC) server/main.c)
 	$(CC) $(SANITIZE) $^ -o $@ $(LIBS)
 
-build/san/test_%: build/san/tests/test_%.o $(patsubst %.c,build/san/%.o,$(LIB_SRC) tests/testutil.c)
+TEST_SUPPORT = tests/testutil.c tests/httpc.c
+
+build/san/test_%: build/san/tests/test_%.o $(patsubst %.c,build/san/%.o,$(LIB_SRC) $(TEST_SUPPORT))
 	$(CC) $(SANITIZE) $^ -o $@ $(TEST_LIBS)
+
+# Benchmarks: optimized, and linked like the tests.
+build/opt/bench_%: build/opt/tests/bench/bench_%.o $(patsubst %.c,build/opt/%.o,$(LIB_SRC) $(TEST_SUPPORT))
+	$(CC) $(CFLAGS) $^ -o $@ $(TEST_LIBS)
+
+build/opt/baseline_server: build/opt/tests/bench/baseline_server.o
+	$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
+
+bench: all build/opt/bench_engine build/opt/bench_writes build/opt/bench_parse build/opt/baseline_server
+	sh tests/bench/run.sh
 
 test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	@set -e; fail=0; \

@@ -4,7 +4,8 @@
  * as an immutable, refcounted bitmap; a new delete makes a new bitmap and a
  * new snapshot. Merges drop deleted documents for good.
  *
- * Deletions file, version 1 ("seg-NNNNNNNN.G.xdel"). Integers little-endian.
+ * Deletions file, version 1 ("del-NNNNNNNN.xdel", named in MANIFEST).
+ * Integers little-endian.
  *   off  size  field
  *   0    8     magic "XUNDEL\r\n"
  *   8    4     format version

@@ -1,15 +1,17 @@
 /*
- * The document store: stored records (index/doc.h) compressed with zstd in
- * blocks of about DOCSTORE_BLOCK_BYTES, so that neighbouring documents share
- * a compression window while one lookup decompresses one small block.
+ * The document store: each stored record (index/doc.h) compressed alone as
+ * one zstd frame, with a dictionary trained on the segment's own records.
+ * One lookup decompresses one record, a few hundred bytes to a few
+ * kilobytes, instead of a block of neighbours; the dictionary gives back
+ * most of the ratio that compressing neighbours together would.
  *
- * Section layout, version 1 (integers little-endian):
- *   u32 n_blocks
- *   (n_blocks + 1) x u64 offsets of the blocks from the section start; the
- *       last is the end of the last block
- *   blocks: each one zstd frame (with its content checksum) that
- *       decompresses to: varint n_records, n_records x varint record_len,
- *       then the records back to back
+ * Section layout, version 2 (integers little-endian):
+ *   u32 n_records
+ *   u32 dict_bytes (0: records are compressed without a dictionary)
+ *   dict_bytes of zstd dictionary
+ *   (n_records + 1) x u64 offsets of the frames from the section start;
+ *       the last is the end of the last frame
+ *   frames: one zstd frame per record (content size in its header)
  */
 #ifndef XUN_INDEX_DOCSTORE_H
 #define XUN_INDEX_DOCSTORE_H
@@ -22,17 +24,20 @@
 
 struct xerr;
 
-#define DOCSTORE_BLOCK_BYTES (16u << 10)
-#define DOCSTORE_BLOCK_MAX_RECORDS 256
 #define DOCSTORE_ZSTD_LEVEL 3
-/* A block holds up to DOCSTORE_BLOCK_BYTES plus one record, which repeats
- * a document's text fields beside its JSON: at most about twice DOC_MAX_BYTES. */
+/* Dictionary size, and how many bytes of sample records train it
+ * (zstd's guidance: samples about 100 times the dictionary). */
+#define DOCSTORE_DICT_BYTES (64u << 10)
+#define DOCSTORE_DICT_SAMPLE_BYTES (4u << 20)
+/* Below this much raw text a dictionary does not pay for itself. */
+#define DOCSTORE_DICT_MIN_INPUT (256u << 10)
+/* A record is a document's text fields beside its JSON: at most about
+ * twice DOC_MAX_BYTES. */
 #define DOCSTORE_RAW_MAX (3 * (size_t)DOC_MAX_BYTES)
 
-/* Where a record lives. */
+/* Where a record lives: its number in the store. */
 struct docstore_ref {
-    uint32_t block;
-    uint32_t index; /* within the block */
+    uint32_t record;
 };
 
 struct docstore_writer;
@@ -42,23 +47,28 @@ void docstore_writer_free(struct docstore_writer *w);
 /* Copies the record; tells where it will be. */
 int docstore_writer_add(struct docstore_writer *w, const void *record, size_t len,
                         struct docstore_ref *ref, struct xerr *err);
-/* Compresses what is pending and appends the whole section to out. */
+/* Trains the dictionary, compresses every record, appends the section to out. */
 int docstore_writer_finish(struct docstore_writer *w, struct buf *out, struct xerr *err);
+/* Raw bytes held (records are kept raw until finish). */
 size_t docstore_writer_bytes(const struct docstore_writer *w);
 
-/* A reader is a view into section bytes that must outlive it. */
+/* A reader: a view into section bytes that must outlive it. */
 struct docstore {
     const unsigned char *data;
     size_t len;
-    uint32_t n_blocks;
+    uint32_t n_records;
+    const unsigned char *offsets;
+    size_t frames_start;
+    void *ddict; /* ZSTD_DDict, or NULL */
 };
 
-/* Checks the block table; XE_CORRUPT naming what is wrong. */
+/* Checks the offsets table and loads the dictionary; XE_CORRUPT saying what is wrong. */
 int docstore_open(struct docstore *ds, const unsigned char *data, size_t len, struct xerr *err);
+void docstore_close(struct docstore *ds);
 
 /*
- * Decompresses ref's block into scratch (reused across calls) and points
- * *record at the record inside it, valid until scratch changes.
+ * Decompresses the record into scratch (reused across calls) and points
+ * *record at it, valid until scratch changes.
  */
 int docstore_read(const struct docstore *ds, struct docstore_ref ref, struct buf *scratch,
                   const unsigned char **record, size_t *len, struct xerr *err);

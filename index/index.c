@@ -506,16 +506,41 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
         return rc;
     added->durable = true;
     struct snapshot *old = index_snapshot(ix);
-    struct index_segment **segs = malloc(sizeof *segs * (old->n_segments + 1));
-    struct deletions **dels = malloc(sizeof *dels * (old->n_segments + 1));
+    uint32_t n = old->n_segments;
+    struct index_segment **segs = malloc(sizeof *segs * (n + 1));
+    struct deletions **dels = calloc(n + 1, sizeof *dels);
     struct snapshot *snap = NULL;
-    if (segs && dels && old->n_segments < INDEX_MAX_SEGMENTS) {
-        memcpy(segs, old->segments, sizeof *segs * old->n_segments);
-        memcpy(dels, old->deleted, sizeof *dels * old->n_segments);
-        segs[old->n_segments] = added;
-        dels[old->n_segments] = NULL;
-        snap = snapshot_make(segs, dels, old->n_segments + 1);
+    bool nomem = !segs || !dels || n >= INDEX_MAX_SEGMENTS;
+    for (uint32_t s = 0; s < n && !nomem; s++) {
+        segs[s] = old->segments[s];
+        dels[s] = old->deleted[s];
+        deletions_ref(dels[s]);
     }
+    /* the new segment's documents replace older versions with the same ids */
+    uint32_t n_new = segment_n_docs(added->seg);
+    for (uint32_t d = 0; d < n_new && !nomem; d++) {
+        struct segment_doc doc;
+        segment_doc(added->seg, d, &doc);
+        for (uint32_t s = 0; s < n && !nomem; s++) {
+            uint32_t old_id = segment_find_id(segs[s]->seg, doc.id, doc.id_len);
+            if (old_id == DOCID_END || deletions_has(dels[s], old_id))
+                continue;
+            if (dels[s] == old->deleted[s]) { /* shared: change a copy */
+                struct deletions *copy = deletions_copy(dels[s], segment_n_docs(segs[s]->seg));
+                deletions_unref(dels[s]);
+                dels[s] = copy;
+                nomem = !copy;
+            }
+            if (!nomem)
+                deletions_add(dels[s], old_id);
+        }
+    }
+    if (!nomem) {
+        segs[n] = added;
+        snap = snapshot_make(segs, dels, n + 1);
+    }
+    for (uint32_t s = 0; dels && s < n; s++)
+        deletions_unref(dels[s]);
     free(segs);
     free(dels);
     snapshot_release(old);
@@ -524,7 +549,7 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
         free(added);
         return xerr_set(err, XE_NOMEM, "out of memory (or %d segments)", INDEX_MAX_SEGMENTS);
     }
-    rc = manifest_write(ix, snap, ix->applied_seq, ix->wal_name, err);
+    rc = index_checkpoint(ix, snap, ix->applied_seq, ix->wal_name, err);
     if (rc) {
         snapshot_release(snap);
         return rc;

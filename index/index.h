@@ -8,7 +8,7 @@
  *   "wal NAME": the log to replay from after N (absent: none yet)
  *   one line per segment, oldest first: "segment NAME" or
  *       "segment NAME DELETIONS" where NAME is "seg-NNNNNNNN.xseg" and
- *       DELETIONS its tombstones file "seg-NNNNNNNN.G.xdel" (deletions.h)
+ *       DELETIONS its tombstones file "del-NNNNNNNN.xdel" (deletions.h)
  *   last line: "crc32c XXXXXXXX", hex, of all bytes before this line
  * Files in the folder that the manifest does not name are left over from a
  * crash or a replaced state, and are removed at open.

@@ -74,7 +74,7 @@ int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *d
 {
     unsigned char e[SEGMENT_DOC_ENTRY_BYTES];
 
-    if (!doc->id_len || doc->id_len > DOC_ID_MAX_BYTES || doc->store.index > UINT16_MAX)
+    if (!doc->id_len || doc->id_len > DOC_ID_MAX_BYTES)
         return xerr_set(err, XE_INPUT, "segment writer: bad document entry");
     if (w->ids.len > UINT32_MAX - DOC_ID_MAX_BYTES)
         return xerr_set(err, XE_LIMIT, "segment writer: too many ids for one segment");
@@ -82,13 +82,12 @@ int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *d
         put_u32le(e + 4 * f, doc->field_tokens[f]);
         w->field_tokens[f] += doc->field_tokens[f];
     }
-    put_u32le(e + 12, doc->store.block);
+    put_u32le(e + 12, doc->store.record);
     put_u64le(e + 16, (uint64_t)doc->date_s);
     put_u32le(e + 24, (uint32_t)w->ids.len);
     e[28] = (unsigned char)doc->id_len;
     e[29] = (unsigned char)(doc->id_len >> 8);
-    e[30] = (unsigned char)doc->store.index;
-    e[31] = (unsigned char)(doc->store.index >> 8);
+    e[30] = e[31] = 0;
     buf_append(&w->docs, e, sizeof e);
     buf_append(&w->ids, doc->id, doc->id_len);
     w->n_docs++;
@@ -325,12 +324,12 @@ static int segment_check(struct segment *seg, struct xerr *err)
             get_u32le(seg->id_order + 4 * (size_t)d) >= seg->n_docs)
             return xerr_corrupt(err, "segment %s: document %u: bad entry", name, d);
     }
-    int rc = docstore_open(&seg->ds, sec[SECTION_STORE], sec_len[SECTION_STORE], err);
-    if (rc)
-        return xerr_corrupt(err, "segment %s: bad document store", name);
+    struct xerr store_err = { 0 };
+    if (docstore_open(&seg->ds, sec[SECTION_STORE], sec_len[SECTION_STORE], &store_err))
+        return xerr_corrupt(err, "segment %s: %s", name, store_err.msg);
     for (uint32_t d = 0; d < seg->n_docs; d++)
-        if (get_u32le(seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 12) >= seg->ds.n_blocks)
-            return xerr_corrupt(err, "segment %s: document %u: no such store block", name, d);
+        if (get_u32le(seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 12) >= seg->ds.n_records)
+            return xerr_corrupt(err, "segment %s: document %u: no such stored record", name, d);
     return XE_OK;
 }
 
@@ -370,6 +369,7 @@ int segment_open(const char *path, struct segment **out, struct xerr *err)
     *out = seg;
     return XE_OK;
 out_unmap:
+    docstore_close(&seg->ds);
     if (seg->map)
         munmap(seg->map, seg->map_len);
 out_close:
@@ -384,6 +384,7 @@ void segment_close(struct segment *seg)
 {
     if (!seg)
         return;
+    docstore_close(&seg->ds);
     if (seg->map)
         munmap(seg->map, seg->map_len);
     free(seg->path);
@@ -514,11 +515,10 @@ void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *
 
     for (int f = 0; f < N_FIELDS; f++)
         out->field_tokens[f] = get_u32le(e + 4 * f);
-    out->store.block = get_u32le(e + 12);
+    out->store.record = get_u32le(e + 12);
     out->date_s = (int64_t)get_u64le(e + 16);
     out->id = (const char *)seg->ids + get_u32le(e + 24);
     out->id_len = e[28] | (size_t)e[29] << 8;
-    out->store.index = e[30] | (uint32_t)e[31] << 8;
 }
 
 uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)
@@ -549,8 +549,10 @@ int segment_record(const struct segment *seg, uint32_t docid, struct buf *scratc
     if (docid >= seg->n_docs)
         return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", base_name(seg->path),
                         docid);
+    struct xerr store_err = { 0 };
     segment_doc(seg, docid, &entry);
-    return docstore_read(&seg->ds, entry.store, scratch, rec, len, err);
+    int rc = docstore_read(&seg->ds, entry.store, scratch, rec, len, &store_err);
+    return rc ? xerr_set(err, rc, "segment %s: %s", base_name(seg->path), store_err.msg) : XE_OK;
 }
 
 int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
@@ -558,7 +560,11 @@ int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
 {
     const unsigned char *rec;
     size_t len;
+    struct xerr rec_err = { 0 };
     int rc = segment_record(seg, docid, scratch, &rec, &len, err);
 
-    return rc ? rc : doc_record_decode(rec, len, d, err);
+    if (!rc && (rc = doc_record_decode(rec, len, d, &rec_err)))
+        xerr_set(err, rc, "segment %s: document %u: %s", base_name(seg->path), docid,
+                 rec_err.msg);
+    return rc;
 }

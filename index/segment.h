@@ -1,7 +1,7 @@
 /*
  * Segments: immutable index files, written once, then memory-mapped.
  *
- * Segment file, version 1. Integers little-endian; varint is LEB128.
+ * Segment file, version 2. Integers little-endian; varint is LEB128.
  *   off  size  field
  *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
  *   8    4     format version; readers refuse others and say which they found
@@ -30,9 +30,9 @@
  * Docs section: n_docs x 32-byte entries, then n_docs x u32 docids sorted by
  * id bytes (lookup by id), then the ids back to back. Entry:
  *   0 u32 title tokens, 4 u32 body tokens, 8 u32 meta tokens,
- *   12 u32 store block, 16 i64 date (seconds since the epoch, INT64_MIN when
- *   absent), 24 u32 id offset in the ids area, 28 u16 id bytes,
- *   30 u16 record index within the store block
+ *   12 u32 stored record number, 16 i64 date (seconds since the epoch,
+ *   INT64_MIN when absent), 24 u32 id offset in the ids area, 28 u16 id
+ *   bytes, 30 u16 zero
  *
  * Store section: the document store, as in index/docstore.h.
  */
@@ -50,7 +50,7 @@
 struct xerr;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
-#define SEGMENT_VERSION 1
+#define SEGMENT_VERSION 2
 #define SEGMENT_HEADER_BYTES 128
 #define SEGMENT_DOC_ENTRY_BYTES 32
 #define SEGMENT_TERMS_PER_BLOCK 32

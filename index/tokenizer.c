@@ -42,6 +42,7 @@ struct scan {
 
     /* the CJK run: its length so far and its last character */
     uint32_t run_len;
+    bool after_cjk; /* the last visible token came from a CJK run */
     struct norm_char prev;
 };
 
@@ -134,6 +135,7 @@ static void word_flush(struct scan *s)
         return;
     for (size_t i = 0; i < s->word_len; i++)
         len += utf8_put(s->word[i], term + len);
+    s->after_cjk = false;
     struct token tok = {
         .term = term,
         .term_len = len,
@@ -194,6 +196,12 @@ static void cjk_add(struct scan *s, const struct norm_char *c, uint32_t end_char
     char term[12];
     uint32_t start_char_of_c = c->start_char;
 
+    /* A new run right after another one (only a separator between) starts
+     * one position further, so that no phrase of bigrams spans the two:
+     * 普惠化 must not match "普惠，惠化". */
+    if (!s->run_len && s->after_cjk)
+        s->next_position++;
+    s->after_cjk = true;
     /* the hidden one-character term */
     term[0] = TERM_CHAR_PREFIX;
     struct token hidden = {

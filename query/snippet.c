@@ -161,7 +161,8 @@ static int marker_run(struct marker *m, const struct query *q, const char *text,
         m->toks[i].term = (const char *)m->terms.data + (uintptr_t)m->toks[i].term;
     if (!m->nomem)
         query_positive_leaves(q, mark_leaf, m);
-    qsort(m->ranges, m->n_ranges, sizeof *m->ranges, range_cmp);
+    if (m->n_ranges)
+        qsort(m->ranges, m->n_ranges, sizeof *m->ranges, range_cmp);
     return m->nomem ? XE_NOMEM : XE_OK;
 }
 
@@ -203,10 +204,10 @@ static void emit_plain(struct buf *out, const char *text, size_t from, size_t to
     }
     size_t start = from;
     for (size_t i = from; i < to; i++) {
-        if (text[i] != '\n' && text[i] != '\r' && text[i] != '\t')
+        if (text[i] != '\n' && text[i] != '\r' && text[i] != '\t' && text[i] != ' ')
             continue;
         html_escape(out, text + start, i - start);
-        if (out->len && out->data[out->len - 1] != ' ')
+        if (!out->len || out->data[out->len - 1] != ' ')
             buf_append_byte(out, ' ');
         start = i + 1;
     }

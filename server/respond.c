@@ -86,8 +86,14 @@ void respond_bytes(struct exchange *ex, int status, const char *content_type, co
     struct evkeyvalq *headers = evhttp_request_get_output_headers(ex->req);
 
     evhttp_add_header(headers, "Content-Type", content_type);
-    if (body)
+    if (evhttp_request_get_command(ex->req) == EVHTTP_REQ_HEAD) {
+        /* the length a GET would have, and no body */
+        char n[24];
+        snprintf(n, sizeof n, "%zu", len);
+        evhttp_add_header(headers, "Content-Length", n);
+    } else if (body) {
         evbuffer_add(body, data, len);
+    }
     evhttp_send_reply(ex->req, status, reason_of(status), body);
     if (body)
         evbuffer_free(body);

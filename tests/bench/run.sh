@@ -1,0 +1,89 @@
+#!/bin/sh
+# make bench: fetches and builds the benchmark corpus (poetry.jsonl, from the
+# npm package chinese-poetry 2.0.1), then prints each figure beside a
+# baseline measured in the same run. Bounded: a few minutes on 2 cores.
+#   BENCH_SECONDS  length of each wrk run (default 20)
+set -eu
+out=build/bench
+mkdir -p "$out"
+secs=${BENCH_SECONDS:-20}
+cores=$(nproc)
+
+# wrk, npm and python3, each from Debian when missing (npm may come with a
+# nodejs package from elsewhere: only missing commands are installed)
+missing=""
+for cmd in wrk npm python3 curl; do
+    command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+    else
+        echo "bench: needs$missing (apt-get install$missing)" >&2; exit 1
+    fi
+fi
+
+# ---- corpus ----
+if [ ! -s "$out/poetry.jsonl" ]; then
+    echo "bench: fetching chinese-poetry 2.0.1 and building poetry.jsonl"
+    rm -rf "$out/npm" && mkdir -p "$out/npm"
+    (cd "$out/npm" && npm pack --silent chinese-poetry@2.0.1 >/dev/null && tar xzf chinese-poetry-2.0.1.tgz)
+    python3 corpus/make_poetry.py "$out/npm/package" "$out/poetry.jsonl.tmp"
+    mv "$out/poetry.jsonl.tmp" "$out/poetry.jsonl"
+    rm -rf "$out/npm"
+fi
+corpus_bytes=$(wc -c < "$out/poetry.jsonl")
+corpus_docs=$(wc -l < "$out/poetry.jsonl")
+
+# ---- build ----
+echo
+echo "== build: xun index on poetry.jsonl ($corpus_docs documents, $((corpus_bytes / 1048576)) MiB)"
+base_start=$(date +%s.%N)
+./build/opt/bench_parse "$out/poetry.jsonl"
+base_end=$(date +%s.%N)
+rm -rf "$out/poetry-index"
+start=$(date +%s.%N)
+./xun index --data "$out/poetry-index" "$out/poetry.jsonl" 2>/dev/null
+end=$(date +%s.%N)
+python3 - "$base_start" "$base_end" "$start" "$end" "$corpus_docs" "$corpus_bytes" <<'PY'
+import sys
+bs, be, s, e, docs, size = map(float, sys.argv[1:])
+base, took = be - bs, e - s
+print("  %-40s %8.2f s" % ("baseline: read + parse the JSON lines", base))
+print("  %-40s %8.2f s  %8.0f docs/s  %6.1f MB/s  x base %.1f" %
+      ("xun index, 1 thread", took, docs / took, size / 1e6 / took, took / base))
+PY
+python3 tests/bench/index_size.py "$out/poetry-index" "$corpus_bytes"
+
+# ---- engine ----
+echo
+echo "== engine: query mix in process"
+./build/opt/bench_engine "$out/poetry-index" ../shared/bench/mix.txt 3
+
+# ---- HTTP ----
+echo
+echo "== HTTP: wrk -t1 -c16 -d${secs}s --latency, query mix"
+port=18391; base_port=18392
+./xun serve --data "$out/poetry-index" --listen 127.0.0.1:$port --quiet 2>/dev/null &
+xun_pid=$!
+./build/opt/baseline_server $base_port &
+base_pid=$!
+trap 'kill $xun_pid $base_pid 2>/dev/null || true' EXIT INT TERM
+for i in $(seq 50); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1
+done
+wrk_run() { wrk -t1 -c16 -d"${secs}s" --latency "$@" 2>&1; }
+wrk_run "http://127.0.0.1:$base_port/" > "$out/wrk-baseline.txt"
+wrk_run -s tests/bench/mix.lua "http://127.0.0.1:$port" -- ../shared/bench/mix.txt \
+    > "$out/wrk-snippets.txt"
+wrk_run -s tests/bench/mix.lua "http://127.0.0.1:$port" -- ../shared/bench/mix.txt "&highlight=0" \
+    > "$out/wrk-plain.txt"
+python3 tests/bench/wrk_table.py "$out/wrk-baseline.txt" "$out/wrk-snippets.txt" "$out/wrk-plain.txt"
+kill $xun_pid $base_pid 2>/dev/null || true
+wait 2>/dev/null || true
+trap - EXIT INT TERM
+
+# ---- writes ----
+echo
+echo "== writes"
+./build/opt/bench_writes 3
