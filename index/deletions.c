@@ -106,13 +106,13 @@ int deletions_read(const char *path, uint32_t n_docs, struct deletions **out, st
         free(data);
         return xerr_set(err, XE_NOMEM, "out of memory");
     }
-    uint32_t count = 0;
+    uint32_t count = 0, want = get_u32le(p + 16);
     for (size_t i = 0; i < words; i++) {
         d->bits[i] = get_u64le(p + DELETIONS_HEADER_BYTES + 8 * i);
         count += (uint32_t)__builtin_popcountll(d->bits[i]);
     }
     free(data);
-    if (count != get_u32le(p + 16) ||
+    if (count != want ||
         (n_docs % 64 && words && d->bits[words - 1] >> (n_docs % 64))) {
         free(d);
         return xerr_corrupt(err, "deletions %s: count does not match the bitmap", name);

@@ -3,13 +3,18 @@
  * filters and sorts by, and the original JSON it stores. Parsing JSON is the
  * server's job; index/ only sees these views.
  *
- * A stored record keeps the fields again next to the JSON, so that snippets
- * and hits need no JSON parsing. Record layout (all lengths varint):
+ * A stored record keeps the fields apart, so that snippets and hits need
+ * no JSON parsing, and the original JSON as a template in which each field
+ * value that is written the usual way (a string with the minimal escapes)
+ * is replaced by a reference to the field: the text is stored once, and
+ * doc_json() gives back the JSON byte for byte. Record layout:
  *   varint present-field mask (DOC_HAS_*)
  *   for id, title, body, source, date, url in that order, when present:
  *       varint len, bytes
  *   when DOC_HAS_TAGS: varint n_tags, then n_tags x (varint len, bytes)
- *   varint len, the original JSON
+ *   varint len, the JSON template: the JSON with some string values
+ *       replaced by a NUL byte and a field code (1 + index of id, title,
+ *       body, source, date, url; 7 + tag number); NUL never occurs in JSON
  */
 #ifndef XUN_INDEX_DOC_H
 #define XUN_INDEX_DOC_H
@@ -39,15 +44,20 @@ struct doc_fields {
     struct text tags[DOC_MAX_TAGS];
     size_t n_tags;
     int64_t date_s; /* seconds since the epoch (UTC), DOC_DATE_NONE when absent */
-    struct text json;
+    struct text json;          /* the document as given (to encode) */
+    struct text json_template; /* after decoding: see doc_json() */
 };
 
 /* Appends the stored record of d to out. */
 int doc_record_encode(const struct doc_fields *d, struct buf *out);
 
-/* Fills d with views into rec; XE_CORRUPT when the bytes do not parse. */
+/* Fills d with views into rec (json stays empty: doc_json() rebuilds it);
+ * XE_CORRUPT when the bytes do not parse. */
 int doc_record_decode(const unsigned char *rec, size_t len, struct doc_fields *d,
                       struct xerr *err);
+
+/* Appends the original JSON of a decoded document to out. */
+int doc_json(const struct doc_fields *d, struct buf *out, struct xerr *err);
 
 /*
  * Parses "YYYY-MM-DD" or an RFC 3339 date-time ("2023-04-29T08:00:00+08:00",

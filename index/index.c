@@ -85,6 +85,7 @@ struct snapshot *snapshot_make(struct index_segment *const *segs,
         snap->deleted[i] = deleted ? deleted[i] : NULL;
         deletions_ref(snap->deleted[i]);
         snap->n_docs += segment_n_docs(seg) - (snap->deleted[i] ? snap->deleted[i]->count : 0);
+        snap->n_docs_stored += segment_n_docs(seg);
         snap->n_terms += segment_n_terms(seg);
         snap->bytes += segment_file_bytes(seg);
         for (int f = 0; f < N_FIELDS; f++)

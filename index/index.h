@@ -54,6 +54,7 @@ struct snapshot {
     struct index_segment **segments; /* oldest first */
     struct deletions **deleted;      /* per segment; NULL: none deleted */
     uint64_t n_docs;                 /* live documents */
+    uint64_t n_docs_stored;          /* documents in the segments, deleted ones too */
     uint64_t n_terms;                /* summed over segments: an upper bound */
     uint64_t field_tokens[N_FIELDS];
     uint64_t bytes;

@@ -22,6 +22,8 @@
 #include "index/tokenizer.h"
 
 #define MEMINDEX_ARENA_MAX ((size_t)1 << 36)
+/* Code points below this have their hidden term in a direct table (all CJK planes). */
+#define MEMINDEX_CHAR_TERMS 0x40000
 
 struct mlist {
     unsigned char *data;
@@ -39,6 +41,7 @@ struct mterm {
 
 struct mdoc {
     uint32_t field_tokens[N_FIELDS];
+    uint32_t field_start[N_FIELDS];
     int64_t date_s;
     uint64_t id_off; /* in the ids arena */
     uint16_t id_len;
@@ -57,8 +60,9 @@ struct memindex {
     struct buf term_bytes;
     struct mterm *terms;
     uint32_t n_terms, terms_cap;
-    uint32_t *term_slots; /* hash table of term_id + 1, 0 = empty */
+    uint64_t *term_slots; /* hash table of hash << 32 | term_id + 1; 0 = empty */
     uint32_t term_slots_cap;
+    uint32_t *char_terms; /* hidden one-character terms by code point: term_id + 1 */
 
     struct buf id_bytes;
     struct mdoc *docs;
@@ -87,7 +91,11 @@ static uint64_t hash_bytes(const void *p, size_t len)
 
     for (size_t i = 0; i < len; i++)
         h = (h ^ s[i]) * 0x100000001b3ull;
-    return h ^ (h >> 29);
+    /* FNV's low bits are weak for short keys: mix them all in (murmur3's finalizer) */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
 }
 
 struct memindex *memindex_new(void)
@@ -102,10 +110,11 @@ struct memindex *memindex_new(void)
     mi->term_slots_cap = 1u << 16;
     mi->id_slots_cap = 1u << 12;
     mi->term_slots = calloc(mi->term_slots_cap, sizeof *mi->term_slots);
+    mi->char_terms = calloc(MEMINDEX_CHAR_TERMS, sizeof *mi->char_terms);
     mi->id_slots = calloc(mi->id_slots_cap, sizeof *mi->id_slots);
     mi->store = docstore_writer_new();
     mi->block_docs = POSTINGS_BLOCK_DOCS;
-    if (!mi->term_slots || !mi->id_slots || !mi->store) {
+    if (!mi->term_slots || !mi->char_terms || !mi->id_slots || !mi->store) {
         memindex_free(mi);
         return NULL;
     }
@@ -120,6 +129,7 @@ void memindex_free(struct memindex *mi)
         free(mi->terms[i].list.data);
     free(mi->terms);
     free(mi->term_slots);
+    free(mi->char_terms);
     free(mi->docs);
     free(mi->id_slots);
     free(mi->toks);
@@ -172,30 +182,53 @@ static bool rehash(uint32_t **slots, uint32_t *cap, uint32_t count,
     return true;
 }
 
-static uint64_t term_hash_of(const struct memindex *mi, uint32_t id)
-{
-    return hash_bytes(mi->term_bytes.data + mi->terms[id].term_off, mi->terms[id].term_len);
-}
-
 static uint64_t id_hash_of(const struct memindex *mi, uint32_t docid)
 {
     return hash_bytes(mi->id_bytes.data + mi->docs[docid].id_off, mi->docs[docid].id_len);
 }
 
+/* Doubles the term table at three quarters full; the hashes it holds spare a rehash. */
+static bool term_table_grow(struct memindex *mi)
+{
+    if ((uint64_t)(mi->n_terms + 1) * 4 < (uint64_t)mi->term_slots_cap * 3)
+        return true;
+    uint32_t cap = mi->term_slots_cap * 2;
+    uint64_t *fresh = calloc(cap, sizeof *fresh);
+    if (!fresh)
+        return false;
+    for (uint32_t i = 0; i < mi->term_slots_cap; i++) {
+        uint64_t v = mi->term_slots[i];
+        if (!v)
+            continue;
+        uint32_t s = (uint32_t)(v >> 32) & (cap - 1);
+        while (fresh[s])
+            s = (s + 1) & (cap - 1);
+        fresh[s] = v;
+    }
+    free(mi->term_slots);
+    mi->term_slots = fresh;
+    mi->term_slots_cap = cap;
+    return true;
+}
+
 /* Finds or adds a term; UINT32_MAX when out of memory. */
 static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, bool positions)
 {
-    if (!rehash(&mi->term_slots, &mi->term_slots_cap, mi->n_terms, term_hash_of, mi))
+    if (!term_table_grow(mi))
         return UINT32_MAX;
     uint32_t mask = mi->term_slots_cap - 1;
-    uint32_t s = (uint32_t)hash_bytes(term, len) & mask;
+    uint32_t hash = (uint32_t)hash_bytes(term, len);
+    uint32_t s = hash & mask;
+    /* the slot holds the hash: most probes are decided without touching the term */
     for (;; s = (s + 1) & mask) {
-        uint32_t v = mi->term_slots[s];
+        uint64_t v = mi->term_slots[s];
         if (!v)
             break;
-        const struct mterm *t = &mi->terms[v - 1];
+        if ((uint32_t)(v >> 32) != hash)
+            continue;
+        const struct mterm *t = &mi->terms[(uint32_t)v - 1];
         if (t->term_len == len && !memcmp(mi->term_bytes.data + t->term_off, term, len))
-            return v - 1;
+            return (uint32_t)v - 1;
     }
     if (mi->n_terms == mi->terms_cap) {
         uint32_t cap = mi->terms_cap ? mi->terms_cap * 2 : 4096;
@@ -211,18 +244,38 @@ static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, b
     mi->terms[mi->n_terms] = (struct mterm){ .term_off = off, .term_len = (uint16_t)len,
                                              .has_positions = positions,
                                              .last_doc = UINT32_MAX };
-    mi->term_slots[s] = ++mi->n_terms;
+    mi->term_slots[s] = (uint64_t)hash << 32 | ++mi->n_terms;
     return mi->n_terms - 1;
+}
+
+/* The code point of a hidden one-character term ("\x01" + UTF-8), or -1. */
+static int32_t char_term_cp(const struct token *tok)
+{
+    const unsigned char *p = (const unsigned char *)tok->term + 1;
+
+    if (tok->term_len == 4 && (p[0] & 0xF0) == 0xE0)
+        return (p[0] & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    if (tok->term_len == 5 && (p[0] & 0xF8) == 0xF0)
+        return (p[0] & 0x07) << 18 | (p[1] & 0x3F) << 12 | (p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    return -1;
 }
 
 static int on_token(void *ctx, const struct token *tok)
 {
     struct memindex *mi = ctx;
     bool hidden = tok->kind == TOKEN_CJK_CHAR;
+    uint32_t id;
 
     if (!hidden && ++mi->field_count > FIELD_MAX_TOKENS)
         return 1; /* the rest of an absurdly long field is not indexed */
-    uint32_t id = term_intern(mi, tok->term, tok->term_len, !hidden);
+    int32_t cp = hidden ? char_term_cp(tok) : -1;
+    if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS && mi->char_terms[cp]) {
+        id = mi->char_terms[cp] - 1; /* half of all CJK tokens: a direct lookup */
+    } else {
+        id = term_intern(mi, tok->term, tok->term_len, !hidden);
+        if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS && id != UINT32_MAX)
+            mi->char_terms[cp] = id + 1;
+    }
     if (id == UINT32_MAX) {
         mi->rc = XE_NOMEM;
         return 1;
@@ -405,8 +458,10 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
     mi->cur_field = FIELD_TITLE;
     pos = add_text(mi, d->title, pos, &doc.field_tokens[FIELD_TITLE]);
     mi->cur_field = FIELD_BODY;
+    doc.field_start[FIELD_BODY] = pos;
     pos = add_text(mi, d->body, pos, &doc.field_tokens[FIELD_BODY]);
     mi->cur_field = FIELD_META;
+    doc.field_start[FIELD_META] = pos;
     pos = add_text(mi, d->source, pos, &doc.field_tokens[FIELD_META]);
     for (size_t i = 0; i < d->n_tags; i++)
         pos = add_text(mi, d->tags[i], pos, &doc.field_tokens[FIELD_META]);
@@ -422,17 +477,36 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
     return XE_OK;
 }
 
-/* Term ids sorted by their bytes. */
+/*
+ * Terms sorted by their bytes. Each carries its first 8 bytes as a big-endian
+ * key, so most comparisons are one integer compare with no memory access;
+ * only terms sharing 8 bytes compare the rest.
+ */
+struct term_key {
+    uint64_t prefix;
+    uint32_t id;
+};
+
 static _Thread_local const struct memindex *sort_mi;
 
 static int term_order_cmp(const void *a, const void *b)
 {
-    const struct mterm *x = &sort_mi->terms[*(const uint32_t *)a];
-    const struct mterm *y = &sort_mi->terms[*(const uint32_t *)b];
+    const struct term_key *ka = a, *kb = b;
+    if (ka->prefix != kb->prefix)
+        return ka->prefix < kb->prefix ? -1 : 1;
+    const struct mterm *x = &sort_mi->terms[ka->id], *y = &sort_mi->terms[kb->id];
     size_t n = x->term_len < y->term_len ? x->term_len : y->term_len;
     int c = memcmp(sort_mi->term_bytes.data + x->term_off, sort_mi->term_bytes.data + y->term_off,
                    n);
     return c ? c : (x->term_len > y->term_len) - (x->term_len < y->term_len);
+}
+
+static uint64_t prefix_key(const unsigned char *p, size_t len)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < 8; i++)
+        k = k << 8 | (i < len ? p[i] : 0);
+    return k;
 }
 
 /* Re-encodes term t's raw list into w, renumbering docids by new_id. */
@@ -487,7 +561,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
 {
     struct segment_writer *sw = segment_writer_new();
     uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
-    uint32_t *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
+    struct term_key *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
     uint32_t *positions = NULL;
     size_t positions_cap = 0;
     struct postings_writer pw;
@@ -516,14 +590,16 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
             .store = d->store,
         };
         memcpy(sd.field_tokens, d->field_tokens, sizeof sd.field_tokens);
+        memcpy(sd.field_start, d->field_start, sizeof sd.field_start);
         rc = segment_writer_add_doc(sw, &sd, err);
     }
     for (uint32_t i = 0; i < mi->n_terms; i++)
-        order[i] = i;
+        order[i] = (struct term_key){
+            prefix_key(mi->term_bytes.data + mi->terms[i].term_off, mi->terms[i].term_len), i };
     sort_mi = mi;
     qsort(order, mi->n_terms, sizeof *order, term_order_cmp);
     for (uint32_t i = 0; i < mi->n_terms && !rc; i++) {
-        const struct mterm *t = &mi->terms[order[i]];
+        const struct mterm *t = &mi->terms[order[i].id];
         uint32_t df;
         rc = encode_term(t, new_id, &pw, &positions, &positions_cap, &df);
         if (rc) {

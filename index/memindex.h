@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "index/doc.h"
+#include "index/limits.h"
 
 struct xerr;
 struct memindex;
@@ -43,9 +44,13 @@ bool memindex_delete(struct memindex *mi, const char *id, size_t len);
 void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs);
 
 /*
- * The position-space layout of a document, shared with snippets and
- * queries: field f of a document starts at field_start(f) as computed here.
+ * The position space of a document: the title from 0, then the body, then
+ * source and tags, each FIELD_GAP positions after the last position before
+ * it; where each field starts is kept in the doc table (segment.h). The gap
+ * is wider than any query phrase can span (QUERY_MAX_TERMS terms, each at
+ * most one position apart plus one for a separator), so no phrase matches
+ * across two fields or two tags.
  */
-#define FIELD_GAP 1
+#define FIELD_GAP (2 * QUERY_MAX_TERMS + 2)
 
 #endif

@@ -63,10 +63,14 @@ int postings_writer_add(struct postings_writer *w, uint32_t docid, const uint32_
                         const uint32_t *positions, uint32_t n_positions)
 {
     uint64_t gap = (uint64_t)((int64_t)docid - w->last_docid - 1);
-    bool simple = tf[FIELD_TITLE] == 0 && tf[FIELD_BODY] == 1 && tf[FIELD_META] == 0;
+    bool body_only = tf[FIELD_TITLE] == 0 && tf[FIELD_META] == 0;
+    unsigned shape = body_only ? (tf[FIELD_BODY] == 1 ? 0 : 1)
+                               : (tf[FIELD_TITLE] == 1 && !tf[FIELD_BODY] && !tf[FIELD_META] ? 2 : 3);
 
-    buf_append_varint(&w->block_docs_buf, gap << 1 | simple);
-    if (!simple)
+    buf_append_varint(&w->block_docs_buf, gap << 2 | shape);
+    if (shape == 1)
+        buf_append_varint(&w->block_docs_buf, tf[FIELD_BODY]);
+    if (shape == 3)
         for (int f = 0; f < N_FIELDS; f++)
             buf_append_varint(&w->block_docs_buf, tf[f]);
     if (w->has_positions) {
@@ -85,8 +89,18 @@ int postings_writer_add(struct postings_writer *w, uint32_t docid, const uint32_
 
 int postings_writer_finish(struct postings_writer *w, struct buf *out)
 {
+    if (w->n_blocks == 0 && w->in_block) {
+        /* one block: no skip table, only where its positions start */
+        buf_append_varint(out, (uint64_t)w->n_docs << 1);
+        buf_append_varint(out, w->block_docs_buf.len);
+        buf_append(out, w->block_docs_buf.data, w->block_docs_buf.len);
+        buf_append(out, w->block_pos_buf.data, w->block_pos_buf.len);
+        if (w->block_docs_buf.rc || w->block_pos_buf.rc)
+            return w->block_docs_buf.rc ? w->block_docs_buf.rc : w->block_pos_buf.rc;
+        return out->rc;
+    }
     writer_end_block(w);
-    buf_append_varint(out, w->n_docs);
+    buf_append_varint(out, (uint64_t)w->n_docs << 1 | 1);
     buf_append_varint(out, w->n_blocks);
     buf_append(out, w->skip.data, w->skip.len);
     buf_append(out, w->data.data, w->data.len);
@@ -108,13 +122,33 @@ void postings_cursor_init(struct postings_cursor *c, const unsigned char *data, 
                           bool has_positions, uint32_t max_docid)
 {
     const unsigned char *p = data, *end = data + len;
-    uint32_t n_docs, n_blocks;
+    uint64_t head;
+    uint32_t n_docs, n_blocks = 1;
 
     *c = (struct postings_cursor){ .docid = DOCID_END, .has_positions = has_positions,
                                    .max_docid = max_docid, .prev_docid = -1 };
-    if (!varint_get32(&p, end, &n_docs) || !varint_get32(&p, end, &n_blocks) ||
-        n_blocks > n_docs || n_docs > max_docid) {
+    if (!varint_get(&p, end, &head) || (head >> 1) > max_docid ||
+        ((head & 1) && !varint_get32(&p, end, &n_blocks)) || n_blocks > (head >> 1)) {
         cursor_fail(c);
+        return;
+    }
+    n_docs = (uint32_t)(head >> 1);
+    if (!(head & 1)) {
+        /* one block: its docs_bytes stands in for the skip table */
+        uint64_t docs_bytes;
+        const unsigned char *q = p;
+        if (!n_docs || !varint_get(&q, end, &docs_bytes) || !docs_bytes ||
+            docs_bytes > (uint64_t)(end - q)) {
+            cursor_fail(c);
+            return;
+        }
+        c->one_block = true;
+        c->n_docs = n_docs;
+        c->blocks_left = 1;
+        c->skip_p = p;
+        c->skip_end = q;
+        c->block_p = q;
+        c->end = end;
         return;
     }
     c->n_docs = n_docs;
@@ -145,6 +179,15 @@ static bool cursor_load_block(struct postings_cursor *c, int64_t *last_docid,
 {
     uint64_t delta, d_bytes, p_bytes;
 
+    if (c->one_block) {
+        if (!varint_get(&c->skip_p, c->skip_end, &d_bytes))
+            return cursor_fail(c);
+        *docs = c->block_p;
+        *docs_bytes = (size_t)d_bytes;
+        *pos_bytes = (size_t)(c->end - c->block_p) - (size_t)d_bytes;
+        *last_docid = (int64_t)c->max_docid - 1; /* unknown until the end */
+        return true;
+    }
     if (!varint_get(&c->skip_p, c->skip_end, &delta) ||
         !varint_get(&c->skip_p, c->skip_end, &d_bytes) ||
         !varint_get(&c->skip_p, c->skip_end, &p_bytes))
@@ -187,15 +230,19 @@ static bool cursor_decode_doc(struct postings_cursor *c)
 {
     uint64_t head;
 
-    if (!varint_get(&c->docs_p, c->docs_end, &head) || (head >> 1) >= c->max_docid)
+    if (!varint_get(&c->docs_p, c->docs_end, &head) || (head >> 2) >= c->max_docid)
         return cursor_fail(c);
-    int64_t docid = c->prev_docid + 1 + (int64_t)(head >> 1);
+    int64_t docid = c->prev_docid + 1 + (int64_t)(head >> 2);
     if (docid > c->block_last_docid)
         return cursor_fail(c);
-    if (head & 1) {
-        c->tf[FIELD_TITLE] = 0;
-        c->tf[FIELD_BODY] = 1;
+    unsigned shape = head & 3;
+    if (shape != 3) {
+        c->tf[FIELD_TITLE] = shape == 2;
+        c->tf[FIELD_BODY] = shape == 0;
         c->tf[FIELD_META] = 0;
+        if (shape == 1 && (!varint_get32(&c->docs_p, c->docs_end, &c->tf[FIELD_BODY]) ||
+                           !c->tf[FIELD_BODY] || c->tf[FIELD_BODY] > FIELD_MAX_TOKENS))
+            return cursor_fail(c);
     } else {
         uint32_t total = 0;
         for (int f = 0; f < N_FIELDS; f++) {
@@ -209,7 +256,7 @@ static bool cursor_decode_doc(struct postings_cursor *c)
     c->prev_docid = docid;
     c->docid = (uint32_t)docid;
     c->pos_read = false;
-    if (c->docs_p == c->docs_end && docid != c->block_last_docid)
+    if (c->docs_p == c->docs_end && docid != c->block_last_docid && !c->one_block)
         return cursor_fail(c);
     return true;
 }

@@ -3,15 +3,17 @@
  * frequencies per field and (optionally) positions, in blocks with a skip
  * table so that a cursor can jump over blocks it does not need.
  *
- * Encoding of one list, version 1 (all integers LEB128 varints):
- *   n_docs, n_blocks
- *   skip table, per block: last_docid delta (from the previous block's
- *       last docid, or from 0), docs_bytes, pos_bytes
- *   then per block: its docs bytes, then its positions bytes
- * Docs bytes, per document: (gap << 1 | simple) where gap = docid - previous
- *   docid - 1 (previous = -1 at the start of the list); simple = 1 means the
- *   term occurs once, in the body; else three varints follow: tf of title,
- *   body, meta.
+ * Encoding of one list, version 2 (all integers LEB128 varints):
+ *   (n_docs << 1 | more than one block)
+ *   one block (most lists: rare terms): docs_bytes, then the docs bytes and
+ *       the positions bytes
+ *   more blocks: n_blocks, then a skip table, per block: last_docid delta
+ *       (from the previous block's last docid, or from 0), docs_bytes,
+ *       pos_bytes; then per block: its docs bytes, then its positions bytes
+ * Docs bytes, per document: (gap << 2 | shape) where gap = docid - previous
+ *   docid - 1 (previous = -1 at the start of the list) and shape says the
+ *   frequencies: 0 once in the body; 1 varint n times in the body; 2 once in
+ *   the title; 3 three varints follow: tf of title, body, meta.
  * Positions bytes, per document: tf_title + tf_body + tf_meta varints, each
  *   position - previous position - 1 (previous = -1 for the document's first).
  * Lists without positions (hidden one-character terms) have pos_bytes 0.
@@ -66,6 +68,7 @@ struct postings_cursor {
     int64_t prev_docid, block_last_docid;
     uint32_t pos_skip;   /* position varints of earlier documents not yet skipped */
     bool has_positions, started, pos_read;
+    bool one_block; /* its last docid is not stored: known only at its end */
 };
 
 /* max_docid: docids at or above it are damage. */

@@ -33,7 +33,7 @@ enum { SECTION_TERMS, SECTION_POSTINGS, SECTION_DOCS, SECTION_STORE, N_SECTIONS 
 
 struct segment_writer {
     struct buf terms;      /* dictionary entries */
-    struct buf block_offs; /* u32 per dictionary block */
+    struct buf block_offs; /* per dictionary block: u32 entry offset, u64 postings offset */
     struct buf postings;
     struct buf docs;       /* fixed entries */
     struct buf ids;
@@ -88,6 +88,8 @@ int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *d
     e[28] = (unsigned char)doc->id_len;
     e[29] = (unsigned char)(doc->id_len >> 8);
     e[30] = e[31] = 0;
+    put_u32le(e + 32, doc->field_start[FIELD_BODY]);
+    put_u32le(e + 36, doc->field_start[FIELD_META]);
     buf_append(&w->docs, e, sizeof e);
     buf_append(&w->ids, doc->id, doc->id_len);
     w->n_docs++;
@@ -113,6 +115,7 @@ int segment_writer_add_term(struct segment_writer *w, const char *term, size_t l
         return xerr_set(err, XE_INPUT, "segment writer: terms out of order");
     if (w->n_terms % SEGMENT_TERMS_PER_BLOCK == 0) {
         buf_append_u32le(&w->block_offs, (uint32_t)w->terms.len);
+        buf_append_u64le(&w->block_offs, w->postings.len);
         w->n_blocks++;
         if (w->terms.len > UINT32_MAX)
             return xerr_set(err, XE_LIMIT, "segment writer: dictionary over 4 GiB");
@@ -123,10 +126,8 @@ int segment_writer_add_term(struct segment_writer *w, const char *term, size_t l
     buf_append_varint(&w->terms, shared);
     buf_append_varint(&w->terms, len - shared);
     buf_append(&w->terms, term + shared, len - shared);
-    buf_append_varint(&w->terms, df);
-    buf_append_varint(&w->terms, w->postings.len);
+    buf_append_varint(&w->terms, (uint64_t)df << 1 | has_positions);
     buf_append_varint(&w->terms, postings_len);
-    buf_append_byte(&w->terms, has_positions ? SEGMENT_TERM_POSITIONS : 0);
     buf_append(&w->postings, postings, postings_len);
     memcpy(w->prev_term, term, len);
     w->prev_len = len;
@@ -146,8 +147,10 @@ static _Thread_local struct id_sort id_sort_ctx;
 
 static int id_order_cmp(const void *a, const void *b)
 {
-    const unsigned char *ea = id_sort_ctx.entries + (size_t)*(const uint32_t *)a * 32;
-    const unsigned char *eb = id_sort_ctx.entries + (size_t)*(const uint32_t *)b * 32;
+    const unsigned char *ea =
+        id_sort_ctx.entries + (size_t)*(const uint32_t *)a * SEGMENT_DOC_ENTRY_BYTES;
+    const unsigned char *eb =
+        id_sort_ctx.entries + (size_t)*(const uint32_t *)b * SEGMENT_DOC_ENTRY_BYTES;
     size_t la = ea[28] | (size_t)ea[29] << 8, lb = eb[28] | (size_t)eb[29] << 8;
     return term_cmp((const char *)id_sort_ctx.ids + get_u32le(ea + 24), la,
                     (const char *)id_sort_ctx.ids + get_u32le(eb + 24), lb);
@@ -172,9 +175,12 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
     /* terms */
     sec_off[SECTION_TERMS] = file.len;
     buf_append_u32le(&file, w->n_blocks);
-    uint32_t head = 4 + 4 * w->n_blocks;
-    for (uint32_t i = 0; i < w->n_blocks; i++)
-        buf_append_u32le(&file, head + get_u32le(w->block_offs.data + 4 * (size_t)i));
+    uint32_t head = 4 + SEGMENT_BLOCK_ENTRY_BYTES * w->n_blocks;
+    for (uint32_t i = 0; i < w->n_blocks; i++) {
+        const unsigned char *e = w->block_offs.data + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)i;
+        buf_append_u32le(&file, head + get_u32le(e));
+        buf_append_u64le(&file, get_u64le(e + 4));
+    }
     buf_append(&file, w->terms.data, w->terms.len);
     sec_len[SECTION_TERMS] = file.len - sec_off[SECTION_TERMS];
     /* postings */
@@ -300,12 +306,14 @@ static int segment_check(struct segment *seg, struct xerr *err)
         return xerr_corrupt(err, "segment %s: no dictionary", name);
     seg->n_blocks = get_u32le(seg->terms);
     if (seg->n_blocks != (seg->n_terms + SEGMENT_TERMS_PER_BLOCK - 1) / SEGMENT_TERMS_PER_BLOCK ||
-        (seg->terms_len - 4) / 4 < seg->n_blocks)
+        (seg->terms_len - 4) / SEGMENT_BLOCK_ENTRY_BYTES < seg->n_blocks)
         return xerr_corrupt(err, "segment %s: dictionary block count %u for %u terms", name,
                             seg->n_blocks, seg->n_terms);
     for (uint32_t b = 0; b < seg->n_blocks; b++) {
-        uint32_t off = get_u32le(seg->terms + 4 + 4 * (size_t)b);
-        if (off < 4 + 4 * (size_t)seg->n_blocks || off >= seg->terms_len)
+        const unsigned char *e = seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b;
+        uint32_t off = get_u32le(e);
+        if (off < 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)seg->n_blocks ||
+            off >= seg->terms_len || get_u64le(e + 4) > seg->postings_len)
             return xerr_corrupt(err, "segment %s: dictionary block %u out of place", name, b);
     }
     /* doc table */
@@ -413,14 +421,16 @@ static void iter_block(struct segment_term_iter *it, uint32_t b)
         it->p = it->end = NULL;
         return;
     }
-    it->p = seg->terms + get_u32le(seg->terms + 4 + 4 * (size_t)b);
+    const unsigned char *e = seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b;
+    it->p = seg->terms + get_u32le(e);
     it->end = seg->terms + seg->terms_len;
+    it->postings_at = get_u64le(e + 4);
 }
 
 bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
 {
     const struct segment *seg = it->seg;
-    uint64_t shared, suffix, df, off, len;
+    uint64_t shared, suffix, df, len;
 
     if (it->p && it->in_block == SEGMENT_TERMS_PER_BLOCK)
         iter_block(it, it->block + 1);
@@ -433,14 +443,15 @@ bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
     memcpy(it->term + shared, it->p, suffix);
     it->p += suffix;
     it->term_len = (size_t)(shared + suffix);
-    if (!varint_get(&it->p, it->end, &df) || !varint_get(&it->p, it->end, &off) ||
-        !varint_get(&it->p, it->end, &len) || it->p >= it->end || off > seg->postings_len ||
-        len > seg->postings_len - off || df > seg->n_docs)
+    if (!varint_get(&it->p, it->end, &df) || !varint_get(&it->p, it->end, &len) ||
+        it->postings_at > seg->postings_len || len > seg->postings_len - it->postings_at ||
+        (df >> 1) > seg->n_docs)
         goto damaged;
-    out->has_positions = *it->p++ & SEGMENT_TERM_POSITIONS;
-    out->df = (uint32_t)df;
-    out->postings = seg->postings + off;
+    out->has_positions = df & 1;
+    out->df = (uint32_t)(df >> 1);
+    out->postings = seg->postings + it->postings_at;
     out->postings_len = (size_t)len;
+    it->postings_at += len;
     it->in_block++;
     return true;
 damaged:
@@ -452,7 +463,8 @@ damaged:
 static bool block_head(const struct segment *seg, uint32_t b, const unsigned char **term,
                        size_t *len)
 {
-    const unsigned char *p = seg->terms + get_u32le(seg->terms + 4 + 4 * (size_t)b);
+    const unsigned char *p =
+        seg->terms + get_u32le(seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b);
     const unsigned char *end = seg->terms + seg->terms_len;
     uint64_t shared, suffix;
 
@@ -519,6 +531,9 @@ void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *
     out->date_s = (int64_t)get_u64le(e + 16);
     out->id = (const char *)seg->ids + get_u32le(e + 24);
     out->id_len = e[28] | (size_t)e[29] << 8;
+    out->field_start[FIELD_TITLE] = 0;
+    out->field_start[FIELD_BODY] = get_u32le(e + 32);
+    out->field_start[FIELD_META] = get_u32le(e + 36);
 }
 
 uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)

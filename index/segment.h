@@ -1,7 +1,7 @@
 /*
  * Segments: immutable index files, written once, then memory-mapped.
  *
- * Segment file, version 2. Integers little-endian; varint is LEB128.
+ * Segment file, version 4. Integers little-endian; varint is LEB128.
  *   off  size  field
  *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
  *   8    4     format version; readers refuse others and say which they found
@@ -19,11 +19,12 @@
  * Terms section: the term dictionary, sorted by bytes, in blocks of
  * SEGMENT_TERMS_PER_BLOCK terms so that a lookup is a binary search over
  * block heads and a short scan, with nothing to rebuild at open:
- *   u32 n_blocks, then n_blocks x u32 block offsets (from the section start)
+ *   u32 n_blocks, then per block: u32 offset of the block (from the section
+ *   start) and u64 offset of its first term's postings (in the postings
+ *   section; the lists of a block follow one another)
  *   per term: varint shared prefix with the previous term in the block (0 for
- *   a block's first), varint suffix length, suffix bytes, varint df, varint
- *   postings offset (in the postings section), varint postings bytes, u8 flags
- *   (SEGMENT_TERM_POSITIONS)
+ *   a block's first), varint suffix length, suffix bytes, varint
+ *   (df << 1 | has positions), varint postings bytes
  *
  * Postings section: the lists, back to back, each as in index/postings.h.
  *
@@ -32,7 +33,8 @@
  *   0 u32 title tokens, 4 u32 body tokens, 8 u32 meta tokens,
  *   12 u32 stored record number, 16 i64 date (seconds since the epoch,
  *   INT64_MIN when absent), 24 u32 id offset in the ids area, 28 u16 id
- *   bytes, 30 u16 zero
+ *   bytes, 30 u16 zero, 32 u32 first position of the body, 36 u32 first
+ *   position of the meta field (the title starts at 0; see memindex.h)
  *
  * Store section: the document store, as in index/docstore.h.
  */
@@ -50,15 +52,16 @@
 struct xerr;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
-#define SEGMENT_VERSION 2
+#define SEGMENT_VERSION 4
 #define SEGMENT_HEADER_BYTES 128
-#define SEGMENT_DOC_ENTRY_BYTES 32
+#define SEGMENT_DOC_ENTRY_BYTES 40
 #define SEGMENT_TERMS_PER_BLOCK 32
-#define SEGMENT_TERM_POSITIONS 1
+#define SEGMENT_BLOCK_ENTRY_BYTES 12
 
 /* One document's entry in the docs section. */
 struct segment_doc {
     uint32_t field_tokens[N_FIELDS];
+    uint32_t field_start[N_FIELDS]; /* first position of each field; title: 0 */
     int64_t date_s;
     const char *id; /* a view into the mapping (reader) or the caller's memory (writer) */
     size_t id_len;
@@ -128,6 +131,7 @@ struct segment_term_iter {
     const struct segment *seg;
     uint32_t block;
     const unsigned char *p, *end;
+    uint64_t postings_at; /* where the next term's postings start */
     char term[TOKEN_MAX_BYTES + 1];
     size_t term_len;
     uint32_t in_block;

@@ -17,8 +17,6 @@
 #include "index/fsutil.h"
 #include "index/limits.h"
 
-/* A record's payload is a document or an id: never more than a document. */
-#define WAL_PAYLOAD_MAX ((size_t)DOC_MAX_BYTES)
 #define WAL_BATCH_MAX ((size_t)1 << 34)
 
 struct wal {
@@ -41,6 +39,21 @@ static int write_all(int fd, const unsigned char *p, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+static uint32_t record_crc(const unsigned char *head, const void *payload, size_t len)
+{
+    uint32_t crc = crc32c(0, head, 4);
+    crc = crc32c(crc, head + 8, 9);
+    return crc32c(crc, payload, len);
+}
+
+static bool all_zero(const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i])
+            return false;
+    return true;
 }
 
 static void header_bytes(unsigned char h[WAL_HEADER_BYTES])
@@ -71,13 +84,17 @@ static int replay(struct wal *w, const unsigned char *data, size_t len, uint64_t
         if (left < WAL_RECORD_HEAD_BYTES)
             break; /* torn tail */
         uint32_t n = get_u32le(data + at);
-        if (n > WAL_PAYLOAD_MAX || n > left - WAL_RECORD_HEAD_BYTES)
-            break; /* cut short (or a torn length field) at the end */
-        uint32_t crc = crc32c(0, data + at + 8, 9 + (size_t)n);
+        if (n > WAL_PAYLOAD_MAX || n > left - WAL_RECORD_HEAD_BYTES) {
+            if (all_zero(data + at, left) || n > left - WAL_RECORD_HEAD_BYTES)
+                break; /* cut short by a crash */
+            return xerr_corrupt(err, "log %s: record at byte %zu: length %u too large", name,
+                                at, n);
+        }
+        uint32_t crc = record_crc(data + at, data + at + WAL_RECORD_HEAD_BYTES, n);
         size_t end = at + WAL_RECORD_HEAD_BYTES + n;
         if (crc != get_u32le(data + at + 4)) {
-            if (end == len)
-                break; /* the last record, half written */
+            if (end == len || all_zero(data + at, len - at))
+                break; /* the last record, half written, or space never written */
             return xerr_corrupt(err, "log %s: record at byte %zu: checksum mismatch", name, at);
         }
         struct wal_record rec = {
@@ -196,8 +213,7 @@ int wal_add(struct wal *w, enum wal_type type, uint64_t seq, const void *payload
     put_u32le(head, (uint32_t)len);
     head[8] = (unsigned char)type;
     put_u64le(head + 9, seq);
-    uint32_t crc = crc32c(crc32c(0, head + 8, 9), payload, len);
-    put_u32le(head + 4, crc);
+    put_u32le(head + 4, record_crc(head, payload, len));
     buf_append(&w->batch, head, sizeof head);
     buf_append(&w->batch, payload, len);
     return w->batch.rc;
@@ -224,6 +240,11 @@ int wal_commit(struct wal *w, struct xerr *err)
     w->fsyncs++;
     buf_reset(&w->batch);
     return XE_OK;
+}
+
+void wal_discard(struct wal *w)
+{
+    buf_reset(&w->batch);
 }
 
 uint64_t wal_bytes(const struct wal *w)

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "index/deletions.h"
+#include "index/docstore.h"
 #include "index/doc.h"
 #include "index/error.h"
 #include "index/index.h"
@@ -357,7 +358,8 @@ static void process(struct writer *w, struct submission *batch)
                                      : wal_add(w->wal, WAL_DELETE, ++w->seq, op->id, op->id_len);
         }
     if (rc) {
-        xerr_set(&err, rc, "write batch too large for the log");
+        wal_discard(w->wal);
+        xerr_set(&err, rc, "a document is too large for the log");
     } else if (!(rc = wal_commit(w->wal, &err))) {
         pthread_mutex_lock(&w->lock);
         w->stats.fsyncs++;
@@ -448,6 +450,7 @@ static void *writer_main(void *arg)
             break;
     }
     pthread_mutex_unlock(&w->lock);
+    docstore_thread_cleanup(); /* merges read stored records on this thread */
     return NULL;
 }
 

@@ -73,6 +73,11 @@ static double bm25f(double idf, const uint32_t tf[N_FIELDS], const struct doc_no
     return idf * tfn * (BM25_K1 + 1) / (tfn + BM25_K1);
 }
 
+/*
+ * Document frequencies count deleted documents until a merge drops them, so
+ * n_docs must count them too (as Lucene's docCount does): else a term whose
+ * df exceeds the live count would get a negative idf.
+ */
 static double idf_of(uint64_t df, uint64_t n_docs)
 {
     return log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
@@ -136,14 +141,12 @@ struct phrase_iter {
     struct exec *ex;
 };
 
-/* Which field a position of docid falls in (layout in index/memindex.h). */
+/* Which field a position of a document falls in (layout in index/memindex.h). */
 static enum doc_field field_of(const struct segment_doc *d, uint32_t pos)
 {
-    if (pos < d->field_tokens[FIELD_TITLE])
+    if (pos < d->field_start[FIELD_BODY])
         return FIELD_TITLE;
-    if ((uint64_t)pos < (uint64_t)d->field_tokens[FIELD_TITLE] + 1 + d->field_tokens[FIELD_BODY])
-        return FIELD_BODY;
-    return FIELD_META;
+    return pos < d->field_start[FIELD_META] ? FIELD_BODY : FIELD_META;
 }
 
 static bool grow_positions(struct exec *ex, uint32_t i, uint32_t need)
@@ -611,7 +614,7 @@ static void assign_idfs(const struct snapshot *snap, const struct qnode *n, doub
 {
     if (n->type == QNODE_TERM || n->type == QNODE_PHRASE) {
         for (uint32_t t = 0; t < n->n_terms; t++)
-            idfs[(*i)++] = idf_of(term_df(snap, &n->terms[t]), snap->n_docs);
+            idfs[(*i)++] = idf_of(term_df(snap, &n->terms[t]), snap->n_docs_stored);
         return;
     }
     for (uint32_t c = 0; c < n->n_children; c++)
@@ -636,7 +639,7 @@ int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
         return xerr_set(err, XE_NOMEM, "out of memory");
     }
     for (int f = 0; f < N_FIELDS; f++) {
-        ex.avg_len[f] = (double)snap->field_tokens[f] / (double)snap->n_docs;
+        ex.avg_len[f] = (double)snap->field_tokens[f] / (double)snap->n_docs_stored;
         if (ex.avg_len[f] <= 0)
             ex.avg_len[f] = 1;
     }

@@ -257,14 +257,17 @@ static void route_document(struct route_ctx *ctx, struct exchange *ex, char *id,
         respond_error(ex, 404, "no document with id \"%.64s\"", id);
         return;
     }
-    struct buf scratch;
+    struct buf scratch, json;
     struct doc_fields d;
     buf_init(&scratch, (size_t)4 * DOC_MAX_BYTES);
-    if (segment_load(snap->segments[seg]->seg, docid, &scratch, &d, &err))
+    buf_init(&json, (size_t)4 * DOC_MAX_BYTES);
+    if (segment_load(snap->segments[seg]->seg, docid, &scratch, &d, &err) ||
+        doc_json(&d, &json, &err))
         respond_error(ex, respond_status_of(err.code), "%s", err.msg);
     else
-        respond_bytes(ex, 200, "application/json; charset=utf-8", d.json.p, d.json.len);
+        respond_bytes(ex, 200, "application/json; charset=utf-8", json.data, json.len);
     buf_fini(&scratch);
+    buf_fini(&json);
     snapshot_release(snap);
 }
 
