@@ -462,14 +462,18 @@ int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq
         return rc;
     ix->applied_seq = seq;
     snprintf(ix->wal_name, sizeof ix->wal_name, "%s", wal_name);
-    /* the manifest is durable: what it no longer names can go (snap is the
-     * writer's whole state, so an unnamed segment was merged away) */
+    return XE_OK;
+}
+
+void index_remove_unnamed(struct index *ix, const struct snapshot *snap)
+{
+    char path[4096];
     DIR *d = opendir(ix->dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
         const char *name = e->d_name;
         if (!(valid_name(name, ".xseg") || valid_name(name, ".xdel") ||
-              valid_name(name, ".xlog")) || !strcmp(name, wal_name))
+              valid_name(name, ".xlog")) || !strcmp(name, ix->wal_name))
             continue;
         bool named = false;
         for (uint32_t i = 0; i < snap->n_segments && !named; i++)
@@ -482,7 +486,6 @@ int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq
     }
     if (d)
         closedir(d);
-    return XE_OK;
 }
 
 int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err)

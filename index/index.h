@@ -106,11 +106,16 @@ const char *index_wal_name(const struct index *ix); /* "" when none */
 
 /*
  * Makes snap durable: fsyncs its segments not yet durable, writes deletion
- * files that changed, then the manifest with seq and wal_name, and removes
- * the files the new manifest no longer names (an old log, merged segments).
+ * files that changed, then the manifest with seq and wal_name.
  */
 int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq,
                      const char *wal_name, struct xerr *err);
+/*
+ * Removes the index's files that snap does not name (an old log, merged
+ * segments, replaced deletions): for the writer, whose snapshot is the
+ * whole state, after a checkpoint.
+ */
+void index_remove_unnamed(struct index *ix, const struct snapshot *snap);
 
 /* Bulk loads: reserves a segment path, then adds the written file durably. */
 int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err);

@@ -308,6 +308,8 @@ static int checkpoint(struct writer *w, struct xerr *err)
         return rc;
     struct snapshot *snap = index_snapshot(w->ix);
     rc = index_checkpoint(w->ix, snap, w->seq, name, err);
+    if (!rc)
+        index_remove_unnamed(w->ix, snap);
     snapshot_release(snap);
     if (rc) {
         wal_close(fresh); /* the old log stays the one to replay */

@@ -1,8 +1,11 @@
 /*
- * Bulk loading JSON lines into an index (`xun index`): documents go through
- * an in-memory index that is written as a segment whenever it grows past
- * MEMINDEX_FLUSH_BYTES, and once more at the end. A bad line is reported
- * with its file and line number and skipped; the good ones are indexed.
+ * Bulk loading JSON lines into an index (`xun index`). A file is cut at line
+ * boundaries into one part per thread; each thread parses and indexes its
+ * part into its own in-memory index, written out as a segment whenever it
+ * grows past MEMINDEX_FLUSH_BYTES / threads and once at the end. Segments
+ * are committed in input order, so when an id occurs twice the later line
+ * wins. A bad line is reported with its file and line number and skipped.
+ * Standard input ("-") is read by one thread.
  */
 #ifndef XUN_SERVER_BULKLOAD_H
 #define XUN_SERVER_BULKLOAD_H
@@ -20,11 +23,11 @@ struct bulkload_stats {
 };
 
 /*
- * Loads each file ("-" is standard input). progress: draw a bar on stderr
- * (the caller decides: only on a terminal). Bad lines are reported on
- * errors (NULL: not reported).
+ * Loads each file with up to `threads` threads (0: one per core). progress:
+ * draw a bar on stderr (the caller decides: only on a terminal). Bad lines
+ * are reported on errors (NULL: not reported).
  */
-int bulkload_files(struct index *ix, char *const *files, int n_files, bool progress,
-                   FILE *errors, struct bulkload_stats *stats, struct xerr *err);
+int bulkload_files(struct index *ix, char *const *files, int n_files, int threads,
+                   bool progress, FILE *errors, struct bulkload_stats *stats, struct xerr *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "index/buf.h"
 #include "index/doc.h"
@@ -42,7 +43,7 @@ static bool authorized(struct route_ctx *ctx, struct exchange *ex)
         return true;
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(ex->req),
                                           "Authorization");
-    if (auth && !strncmp(auth, "Bearer ", 7) &&
+    if (auth && !strncasecmp(auth, "Bearer ", 7) && /* the scheme is case-insensitive */
         same_secret(auth + 7, strlen(auth + 7), key, strlen(key)))
         return true;
     evhttp_add_header(evhttp_request_get_output_headers(ex->req), "WWW-Authenticate",

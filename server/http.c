@@ -232,6 +232,9 @@ void server_stop(struct server *srv)
 {
     if (!srv)
         return;
+    /* first stop accepting: the socket closes when the workers drop their copies */
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
     for (int i = 0; i < srv->n_workers; i++)
         event_active(srv->workers[i].stop_event, 0, 0);
     for (int i = 0; i < srv->n_workers; i++) {
@@ -239,7 +242,6 @@ void server_stop(struct server *srv)
         worker_fini(&srv->workers[i]);
     }
     free(srv->workers);
-    close(srv->listen_fd);
     routes_fini(&srv->routes);
     free(srv);
 }

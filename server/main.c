@@ -48,10 +48,11 @@ static const char serve_help[] =
     "SIGTERM or SIGINT stops it gracefully.\n";
 
 static const char index_help[] =
-    "usage: xun index --data DIR FILE.jsonl...\n"
+    "usage: xun index --data DIR [--threads N] FILE.jsonl...\n"
     "\n"
     "Loads documents, one JSON object a line, into the index in DIR, with a progress\n"
-    "bar on a terminal. '-' reads standard input. Bad lines are reported and skipped.\n";
+    "bar on a terminal. '-' reads standard input. Bad lines are reported and skipped.\n"
+    "  --threads N   parallel workers (default: one per core)\n";
 
 static const char search_help[] =
     "usage: xun search --data DIR [--limit N] [--offset N] [--no-highlight] QUERY\n"
@@ -185,9 +186,11 @@ static int cmd_index(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "data", required_argument, NULL, 'd' },
+        { "threads", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
     const char *data = NULL;
+    long threads = 0;
     int c;
 
     if (wants_help(argc, argv)) {
@@ -195,11 +198,16 @@ static int cmd_index(int argc, char **argv)
         return 0;
     }
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c != 'd') {
+        if (c == 'd') {
+            data = optarg;
+        } else if (c == 't' && parse_int(optarg, 1, 64, &threads)) {
+            continue;
+        } else {
+            if (c == 't')
+                fprintf(stderr, "xun index: --threads wants 1 to 64, got \"%s\"\n", optarg);
             fputs(index_help, stderr);
             return 2;
         }
-        data = optarg;
     }
     if (!data || optind == argc) {
         fputs(index_help, stderr);
@@ -211,8 +219,8 @@ static int cmd_index(int argc, char **argv)
     if (index_open(data, &ix, &err))
         return fail(data, &err);
     uint64_t start = now_ns();
-    int rc = bulkload_files(ix, argv + optind, argc - optind, isatty(STDERR_FILENO), stderr,
-                            &stats, &err);
+    int rc = bulkload_files(ix, argv + optind, argc - optind, (int)threads,
+                            isatty(STDERR_FILENO), stderr, &stats, &err);
     double secs = (double)(now_ns() - start) / 1e9;
     index_close(ix);
     if (rc)

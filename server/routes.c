@@ -403,6 +403,9 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
     } else if (path_is(uri, path_len, "/stats")) {
         if (get)
             route_stats(ctx, &ex);
+    } else if (path_is(uri, path_len, "/documents/")) {
+        get = true;
+        respond_error(&ex, 400, "the path needs a document id: /documents/{id}");
     } else if (path_len > 11 && !memcmp(uri, "/documents/", 11)) {
         allow = "GET, HEAD, PUT, DELETE";
         char *id = malloc(path_len - 11 + 1);

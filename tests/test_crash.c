@@ -11,14 +11,19 @@
  *   acknowledged (a 2xx reply came back)   the write, fully: GET and /search agree
  *   in doubt (sent, no complete reply)     either all of the write or none of it
  *   not sent (the connection was refused)  nothing of it
- * Some rounds stop the server with SIGTERM first and SIGKILL it a moment
- * later, so that the kill lands in the graceful stop (draining, the last
- * checkpoint) instead. The random choices come from a fixed seed, so a
+ * Every fourth round sends SIGTERM instead and then, in turn, lets the
+ * graceful stop finish (its checkpoint writes segments, deletions and the
+ * MANIFEST), or SIGKILLs it while it drains, or about when it checkpoints.
+ * Each start also checks that a word every document has counts exactly
+ * the documents there (nothing twice), and the last one checks every
+ * document ever written. The random choices come from a fixed seed, so a
  * failing run can be replayed (timing still varies).
  *
- * The second test damages one byte of a segment file of a stopped server
- * and expects `xun serve` to refuse to start: exit status non-zero, a
- * message on stderr naming the file, no signal, no sanitizer report.
+ * The second test damages a segment file of a stopped server (a byte in the
+ * middle, a header byte, the file cut short) and expects `xun serve` to
+ * refuse to start: exit status non-zero, a message on stderr naming the
+ * file, no signal, no sanitizer report; with the file mended it serves
+ * everything again.
  */
 #include <stdarg.h>
 #include <stddef.h>
