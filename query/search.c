@@ -57,6 +57,8 @@ struct exec {
     const struct segment *seg; /* the segment being searched */
     uint32_t seg_index;
     double avg_len[N_FIELDS];
+    struct term_lookup *lookups; /* [segment][term]: each term looked up once */
+    uint32_t n_terms;
     uint32_t *pos_buf[QUERY_MAX_TERMS]; /* positions of a phrase's terms */
     uint32_t pos_cap[QUERY_MAX_TERMS];
     bool corrupt, nomem;
@@ -404,15 +406,26 @@ static const struct iter_ops or_ops = { or_next, or_advance, or_score };
 
 /* ---- planning ---- */
 
-/* Global document frequency of a term: summed over the snapshot's segments. */
-static uint64_t term_df(const struct snapshot *snap, const struct qterm *t)
+/* A term of the query in one segment. */
+struct term_lookup {
+    bool found;
+    struct segment_term st;
+};
+
+/*
+ * Looks term number i up in every segment (kept for building iterators) and
+ * returns its document frequency over the snapshot.
+ */
+static uint64_t lookup_term(struct exec *ex, const struct qterm *t, uint32_t i)
 {
     uint64_t df = 0;
-    struct segment_term st;
 
-    for (uint32_t s = 0; s < snap->n_segments; s++)
-        if (segment_lookup(snap->segments[s]->seg, t->text, t->len, &st))
-            df += st.df;
+    for (uint32_t s = 0; s < ex->snap->n_segments; s++) {
+        struct term_lookup *l = &ex->lookups[(size_t)s * ex->n_terms + i];
+        l->found = segment_lookup(ex->snap->segments[s]->seg, t->text, t->len, &l->st);
+        if (l->found)
+            df += l->st.df;
+    }
     return df;
 }
 
@@ -439,8 +452,11 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
         uint64_t min_df = UINT64_MAX;
         double idf = 0;
         for (uint32_t i = 0; i < n->n_terms; i++) {
-            if (!segment_lookup(ex->seg, n->terms[i].text, n->terms[i].len, &st[i]))
+            const struct term_lookup *l =
+                &ex->lookups[(size_t)ex->seg_index * ex->n_terms + first_term + i];
+            if (!l->found)
                 return NULL;
+            st[i] = l->st;
             if (n->type == QNODE_PHRASE && !st[i].has_positions)
                 return NULL;
             if (st[i].df < min_df)
@@ -609,16 +625,15 @@ static int hit_order(const void *a, const void *b)
 
 /* ---- the search ---- */
 
-static void assign_idfs(const struct snapshot *snap, const struct qnode *n, double *idfs,
-                        uint32_t *i)
+static void assign_idfs(struct exec *ex, const struct qnode *n, double *idfs, uint32_t *i)
 {
     if (n->type == QNODE_TERM || n->type == QNODE_PHRASE) {
-        for (uint32_t t = 0; t < n->n_terms; t++)
-            idfs[(*i)++] = idf_of(term_df(snap, &n->terms[t]), snap->n_docs_stored);
+        for (uint32_t t = 0; t < n->n_terms; t++, (*i)++)
+            idfs[*i] = idf_of(lookup_term(ex, &n->terms[t], *i), ex->snap->n_docs_stored);
         return;
     }
     for (uint32_t c = 0; c < n->n_children; c++)
-        assign_idfs(snap, n->children[c], idfs, i);
+        assign_idfs(ex, n->children[c], idfs, i);
 }
 
 int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
@@ -644,7 +659,14 @@ int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
             ex.avg_len[f] = 1;
     }
     uint32_t n_idfs = 0;
-    assign_idfs(snap, q->root, idfs, &n_idfs);
+    ex.n_terms = q->n_terms;
+    ex.lookups = ex_alloc(&ex, sizeof *ex.lookups * snap->n_segments * (q->n_terms ? q->n_terms : 1));
+    if (!ex.lookups) {
+        arena_fini(&ex.arena);
+        free(top.heap);
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    }
+    assign_idfs(&ex, q->root, idfs, &n_idfs);
 
     for (uint32_t s = 0; s < snap->n_segments && !rc; s++) {
         uint32_t term_index = 0;
