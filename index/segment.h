@@ -28,7 +28,7 @@
  *
  * Postings section: the lists, back to back, each as in index/postings.h.
  *
- * Docs section: n_docs x 32-byte entries, then n_docs x u32 docids sorted by
+ * Docs section: n_docs x 40-byte entries, then n_docs x u32 docids sorted by
  * id bytes (lookup by id), then the ids back to back. Entry:
  *   0 u32 title tokens, 4 u32 body tokens, 8 u32 meta tokens,
  *   12 u32 stored record number, 16 i64 date (seconds since the epoch,

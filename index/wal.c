@@ -93,8 +93,10 @@ static int replay(struct wal *w, const unsigned char *data, size_t len, uint64_t
         uint32_t crc = record_crc(data + at, data + at + WAL_RECORD_HEAD_BYTES, n);
         size_t end = at + WAL_RECORD_HEAD_BYTES + n;
         if (crc != get_u32le(data + at + 4)) {
-            if (end == len || all_zero(data + at, len - at))
-                break; /* the last record, half written, or space never written */
+            /* the last record half written, or written partly and the rest of
+             * the file space that was allocated but never written */
+            if (end == len || all_zero(data + end, len - end))
+                break;
             return xerr_corrupt(err, "log %s: record at byte %zu: checksum mismatch", name, at);
         }
         struct wal_record rec = {

@@ -352,8 +352,15 @@ static void process(struct writer *w, struct submission *batch)
     uint64_t first_seq = w->seq;
     int rc = XE_OK;
 
+    /* a batch with a record the log cannot take fails alone, before anything is logged */
     for (struct submission *s = batch; s; s = s->next)
-        for (size_t i = 0; i < s->n && !rc; i++) {
+        for (size_t i = 0; i < s->n && !s->rc; i++) {
+            size_t len = s->ops[i].type == WAL_PUT ? s->ops[i].record_len : s->ops[i].id_len;
+            if (len > WAL_PAYLOAD_MAX)
+                s->rc = xerr_set(&s->err, XE_LIMIT, "a document is too large for the log");
+        }
+    for (struct submission *s = batch; s; s = s->next)
+        for (size_t i = 0; i < s->n && !rc && !s->rc; i++) {
             const struct write_op *op = &s->ops[i];
             rc = op->type == WAL_PUT ? wal_add(w->wal, WAL_PUT, ++w->seq, op->record,
                                                op->record_len)
@@ -361,7 +368,7 @@ static void process(struct writer *w, struct submission *batch)
         }
     if (rc) {
         wal_discard(w->wal);
-        xerr_set(&err, rc, "a document is too large for the log");
+        xerr_set(&err, rc, "out of memory gathering a write batch");
     } else if (!(rc = wal_commit(w->wal, &err))) {
         pthread_mutex_lock(&w->lock);
         w->stats.fsyncs++;
@@ -370,13 +377,15 @@ static void process(struct writer *w, struct submission *batch)
     if (rc) {
         w->seq = first_seq;
         for (struct submission *s = batch; s; s = s->next) {
-            s->rc = rc;
-            s->err = err;
+            if (!s->rc) {
+                s->rc = rc;
+                s->err = err;
+            }
         }
         return;
     }
     for (struct submission *s = batch; s; s = s->next)
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < s->n && !s->rc; i++) {
             struct write_op *op = &s->ops[i];
             struct xerr op_err = { 0 };
             int op_rc = op->type == WAL_PUT

@@ -5,8 +5,9 @@
  * The crash loop runs the binary named by $XUN_BIN (make test sets it to
  * build/san/xun) over one data folder, round after round: start it, check
  * what the rounds before left behind, let a writer thread send PUTs of new
- * documents (and, in some rounds, DELETEs of older ones) while the main
- * thread sleeps a random 50..400 ms, then SIGKILL the server. Each request
+ * documents (and, from the start, in the even rounds and the graceful
+ * ones, DELETEs of older ones) while the main thread sleeps a random
+ * 50..400 ms, then SIGKILL the server. Each request
  * ends in one of three ways, and the next start must show:
  *   acknowledged (a 2xx reply came back)   the write, fully: GET and /search agree
  *   in doubt (sent, no complete reply)     either all of the write or none of it
@@ -77,35 +78,6 @@
 #define LISTEN_ATTEMPTS 5         /* a free port can be taken between probe and bind */
 #define LOG_TAIL_BYTES 3000
 #define DAMAGE_DOCS 40
-
-/*
- * Two bugs this test found, fixed since; 0 runs it around them, against a
- * build without the fix (-DDELETIONS_READ_UAF_FIXED=0 and so on).
- *
- * index/deletions.c, deletions_read() freed the file's bytes and then read
- * the header's count from them: a heap use-after-free, which ASan aborts
- * on, whenever an index opened with a deletions file. Checkpoints write
- * those after a document of a segment was deleted or replaced; in the
- * crash loop the only checkpoints are the graceful stops (the periodic one
- * comes after 10 s, longer than a round). At 0 the loop stops gracefully
- * only in the rounds before the first DELETE.
- */
-#ifndef DELETIONS_READ_UAF_FIXED
-#define DELETIONS_READ_UAF_FIXED 1
-#endif
-#define DELETES_FROM_ROUND (DELETIONS_READ_UAF_FIXED ? 2 : CRASH_ROUNDS / 2)
-
-/*
- * index/writer.c, writer_main(): merges run on the writer thread and read
- * stored documents with docstore's per-thread zstd context, but the thread
- * did not call docstore_thread_cleanup() before it returned (the HTTP
- * workers do): one ZSTD_DCtx (~96 KB) leaked per writer that had merged,
- * and LeakSanitizer turned a clean SIGTERM exit into exit status 1. At 0 a
- * graceful stop may end with status 1 and a LeakSanitizer report.
- */
-#ifndef WRITER_DCTX_LEAK_FIXED
-#define WRITER_DCTX_LEAK_FIXED 1
-#endif
 
 /* ---- time, randomness ---- */
 
@@ -475,29 +447,23 @@ static void print_log_tail(const char *log_path)
 
 static bool log_contains(const char *log_path, const char *needle);
 
-/* A sanitizer report that is not the known leak (see WRITER_DCTX_LEAK_FIXED). */
+/* A sanitizer report: an AddressSanitizer error, a UBSan runtime error, or a leak. */
 static bool text_has_sanitizer_error(const char *text)
 {
     return strstr(text, "ERROR: AddressSanitizer") || strstr(text, "runtime error") ||
-           (WRITER_DCTX_LEAK_FIXED && strstr(text, "LeakSanitizer"));
+           strstr(text, "LeakSanitizer");
 }
 
 static bool log_has_sanitizer_error(const char *log_path)
 {
     return log_contains(log_path, "ERROR: AddressSanitizer") ||
-           log_contains(log_path, "runtime error") ||
-           (WRITER_DCTX_LEAK_FIXED && log_contains(log_path, "LeakSanitizer"));
+           log_contains(log_path, "runtime error") || log_contains(log_path, "LeakSanitizer");
 }
 
-/* The wait status of a graceful stop is a clean exit (or the known leak's status 1). */
-static bool clean_exit(int status, const char *log_path)
+/* The wait status of a graceful stop is a clean exit: status 0 (a leak report would make it 1). */
+static bool clean_exit(int status)
 {
-    if (!WIFEXITED(status))
-        return false;
-    if (WEXITSTATUS(status) == 0)
-        return true;
-    return !WRITER_DCTX_LEAK_FIXED && WEXITSTATUS(status) == 1 &&
-           log_contains(log_path, "LeakSanitizer") && !log_has_sanitizer_error(log_path);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 static bool log_contains(const char *log_path, const char *needle)
@@ -858,7 +824,7 @@ static void writer_prepare(struct writer_thread *w, struct crash_state *st, uint
                                  .rng = CRASH_SEED ^ (0x1000193ull * (round + 1)) };
     atomic_init(&w->stop, false);
     /* even rounds, and the graceful ones (round % 4 == 1), whose stop checkpoints */
-    if (round < DELETES_FROM_ROUND || (round % 2 != 0 && round % 4 != 1))
+    if (round % 2 != 0 && round % 4 != 1)
         return;
     unsigned want = rng_range(rng, 1, MAX_DELETES_PER_ROUND);
     for (unsigned tries = 0; tries < 50 && w->n_delete_docs < want && st->n_docs; tries++) {
@@ -894,8 +860,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
          * Every fourth round stops gracefully, in turn: to the end (a checkpoint,
          * then exit 0), SIGKILLed while draining, SIGKILLed about when it checkpoints.
          */
-        bool graceful =
-            round % 4 == 1 && (DELETIONS_READ_UAF_FIXED || round < DELETES_FROM_ROUND);
+        bool graceful = round % 4 == 1;
         unsigned stop_kind = (round / 4) % 3;
         unsigned delay = rng_range(&rng, KILL_DELAY_MIN_MS, KILL_DELAY_MAX_MS);
         unsigned stop_delay =
@@ -924,7 +889,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
         atomic_store(&w->stop, true);
         assert_int_equal(pthread_join(w->thread, NULL), 0);
         bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-        if (!killed && !(graceful && clean_exit(status, f->log_path))) {
+        if (!killed && !(graceful && clean_exit(status))) {
             print_log_tail(f->log_path);
             fail_msg("round %u: the server ended by itself, wait status 0x%x", round, status);
         }
@@ -1088,7 +1053,7 @@ static void test_damaged_segment_stops_serve_with_the_file_named(void **state)
     reply_fini(&r);
     assert_int_equal(kill(p.pid, SIGTERM), 0);
     int status = server_wait(&p);
-    if (!clean_exit(status, f->log_path)) {
+    if (!clean_exit(status)) {
         print_log_tail(f->log_path);
         fail_msg("the graceful stop ended with wait status 0x%x", status);
     }

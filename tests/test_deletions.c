@@ -30,17 +30,6 @@
 #define PATH_BYTES 4096
 #define DEL_NAME "del-00000003.xdel"
 
-/*
- * KNOWN BUG, index/deletions.c, deletions_read(): it frees the file's bytes
- * (free(data)) and then reads the header's count from them (get_u32le(p + 16)),
- * a heap use-after-free on every file that gets past the checksum; ASan aborts
- * there. The checks that reach that line run only when this is 1: set it once
- * deletions_read() reads the count before freeing.
- */
-#ifndef DELETIONS_READ_UAF_FIXED
-#define DELETIONS_READ_UAF_FIXED 0
-#endif
-
 #define assert_ok(call, err)                                                                  \
     do {                                                                                      \
         int rc_ = (call);                                                                     \
@@ -245,8 +234,6 @@ static void test_deletions_write_read_round_trip(void **state)
         assert_int_equal(get_u32le(bytes + 16), cases[c].k);
         free(bytes);
 
-        if (!DELETIONS_READ_UAF_FIXED)
-            continue; /* see DELETIONS_READ_UAF_FIXED */
         assert_ok(deletions_read(path, cases[c].n_docs, &got, &err), &err);
         assert_non_null(got);
         assert_int_equal(atomic_load(&got->refs), 1);
@@ -296,8 +283,6 @@ static void test_deletions_refuses_any_flipped_byte(void **state)
     del_path(state, path);
     unsigned char *good = write_sample(path, &len);
     for (size_t at = 0; at < len; at++) {
-        if (!DELETIONS_READ_UAF_FIXED && at >= 16 && at < 20)
-            continue; /* a damaged count is caught after the use-after-free */
         good[at] ^= 0x01;
         spit(path, good, len);
         good[at] ^= 0x01;
@@ -308,14 +293,12 @@ static void test_deletions_refuses_any_flipped_byte(void **state)
         assert_refused(path, N_DOCS);
     }
     /* and the undamaged bytes still read */
-    if (DELETIONS_READ_UAF_FIXED) {
-        struct xerr err = { 0 };
-        struct deletions *d = NULL;
-        spit(path, good, len);
-        assert_ok(deletions_read(path, N_DOCS, &d, &err), &err);
-        assert_exactly(d, N_DOCS, MARKED, 4);
-        deletions_unref(d);
-    }
+    struct xerr err = { 0 };
+    struct deletions *d = NULL;
+    spit(path, good, len);
+    assert_ok(deletions_read(path, N_DOCS, &d, &err), &err);
+    assert_exactly(d, N_DOCS, MARKED, 4);
+    deletions_unref(d);
     free(good);
 }
 
@@ -361,8 +344,6 @@ static void test_deletions_refuses_count_or_bits_that_disagree(void **state)
     char path[PATH_BYTES];
     size_t len;
 
-    if (!DELETIONS_READ_UAF_FIXED)
-        skip(); /* every case here reaches the use-after-free */
     del_path(state, path);
     unsigned char *bytes = write_sample(path, &len);
     put_u32le(bytes + 16, 5); /* four bits are set */

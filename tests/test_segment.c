@@ -2,9 +2,11 @@
  * Tests of index/segment.h, with segments built the way a bulk load builds
  * them (index/memindex.h) and posting blocks of two documents so that even a
  * few documents cross block boundaries: counts, dictionary lookups, hidden
- * one-character terms, postings contents and positions, ids, stored records,
- * term iteration from a prefix, replaced ids, a segment of 2,000 generated
- * documents with many dictionary and store blocks, and damage: truncation at
+ * one-character terms, postings contents and positions (fields FIELD_GAP
+ * apart), ids and the fields' first positions, stored records (the JSON
+ * rebuilt from its template by doc_json()), term iteration from a prefix,
+ * replaced ids, a segment of 2,000 generated documents with many
+ * dictionary and store blocks, and damage: truncation at
  * every length, every header byte flipped, every file byte flipped, a wrong
  * format version, and structural damage behind valid checksums. Every damaged
  * file must give XE_CORRUPT with a message naming the file, never a crash.
@@ -195,6 +197,23 @@ static void assert_text_is(struct text got, const char *want)
         assert_memory_equal(got.p, want, got.len);
 }
 
+/* Stored records keep the JSON as a template: doc_json() gives it back byte for byte. */
+static void assert_json_is(const struct doc_fields *d, const char *want)
+{
+    struct buf json;
+    struct xerr err = { 0 };
+
+    assert_null(d->json.p); /* decoding leaves json empty */
+    assert_int_equal(d->json.len, 0);
+    assert_non_null(d->json_template.p);
+    buf_init(&json, SCRATCH_MAX_BYTES);
+    assert_ok(doc_json(d, &json, &err), &err);
+    if (json.len != strlen(want) || memcmp(json.data, want, json.len))
+        fail_msg("JSON got \"%.*s\" want \"%s\"", (int)json.len, (const char *)json.data,
+                 want);
+    buf_fini(&json);
+}
+
 static void assert_loads_as(const struct segment *seg, uint32_t docid, const struct tdoc *want)
 {
     struct buf scratch;
@@ -210,7 +229,7 @@ static void assert_loads_as(const struct segment *seg, uint32_t docid, const str
     assert_text_is(d.source, want->source);
     assert_text_is(d.date, want->date);
     assert_text_is(d.url, want->url);
-    assert_text_is(d.json, want->json ? want->json : "");
+    assert_json_is(&d, want->json ? want->json : "");
     while (n_tags < sizeof want->tags / sizeof want->tags[0] && want->tags[n_tags])
         n_tags++;
     assert_int_equal(d.n_tags, n_tags);
@@ -361,6 +380,7 @@ static void test_segment_lookup_finds_terms_with_their_lists(void **state)
 
 static void test_segment_postings_hold_field_tfs_and_positions(void **state)
 {
+    enum { G = FIELD_GAP };
     static const struct {
         const char *term;
         uint32_t docid;
@@ -368,23 +388,26 @@ static void test_segment_postings_hold_field_tfs_and_positions(void **state)
         int n_positions; /* -1: a list without positions */
         uint32_t positions[4];
     } cases[] = {
-        /* a-1: title hello@0 world@1, gap, body hello@3 again@4 普惠@5 惠化@6, gap,
-         * source 新华@8 华社@9, gap, tag tech@11, gap, tag ai@13 */
-        { "hello", 0, { 1, 1, 0 }, 2, { 0, 3 } },
+        /* Each field (and each tag) starts FIELD_GAP positions after the
+         * position that follows the last one before it; G = FIELD_GAP.
+         * a-1: title hello@0 world@1, gap, body hello@2+G again@3+G 普惠@4+G
+         * 惠化@5+G, gap, source 新华@6+2G 华社@7+2G, gap, tag tech@8+3G, gap,
+         * tag ai@9+4G */
+        { "hello", 0, { 1, 1, 0 }, 2, { 0, 2 + G } },
         { "world", 0, { 1, 0, 0 }, 1, { 1 } },
-        { "惠化", 0, { 0, 1, 0 }, 1, { 6 } },
-        { "华社", 0, { 0, 0, 1 }, 1, { 9 } },
-        { "tech", 0, { 0, 0, 1 }, 1, { 11 } },
-        { "ai", 0, { 0, 0, 1 }, 1, { 13 } },
+        { "惠化", 0, { 0, 1, 0 }, 1, { 5 + G } },
+        { "华社", 0, { 0, 0, 1 }, 1, { 7 + 2 * G } },
+        { "tech", 0, { 0, 0, 1 }, 1, { 8 + 3 * G } },
+        { "ai", 0, { 0, 0, 1 }, 1, { 9 + 4 * G } },
         { "\x01惠", 0, { 0, 1, 0 }, -1, { 0 } },
-        /* b-2: title second@0, gap, body world@2 news@3 world@4 */
+        /* b-2: title second@0, gap, body world@1+G news@2+G world@3+G */
         { "second", 1, { 1, 0, 0 }, 1, { 0 } },
-        { "world", 1, { 0, 2, 0 }, 2, { 2, 4 } },
-        /* c-3: empty title takes no room: body hello@0..2 猫@3, gap, source reuters@5 */
+        { "world", 1, { 0, 2, 0 }, 2, { 1 + G, 3 + G } },
+        /* c-3: empty title takes no room: body hello@0..2 猫@3, gap, source reuters@4+G */
         { "hello", 2, { 0, 3, 0 }, 3, { 0, 1, 2 } },
         { "猫", 2, { 0, 1, 0 }, 1, { 3 } },
         { "\x01猫", 2, { 0, 1, 0 }, -1, { 0 } },
-        { "reuters", 2, { 0, 0, 1 }, 1, { 5 } },
+        { "reuters", 2, { 0, 0, 1 }, 1, { 4 + G } },
     };
     char *path = build_segment(*state, "small.xseg", small_docs, N_SMALL);
     struct segment *seg = open_ok(path);
@@ -405,13 +428,15 @@ static void test_segment_postings_hold_field_tfs_and_positions(void **state)
 
 static void test_segment_finds_ids_and_doc_entries(void **state)
 {
+    enum { G = FIELD_GAP };
     static const struct {
         uint32_t field_tokens[N_FIELDS];
+        uint32_t field_start[N_FIELDS]; /* see the positions in the test above */
         int64_t date_s;
     } want[N_SMALL] = {
-        { { 2, 4, 4 }, DATE_0301 },
-        { { 1, 3, 0 }, DOC_DATE_NONE },
-        { { 0, 4, 1 }, DATE_0302 },
+        { { 2, 4, 4 }, { 0, 2 + G, 6 + 2 * G }, DATE_0301 },
+        { { 1, 3, 0 }, { 0, 1 + G, 4 + 2 * G }, DOC_DATE_NONE },
+        { { 0, 4, 1 }, { 0, 0, 4 + G }, DATE_0302 },
     };
     char *path = build_segment(*state, "small.xseg", small_docs, N_SMALL);
     struct segment *seg = open_ok(path);
@@ -424,6 +449,7 @@ static void test_segment_finds_ids_and_doc_entries(void **state)
         assert_int_equal(d.id_len, strlen(id));
         assert_memory_equal(d.id, id, d.id_len);
         assert_memory_equal(d.field_tokens, want[i].field_tokens, sizeof d.field_tokens);
+        assert_memory_equal(d.field_start, want[i].field_start, sizeof d.field_start);
         assert_true(d.date_s == want[i].date_s);
     }
     static const char *const absent[] = { "a", "a-", "a-10", "b-1", "c-3 ", "d-4", "A-1" };
@@ -987,6 +1013,8 @@ static void test_segment_refuses_other_format_versions(void **state)
     } cases[] = {
         { 0, "version 0" },
         { 1, "version 1" }, /* the block store before the per-record store */
+        { 2, "version 2" }, /* dictionary entries with postings offsets and flags */
+        { 3, "version 3" }, /* doc entries without the fields' first positions */
         { 0x01000000, "version 16777216" }, /* 1 read big-endian */
         { UINT32_MAX, "version 4294967295" },
     };
@@ -1002,6 +1030,17 @@ static void test_segment_refuses_other_format_versions(void **state)
             print_error("want \"%s\" in: %s\n", cases[i].says, err.msg);
         assert_non_null(strstr(err.msg, cases[i].says));
     }
+    /* the next version, which this reader cannot know */
+    char says[32];
+    snprintf(says, sizeof says, "version %u", (unsigned)SEGMENT_VERSION + 1);
+    put_u32le(data + 8, SEGMENT_VERSION + 1);
+    fix_checksums(data, len);
+    assert_int_equal(open_damaged(*state, data, len, &err), XE_CORRUPT);
+    assert_non_null(strstr(err.msg, says));
+    /* and the current one opens again */
+    put_u32le(data + 8, SEGMENT_VERSION);
+    fix_checksums(data, len);
+    assert_int_equal(open_damaged(*state, data, len, &err), XE_OK);
     free(data);
 }
 
@@ -1036,14 +1075,17 @@ static const struct {
     { "dictionary block count", 0, 0, ADD32, 1 },
     { "dictionary block count huge", 0, 0, SET32, UINT32_MAX },
     { "dictionary block inside its table", 0, 4, SET32, 0 },
+    { "dictionary block at the end of its table", 0, 4, SET32, 3 + SEGMENT_BLOCK_ENTRY_BYTES },
     { "dictionary block past the section", 0, 4, SET32, 0xffffff },
+    { "dictionary block postings past the section", 0, 8, SET64, 0xffffff },
+    { "dictionary block postings huge", 0, 8, SET64, UINT64_MAX },
     { "id length zero", 2, 28, SET16, 0 },
     { "id length over the cap", 2, 28, SET16, DOC_ID_MAX_BYTES + 1 },
     { "id offset past the ids", 2, 24, SET32, 1000 },
     { "id offset huge", 2, 24, SET32, UINT32_MAX },
     { "id order names no document", 2, N_SMALL * SEGMENT_DOC_ENTRY_BYTES, SET32, N_SMALL },
     { "stored record missing", 2, 12, SET32, N_SMALL },
-    { "stored record huge", 2, 32 + 12, SET32, UINT32_MAX },
+    { "stored record huge", 2, SEGMENT_DOC_ENTRY_BYTES + 12, SET32, UINT32_MAX },
     { "store record count", 3, 0, ADD32, 1 },
     { "store record count huge", 3, 0, SET32, UINT32_MAX },
     { "store dictionary past the section", 3, 4, SET32, 0xffffff },
@@ -1144,9 +1186,17 @@ static void test_segment_damaged_dictionary_entries_read_as_absent(void **state)
     struct segment_term_iter it;
     struct segment_term t;
 
-    /* every entry byte after the block table becomes a varint that never ends */
+    /* every entry byte after the block table (u32 n_blocks, then per block a
+     * u32 entry offset and a u64 postings offset) becomes a varint that
+     * never ends */
     size_t terms = section_offset(data, 0), terms_len = (size_t)get_u64le(data + 64);
-    size_t entries = 4 + 4 * (size_t)get_u32le(data + terms);
+    uint32_t n_blocks = get_u32le(data + terms);
+    size_t entries = 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)n_blocks;
+    assert_int_equal(n_blocks, (N_SMALL_TERMS + SEGMENT_TERMS_PER_BLOCK - 1) /
+                                   SEGMENT_TERMS_PER_BLOCK);
+    assert_int_equal(get_u32le(data + terms + 4), entries); /* the first block follows */
+    assert_int_equal(get_u64le(data + terms + 8), 0);       /* with the first list */
+    assert_true(terms_len > entries);
     memset(data + terms + entries, 0xff, terms_len - entries);
     fix_checksums(data, len);
     write_bytes(path, data, len);

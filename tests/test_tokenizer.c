@@ -1,7 +1,8 @@
 /*
  * Tests of index/tokenizer.h: terms, positions and offsets of tokenize(), the
- * hidden one-character CJK terms, word splitting at TOKEN_MAX_BYTES, early
- * stop, and the UTF-8 helpers utf8_check() and utf8_count_chars().
+ * hidden one-character CJK terms, the position gap between CJK runs, word
+ * splitting at TOKEN_MAX_BYTES, early stop, and the UTF-8 helpers
+ * utf8_check() and utf8_count_chars().
  *
  * Cases are a table: the visible terms, their positions and their byte and
  * code point ranges are each written as one string, so a failing row prints
@@ -111,16 +112,25 @@ static void lists_of(const struct collect *c, struct lists *l)
     }
 }
 
+static bool is_cjk_visible(const struct got_token *g)
+{
+    return g->kind == TOKEN_CJK_BIGRAM || g->kind == TOKEN_CJK_SINGLE;
+}
+
 /*
  * Checks what holds for every token of valid UTF-8 text: ranges inside the
  * text and in step with each other; visible positions first_position, +1,
- * +2, ...; every hidden term is "\x01" + one character, covering one code
- * point, at the position of the first visible token over that character.
+ * +2, ..., except that a CJK run that follows another CJK run with only
+ * separators between starts one position further (a visible CJK token that
+ * does not overlap the CJK token before it); every hidden term is "\x01" +
+ * one character, covering one code point, at the position of the first
+ * visible token over that character.
  */
 static void check_invariants(const char *text, size_t len, uint32_t first_position,
                              const struct collect *c)
 {
     uint32_t next_visible = first_position;
+    const struct got_token *prev_visible = NULL;
 
     for (size_t i = 0; i < c->n; i++) {
         const struct got_token *g = &c->toks[i];
@@ -132,8 +142,11 @@ static void check_invariants(const char *text, size_t len, uint32_t first_positi
         if (g->kind != TOKEN_CJK_CHAR) {
             assert_true(utf8_check(g->term, g->term_len, NULL));
             assert_null(memchr(g->term, TERM_CHAR_PREFIX, g->term_len));
-            assert_int_equal(g->position, next_visible);
-            next_visible++;
+            bool new_cjk_run = prev_visible && is_cjk_visible(prev_visible) &&
+                               is_cjk_visible(g) && g->start_byte >= prev_visible->end_byte;
+            assert_int_equal(g->position, next_visible + (new_cjk_run ? 1 : 0));
+            next_visible = g->position + 1;
+            prev_visible = g;
             continue;
         }
         assert_int_equal(g->term[0], TERM_CHAR_PREFIX);
@@ -170,7 +183,12 @@ static const struct {
     { "普惠化Bedrock", "普惠 惠化 bedrock", "0 1 2", "0-6 3-9 9-16", "0-2 1-3 3-10",
       "普惠化" },
     { "中a文", "中 a 文", "0 1 2", "0-3 3-4 4-7", "0-1 1-2 2-3", "中文" },
-    { "中国，人民", "中国 人民", "0 1", "0-6 9-15", "0-2 3-5", "中国人民" },
+    /* A CJK run after another with only separators between starts one
+     * position further: no phrase of bigrams spans the two runs. */
+    { "中国，人民", "中国 人民", "0 2", "0-6 9-15", "0-2 3-5", "中国人民" },
+    { "普惠，惠化", "普惠 惠化", "0 2", "0-6 9-15", "0-2 3-5", "普惠惠化" },
+    { "马斯克：“诉讼", "马斯 斯克 诉讼", "0 1 3", "0-6 3-9 15-21", "0-2 1-3 5-7",
+      "马斯克诉讼" },
     { "２０２３年", "2023 年", "0 1", "0-12 12-15", "0-4 4-5", "年" },
     /* Japanese: kana are CJK, so kanji and kana runs make one bigram run. */
     { "ひらがな", "ひら らが がな", "0 1 2", "0-6 3-9 6-12", "0-2 1-3 2-4", "ひらがな" },
@@ -179,7 +197,8 @@ static const struct {
     { "ｶﾀｶﾅ", "カタ タカ カナ", "0 1 2", "0-6 3-9 6-12", "0-2 1-3 2-4", "カタカナ" },
     /* Hangul syllables: normalized one by one, they come back whole. */
     { "한국어", "한국 국어", "0 1", "0-6 3-9", "0-2 1-3", "한국어" },
-    { "서울 시", "서울 시", "0 1", "0-6 7-10", "0-2 3-4", "서울시" },
+    { "서울 시", "서울 시", "0 2", "0-6 7-10", "0-2 3-4", "서울시" },
+    { "한국어 검색", "한국 국어 검색", "0 1 3", "0-6 3-9 10-16", "0-2 1-3 4-6", "한국어검색" },
     /* Combining marks join their letter; the word is recomposed. */
     { "cafe\xcc\x81", "caf\xc3\xa9", "0", "0-6", "0-5", "" },
     { "caf\xc3\xa9", "caf\xc3\xa9", "0", "0-5", "0-4", "" },
@@ -201,13 +220,13 @@ static const struct {
     { "e-mail's x1y2 3.14", "e mail s x1y2 3 14", "0 1 2 3 4 5",
       "0-1 2-6 7-8 9-13 14-15 16-18", "0-1 2-6 7-8 9-13 14-15 16-18", "" },
     { "\tTab\nNew\r\n", "tab new", "0 1", "1-4 5-8", "1-4 5-8", "" },
-    { "「引号」《书名》", "引号 书名", "0 1", "3-9 15-21", "1-3 5-7", "引号书名" },
+    { "「引号」《书名》", "引号 书名", "0 2", "3-9 15-21", "1-3 5-7", "引号书名" },
     /* Emoji are dropped, with their modifiers and joiners. */
     { "\xf0\x9f\x98\x80", "", "", "", "", "" },
     { "a\xf0\x9f\x98\x80" "b", "a b", "0 1", "0-1 5-6", "0-1 2-3", "" },
     { "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9"
       "\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3 \xe2\x9d\xa4\xef\xb8\x8f", "", "", "", "", "" },
-    { "猫\xf0\x9f\x90\xb1狗", "猫 狗", "0 1", "0-3 7-10", "0-1 2-3", "猫狗" },
+    { "猫\xf0\x9f\x90\xb1狗", "猫 狗", "0 2", "0-3 7-10", "0-1 2-3", "猫狗" },
     { "", "", "", "", "", "" },
     /* Supplementary-plane ideographs (CJK Extension B). */
     { "\xf0\xa0\x80\x80\xf0\xa0\x80\x81", "\xf0\xa0\x80\x80\xf0\xa0\x80\x81", "0", "0-8", "0-2",
@@ -355,7 +374,103 @@ static void test_tokenize_adds_first_position(void **state)
     check_invariants("Bedrock普惠化 猫", strlen("Bedrock普惠化 猫"), 100, &c);
     lists_of(&c, &l);
     assert_string_equal(l.terms, "bedrock 普惠 惠化 猫");
-    assert_string_equal(l.positions, "100 101 102 103");
+    assert_string_equal(l.positions, "100 101 102 104"); /* 猫 after a gap */
+    collect_fini(&c);
+}
+
+/*
+ * A CJK run that follows another CJK run with only separators between starts
+ * one position further than the next free one, so that the bigrams of the
+ * two runs are never adjacent and a phrase cannot span them ("普惠化" must not
+ * match "普惠，惠化"). No gap between a CJK run and a word (either way round),
+ * nor inside a run.
+ */
+static void test_tokenize_gap_between_cjk_runs_only(void **state)
+{
+    static const struct {
+        const char *text;
+        uint32_t first_position;
+        const char *terms, *positions;
+    } want[] = {
+        /* the gap: exactly one position, after separators of any kind */
+        { "普惠，惠化", 0, "普惠 惠化", "0 2" },
+        { "普惠 惠化", 0, "普惠 惠化", "0 2" },
+        { "한국어 검색", 0, "한국 국어 검색", "0 1 3" },
+        { "马斯克：“诉讼", 0, "马斯 斯克 诉讼", "0 1 3" },
+        { "猫，狗", 0, "猫 狗", "0 2" },             /* single characters too */
+        { "猫\xf0\x9f\x90\xb1狗", 0, "猫 狗", "0 2" }, /* an emoji separates */
+        { "甲乙。丙丁。戊己", 0, "甲乙 丙丁 戊己", "0 2 4" }, /* one gap per boundary */
+        { "普惠，惠化", 10, "普惠 惠化", "10 12" },
+        /* no gap: CJK then a word, a word then CJK, a word between two runs */
+        { "普惠 AI", 0, "普惠 ai", "0 1" },
+        { "普惠，AI", 0, "普惠 ai", "0 1" },
+        { "普惠AI", 0, "普惠 ai", "0 1" },
+        { "AI 普惠", 0, "ai 普惠", "0 1" },
+        { "AI，普惠", 0, "ai 普惠", "0 1" },
+        { "普惠 x 惠化", 0, "普惠 x 惠化", "0 1 2" },
+        { "猫 2023 狗", 0, "猫 2023 狗", "0 1 2" },
+        /* no gap inside a run, however long, nor across an ignorable character */
+        { "普惠化", 0, "普惠 惠化", "0 1" },
+        { "日本語のテキスト", 0, "日本 本語 語の のテ テキ キス スト", "0 1 2 3 4 5 6" },
+        { "普\xc2\xad惠化", 0, "普惠 惠化", "0 1" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *text = want[i].text;
+        struct collect c = { 0 };
+        struct lists *l = malloc(sizeof *l);
+        assert_non_null(l);
+        assert_int_equal(tokenize(text, strlen(text), want[i].first_position, collect_token, &c),
+                         0);
+        check_invariants(text, strlen(text), want[i].first_position, &c);
+        lists_of(&c, l);
+        if (strcmp(l->terms, want[i].terms) || strcmp(l->positions, want[i].positions))
+            fail_msg("\"%s\" from %u: terms got \"%s\" want \"%s\", positions got \"%s\" "
+                     "want \"%s\"",
+                     text, want[i].first_position, l->terms, want[i].terms, l->positions,
+                     want[i].positions);
+        /* Hidden terms of a run share the positions of that run's bigrams. */
+        for (size_t k = 0; k < c.n; k++) {
+            if (c.toks[k].kind != TOKEN_CJK_CHAR)
+                continue;
+            bool in_visible = false;
+            for (size_t v = 0; v < c.n && !in_visible; v++)
+                in_visible = c.toks[v].kind != TOKEN_CJK_CHAR &&
+                             c.toks[v].kind != TOKEN_WORD &&
+                             c.toks[v].position == c.toks[k].position &&
+                             c.toks[v].start_byte <= c.toks[k].start_byte &&
+                             c.toks[k].end_byte <= c.toks[v].end_byte;
+            assert_true(in_visible);
+        }
+        free(l);
+        collect_fini(&c);
+    }
+
+    /* The gap itself: 普惠 and 惠化 of "普惠，惠化" are two positions apart,
+     * while in "普惠化" they are adjacent. */
+    struct collect c = { 0 };
+    assert_int_equal(tokenize("普惠，惠化", strlen("普惠，惠化"), 0, collect_token, &c), 0);
+    uint32_t first = UINT32_MAX, second = UINT32_MAX;
+    for (size_t k = 0; k < c.n; k++) {
+        if (c.toks[k].kind == TOKEN_CJK_BIGRAM && !strcmp(c.toks[k].term, "普惠"))
+            first = c.toks[k].position;
+        if (c.toks[k].kind == TOKEN_CJK_BIGRAM && !strcmp(c.toks[k].term, "惠化"))
+            second = c.toks[k].position;
+    }
+    assert_int_equal(first, 0);
+    assert_int_equal(second, first + 2);
+    collect_fini(&c);
+    assert_int_equal(tokenize("普惠化", strlen("普惠化"), 0, collect_token, &c), 0);
+    first = second = UINT32_MAX;
+    for (size_t k = 0; k < c.n; k++) {
+        if (c.toks[k].kind == TOKEN_CJK_BIGRAM && !strcmp(c.toks[k].term, "普惠"))
+            first = c.toks[k].position;
+        if (c.toks[k].kind == TOKEN_CJK_BIGRAM && !strcmp(c.toks[k].term, "惠化"))
+            second = c.toks[k].position;
+    }
+    assert_int_equal(first, 0);
+    assert_int_equal(second, first + 1);
     collect_fini(&c);
 }
 
@@ -669,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_tokenize_every_cjk_char_gets_a_hidden_term),
         cmocka_unit_test(test_tokenize_combining_accent_equals_precomposed),
         cmocka_unit_test(test_tokenize_adds_first_position),
+        cmocka_unit_test(test_tokenize_gap_between_cjk_runs_only),
         cmocka_unit_test(test_tokenize_splits_over_long_words),
         cmocka_unit_test(test_tokenize_long_word_keeps_words_around_it),
         cmocka_unit_test(test_tokenize_stops_when_callback_returns_non_zero),

@@ -6,8 +6,10 @@
  * close and a reopen (the checkpoint), and after a "crash" (the folder copied
  * while the writer runs, then opened: the log is replayed); four threads
  * writing small batches at once (group commit); enough refreshes to merge a
- * tier of segments; a damaged segment refused at open; a failed batch leaving
- * the log replayable.
+ * tier of segments; a damaged segment refused at open; a batch the log
+ * refuses leaving nothing of it in the log. Reopening an index reads the
+ * tombstones its checkpoints wrote, and the writer thread frees its own
+ * stored-record readers (LeakSanitizer checks both).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,37 +57,6 @@
 /* The merge test: one batch per refresh, a little longer apart than the refresh period. */
 #define MERGE_GAP_MS (WRITER_REFRESH_MS + 100)
 #define MERGE_MAX_BATCHES (3 * WRITER_MERGE_FACTOR)
-
-/*
- * KNOWN BUG, index/deletions.c, deletions_read(): it frees the file's bytes
- * and then reads the header's count from them (get_u32le(p + 16) after
- * free(data)), a heap use-after-free that ASan aborts on. index_open() reads
- * the deletions files a checkpoint wrote, so reopening an index whose
- * segments have tombstones is left out until this is 1.
- */
-#ifndef DELETIONS_READ_UAF_FIXED
-#define DELETIONS_READ_UAF_FIXED 0
-#endif
-
-/*
- * KNOWN BUG, index/writer.c, writer_main(): the writer thread reads stored
- * records when it merges (merge_docs -> segment_record -> docstore_read, which
- * makes a per-thread zstd context) but never calls docstore_thread_cleanup()
- * before it returns, as docstore.h asks of every reading thread; LeakSanitizer
- * then reports the context (ZSTD_createDCtx) at exit. Until this is 1, that
- * one leak is suppressed in this binary only.
- */
-#ifndef WRITER_THREAD_CLEANUP_FIXED
-#define WRITER_THREAD_CLEANUP_FIXED 0
-#endif
-
-#if !WRITER_THREAD_CLEANUP_FIXED
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:ZSTD_createDCtx\n";
-}
-#endif
 
 #define assert_ok(call, err)                                                                  \
     do {                                                                                      \
@@ -173,6 +144,13 @@ static bool find_file(const char *dir, const char *suffix, char *name, size_t ca
     }
     closedir(d);
     return found;
+}
+
+/* True when dir has a tombstones file. */
+static bool has_deletions_file(const char *dir)
+{
+    char name[NAME_BYTES];
+    return find_file(dir, ".xdel", name, sizeof name);
 }
 
 /* ---- helpers: batches of operations ---- */
@@ -527,8 +505,8 @@ static void test_writer_stop_and_reopen_keeps_everything(void **state)
     assert_holds(ix, want, 21);
     index_close(ix);
 
-    if (!DELETIONS_READ_UAF_FIXED)
-        return; /* p00 and p01 left tombstones: reopening reads them (see the macro) */
+    /* p00 and p01 left tombstones in the reopened segment: reopening reads them */
+    assert_true(has_deletions_file(dir));
     ix = open_ok(dir);
     assert_holds(ix, want, 21);
     w = start_ok(ix);
@@ -707,13 +685,6 @@ static void test_writer_concurrent_batches_from_four_threads(void **state)
     index_close(ix);
 }
 
-/* True when dir has a tombstones file. */
-static bool has_deletions_file(const char *dir)
-{
-    char name[NAME_BYTES];
-    return find_file(dir, ".xdel", name, sizeof name);
-}
-
 static void test_writer_merges_a_full_tier(void **state)
 {
     const char *dir = *state;
@@ -763,8 +734,7 @@ static void test_writer_merges_a_full_tier(void **state)
     writer_stop(w);
     index_close(ix);
 
-    if (!DELETIONS_READ_UAF_FIXED && has_deletions_file(dir))
-        return; /* tombstones outlived the merge: reopening reads them (see the macro) */
+    /* tombstones that outlived the merge, if any, are read again at open */
     ix = open_ok(dir);
     assert_holds(ix, want, n);
     index_close(ix);
@@ -825,9 +795,11 @@ static void test_writer_damaged_segment_fails_index_open(void **state)
 }
 
 /*
- * A batch the log refuses (a record past its payload cap) fails as a whole;
- * it must leave nothing behind in the log, so that the next batch replays
- * cleanly after a crash and the failed writes stay unwritten.
+ * A batch the log refuses (a record past its payload cap, WAL_PAYLOAD_MAX)
+ * fails as a whole; the writer drops what it had added of it (wal_discard)
+ * and reuses its sequence numbers, so nothing of it reaches the log: after
+ * a crash the index reopens with the writes before and after it, and
+ * without the refused one, and takes new writes.
  */
 static void test_writer_failed_batch_leaves_log_replayable(void **state)
 {
@@ -835,7 +807,7 @@ static void test_writer_failed_batch_leaves_log_replayable(void **state)
     char orig[PATH_BYTES], copy[PATH_BYTES];
     struct xerr err = { 0 };
     struct batch b;
-    size_t big_len = (size_t)DOC_MAX_BYTES + 1;
+    size_t big_len = WAL_PAYLOAD_MAX + 1;
     unsigned char *big = calloc(1, big_len);
 
     assert_non_null(big);
@@ -847,43 +819,57 @@ static void test_writer_failed_batch_leaves_log_replayable(void **state)
     batch_put(&b, "ok1", "先写入");
     apply_expect(w, &b, (enum write_result[]){ WRITE_CREATED });
 
+    /* two good ops added to the log's batch before the one it refuses */
     batch_reset(&b);
     batch_put(&b, "lost", "不应写入");
-    b.ops[b.n++] = (struct write_op){ .type = WAL_PUT, .record = big, .record_len = big_len };
+    batch_del(&b, "ok1");
+    b.ops[b.n++] = (struct write_op){ .type = WAL_PUT, .record = big, .record_len = big_len,
+                                      .result = WRITE_FAILED };
     assert_int_equal(writer_apply(w, b.ops, b.n, &err), XE_LIMIT);
+    for (size_t i = 0; i < b.n; i++)
+        assert_int_equal(b.ops[i].result, WRITE_FAILED); /* none of it applied */
+    struct writer_stats st;
+    writer_get_stats(w, &st);
+    assert_int_equal(st.fsyncs, 1); /* nothing was committed for it */
 
     batch_reset(&b);
     batch_put(&b, "ok2", "后写入");
     apply_expect(w, &b, (enum write_result[]){ WRITE_CREATED });
-    batch_fini(&b);
-    free(big);
     const struct want want[] = { { "ok1", "先写入" }, { "lost", NULL }, { "ok2", "后写入" } };
     wait_for(ix, want, 3);
-    copy_dir(orig, copy);
+    copy_dir(orig, copy); /* the crash: ok1 and ok2 are in the log, not in a checkpoint */
     writer_stop(w);
     index_close(ix);
 
+    /* the crash image replays: ok1 and ok2, not lost, and ok1 not deleted */
     ix = open_ok(copy);
     struct writer *w2 = NULL;
     xerr_clear(&err);
-    int rc = writer_start(ix, &w2, &err);
-    /*
-     * KNOWN BUG, index/writer.c, process(): when wal_add() refuses an op, the
-     * records of the batch added before it stay in the log's pending buffer
-     * (nothing resets it) and w->seq is rolled back; the next commit writes
-     * them with the next batch, whose records reuse their sequence numbers.
-     * Replay then fails with XE_CORRUPT "sequence N repeats" (and would have
-     * replayed "lost", reported failed). The assertions below are what must
-     * hold; they are left out until that is fixed.
-     */
-    if (rc == XE_OK) {
-        assert_holds(ix, want, 3);
-        writer_stop(w2);
-    } else {
-        print_message("known bug: replay after a refused batch: %s\n", err.msg);
-        assert_int_equal(rc, XE_CORRUPT);
-    }
+    assert_ok(writer_start(ix, &w2, &err), &err);
+    assert_holds(ix, want, 3);
+    /* and goes on: the next sequence numbers follow the replayed ones */
+    batch_reset(&b);
+    batch_put(&b, "ok3", "再写入");
+    batch_del(&b, "ok2");
+    apply_expect(w2, &b, (enum write_result[]){ WRITE_CREATED, WRITE_DELETED });
+    const struct want after[] = { { "ok1", "先写入" }, { "lost", NULL }, { "ok2", NULL },
+                                  { "ok3", "再写入" } };
+    wait_for(ix, after, 4);
+    writer_stop(w2);
     index_close(ix);
+    ix = open_ok(copy);
+    assert_holds(ix, after, 4);
+    index_close(ix);
+
+    /* the original, stopped gracefully, holds the same as before the crash */
+    ix = open_ok(orig);
+    assert_holds(ix, want, 3);
+    w = start_ok(ix);
+    assert_holds(ix, want, 3);
+    writer_stop(w);
+    index_close(ix);
+    batch_fini(&b);
+    free(big);
 }
 
 int main(void)
