@@ -62,6 +62,10 @@ static void writer_end_block(struct postings_writer *w)
 int postings_writer_add(struct postings_writer *w, uint32_t docid, const uint32_t tf[N_FIELDS],
                         const uint32_t *positions, uint32_t n_positions)
 {
+    /* a full block closes when the next document comes, so that a list of
+     * exactly one block keeps the one-block form */
+    if (w->in_block == w->block_docs)
+        writer_end_block(w);
     uint64_t gap = (uint64_t)((int64_t)docid - w->last_docid - 1);
     bool body_only = tf[FIELD_TITLE] == 0 && tf[FIELD_META] == 0;
     unsigned shape = body_only ? (tf[FIELD_BODY] == 1 ? 0 : 1)
@@ -82,8 +86,7 @@ int postings_writer_add(struct postings_writer *w, uint32_t docid, const uint32_
     }
     w->last_docid = docid;
     w->n_docs++;
-    if (++w->in_block == w->block_docs)
-        writer_end_block(w);
+    w->in_block++;
     return w->block_docs_buf.rc ? w->block_docs_buf.rc : w->block_pos_buf.rc;
 }
 

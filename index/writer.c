@@ -369,6 +369,8 @@ static void process(struct writer *w, struct submission *batch)
     if (rc) {
         wal_discard(w->wal);
         xerr_set(&err, rc, "out of memory gathering a write batch");
+    } else if (w->seq == first_seq) {
+        return; /* every submission was refused: nothing to log */
     } else if (!(rc = wal_commit(w->wal, &err))) {
         pthread_mutex_lock(&w->lock);
         w->stats.fsyncs++;
