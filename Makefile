@@ -22,7 +22,8 @@ CORPUS  ?= corpus/news.jsonl
 INDEX_SRC  = $(wildcard index/*.c)
 QUERY_SRC  = $(wildcard query/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
-LIB_SRC    = $(INDEX_SRC) $(QUERY_SRC) $(SERVER_SRC)
+GEN_SRC    = build/gen/page_html.c
+LIB_SRC    = $(INDEX_SRC) $(QUERY_SRC) $(SERVER_SRC) $(GEN_SRC)
 HEADERS    = $(wildcard index/*.h query/*.h server/*.h tests/*.h)
 TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
@@ -47,6 +48,16 @@ deps:
 	        echo "missing build dependencies; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; \
 	    fi; \
 	fi
+
+# The search page, embedded as a byte array so that xun is one file.
+build/gen/page_html.c: server/page.html Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '/* Generated from server/page.html by the Makefile; do not edit. */'; \
+	   echo '#include "server/page.h"'; \
+	   echo 'const unsigned char page_html[] = {'; \
+	   od -An -v -tx1 server/page.html | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	   echo '0 };'; \
+	   echo 'const size_t page_html_len = sizeof page_html - 1;'; } > $@
 
 build/opt/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)

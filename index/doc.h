@@ -38,6 +38,14 @@ enum doc_field { FIELD_TITLE, FIELD_BODY, FIELD_META, N_FIELDS }; /* META: sourc
 
 #define DOC_DATE_NONE INT64_MIN
 
+/*
+ * Exact-value terms for filters and facets: the first byte, then the source
+ * or a tag exactly as given (cut at TOKEN_MAX_BYTES). Control characters
+ * never begin a term the tokenizer makes, so these cannot collide with text.
+ */
+#define TERM_SOURCE_PREFIX '\x02'
+#define TERM_TAG_PREFIX '\x03'
+
 /* Views into memory the caller keeps alive. */
 struct doc_fields {
     struct text id, title, body, source, date, url;

@@ -253,6 +253,8 @@ static int32_t char_term_cp(const struct token *tok)
 {
     const unsigned char *p = (const unsigned char *)tok->term + 1;
 
+    if (tok->term[0] != TERM_CHAR_PREFIX)
+        return -1; /* an exact-value term */
     if (tok->term_len == 4 && (p[0] & 0xF0) == 0xE0)
         return (p[0] & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F);
     if (tok->term_len == 5 && (p[0] & 0xF8) == 0xF0)
@@ -310,6 +312,24 @@ static uint32_t add_text(struct memindex *mi, struct text t, uint32_t position,
             next = mi->toks[i].position + 1;
     *field_tokens = mi->field_count > FIELD_MAX_TOKENS ? FIELD_MAX_TOKENS : mi->field_count;
     return next + FIELD_GAP;
+}
+
+/* An exact-value term (doc.h) for the filters and facets of source and tags. */
+static void add_exact(struct memindex *mi, char prefix, struct text value)
+{
+    char term[TOKEN_MAX_BYTES + 1];
+
+    if (!value.p || !value.len || mi->rc)
+        return;
+    size_t len = value.len < TOKEN_MAX_BYTES ? value.len : TOKEN_MAX_BYTES;
+    while (len < value.len && len && ((unsigned char)value.p[len] & 0xC0) == 0x80)
+        len--; /* never cut a character */
+    term[0] = prefix;
+    memcpy(term + 1, value.p, len);
+    /* no positions, like a hidden one-character term; counted in the meta field */
+    struct token tok = { .term = term, .term_len = len + 1, .kind = TOKEN_CJK_CHAR };
+    if (on_token(mi, &tok) && !mi->rc)
+        mi->rc = XE_NOMEM;
 }
 
 static int dtok_cmp(const void *a, const void *b)
@@ -465,6 +485,9 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
     pos = add_text(mi, d->source, pos, &doc.field_tokens[FIELD_META]);
     for (size_t i = 0; i < d->n_tags; i++)
         pos = add_text(mi, d->tags[i], pos, &doc.field_tokens[FIELD_META]);
+    add_exact(mi, TERM_SOURCE_PREFIX, d->source);
+    for (size_t i = 0; i < d->n_tags; i++)
+        add_exact(mi, TERM_TAG_PREFIX, d->tags[i]);
     if (mi->rc || flush_tokens(mi, mi->n_docs)) {
         mi->n_toks = 0;
         return xerr_set(err, XE_NOMEM, "out of memory indexing %.64s", d->id.p);

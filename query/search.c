@@ -48,6 +48,7 @@ struct iter {
     uint32_t docid; /* DOCID_END before the start and after the end */
     uint64_t cost;  /* documents it may visit: the order of AND */
     bool negated;
+    bool unscored; /* a filter: it restricts the matches, adds nothing to scores */
 };
 
 /* The state one search shares across its iterators. */
@@ -335,7 +336,8 @@ static double and_score(struct iter *it, const struct doc_norms *norms)
     double s = 0;
 
     for (uint32_t i = 0; i < a->n_pos; i++)
-        s += a->pos[i]->ops->score(a->pos[i], norms);
+        if (!a->pos[i]->unscored)
+            s += a->pos[i]->ops->score(a->pos[i], norms);
     return s;
 }
 
@@ -561,12 +563,12 @@ static int id_cmp(const struct snapshot *snap, const struct search_hit *a,
     return c ? c : (da.id_len > db.id_len) - (da.id_len < db.id_len);
 }
 
-/* True when a ranks below b: a lower score, or the same score and a larger id. */
+/* True when a ranks below b: a lower sort key, or the same and a larger id. */
 static bool worse(const struct snapshot *snap, const struct search_hit *a,
                   const struct search_hit *b)
 {
-    if (a->score != b->score)
-        return a->score < b->score;
+    if (a->sort_key != b->sort_key)
+        return a->sort_key < b->sort_key;
     return id_cmp(snap, a, b) > 0;
 }
 
@@ -636,11 +638,205 @@ static void assign_idfs(struct exec *ex, const struct qnode *n, double *idfs, ui
         assign_idfs(ex, n->children[c], idfs, i);
 }
 
+/* ---- filters and facets ---- */
+
+/*
+ * An OR over the exact-value terms (doc.h) of one filter, unscored; NULL when
+ * none of the values occurs in the segment (then nothing there can match).
+ */
+static struct iter *build_filter(struct exec *ex, char prefix, const struct text *values,
+                                 size_t n)
+{
+    struct iter **kids = ex_alloc(ex, (n ? n : 1) * sizeof *kids);
+    uint32_t n_kids = 0;
+    char term[TOKEN_MAX_BYTES + 2];
+
+    for (size_t i = 0; kids && i < n; i++) {
+        struct segment_term st;
+        size_t len = values[i].len <= TOKEN_MAX_BYTES ? values[i].len : TOKEN_MAX_BYTES;
+        term[0] = prefix;
+        memcpy(term + 1, values[i].p, len);
+        if (!segment_lookup(ex->seg, term, len + 1, &st))
+            continue;
+        struct term_iter *t = ex_alloc(ex, sizeof *t);
+        if (!t)
+            return NULL;
+        *t = (struct term_iter){ .base = { &term_ops, DOCID_END, st.df, false }, .ex = ex };
+        postings_cursor_init(&t->cursor, st.postings, st.postings_len, st.has_positions,
+                             segment_n_docs(ex->seg));
+        kids[n_kids++] = &t->base;
+    }
+    if (!n_kids)
+        return NULL;
+    struct or_iter *o = ex_alloc(ex, sizeof *o);
+    if (!o)
+        return NULL;
+    *o = (struct or_iter){ .base = { &or_ops, DOCID_END, n_kids, false },
+                           .children = kids, .n = n_kids };
+    return &o->base;
+}
+
+/* root AND the filters, scored by root alone; NULL when a filter rules the segment out. */
+static struct iter *with_filters(struct exec *ex, struct iter *root,
+                                 const struct search_options *o)
+{
+    struct iter *f[2] = { NULL, NULL };
+    uint32_t n = 0;
+
+    if (o->n_sources && !(f[n++] = build_filter(ex, TERM_SOURCE_PREFIX, o->sources,
+                                                o->n_sources)))
+        return NULL;
+    if (o->n_tags && !(f[n++] = build_filter(ex, TERM_TAG_PREFIX, o->tags, o->n_tags)))
+        return NULL;
+    if (!n || !root)
+        return root;
+    struct and_iter *a = ex_alloc(ex, sizeof *a);
+    struct iter **kids = ex_alloc(ex, (n + 1) * sizeof *kids);
+    if (!a || !kids)
+        return NULL;
+    kids[0] = root;
+    for (uint32_t i = 0; i < n; i++) {
+        f[i]->unscored = true;
+        kids[i + 1] = f[i];
+    }
+    /* the rarest leads the leapfrog, filter or not */
+    for (uint32_t i = 1; i <= n; i++)
+        for (uint32_t j = i; j > 0 && kids[j - 1]->cost > kids[j]->cost; j--) {
+            struct iter *t = kids[j];
+            kids[j] = kids[j - 1];
+            kids[j - 1] = t;
+        }
+    *a = (struct and_iter){ .base = { &and_ops, DOCID_END, root->cost, false },
+                            .pos = kids, .n_pos = n + 1 };
+    return &a->base;
+}
+
+/* One value's count, gathered over segments. */
+struct facet_count {
+    char *value; /* owned */
+    size_t len;
+    uint64_t count;
+};
+
+struct facet_acc {
+    struct facet_count *items;
+    size_t n, cap;
+    bool nomem;
+};
+
+/* Counts, for each exact-value term of prefix in the segment, its matching documents. */
+static void facet_segment(struct exec *ex, char prefix, const uint64_t *matched,
+                          struct facet_acc *acc)
+{
+    struct segment_term_iter it;
+    struct segment_term st;
+    uint32_t n_docs = segment_n_docs(ex->seg);
+
+    segment_terms_from(ex->seg, &prefix, 1, &it);
+    while (segment_terms_next(&it, &st) && it.term_len && it.term[0] == prefix) {
+        struct postings_cursor c;
+        uint64_t count = 0;
+        postings_cursor_init(&c, st.postings, st.postings_len, st.has_positions, n_docs);
+        while (postings_next(&c))
+            count += (matched[c.docid / 64] >> (c.docid % 64)) & 1;
+        if (c.corrupt)
+            ex->corrupt = true;
+        if (!count)
+            continue;
+        if (acc->n == acc->cap) {
+            size_t cap = acc->cap ? acc->cap * 2 : 64;
+            struct facet_count *grown = realloc(acc->items, cap * sizeof *grown);
+            if (!grown) {
+                acc->nomem = true;
+                return;
+            }
+            acc->items = grown;
+            acc->cap = cap;
+        }
+        char *value = malloc(it.term_len);
+        if (!value) {
+            acc->nomem = true;
+            return;
+        }
+        memcpy(value, it.term + 1, it.term_len - 1);
+        acc->items[acc->n++] = (struct facet_count){ value, it.term_len - 1, count };
+    }
+}
+
+static int facet_by_value(const void *a, const void *b)
+{
+    const struct facet_count *x = a, *y = b;
+    int c = memcmp(x->value, y->value, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int facet_by_count(const void *a, const void *b)
+{
+    const struct facet_count *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return facet_by_value(a, b);
+}
+
+/* Merges a value's counts over segments, keeps the SEARCH_FACET_VALUES most frequent. */
+static bool facet_finish(struct facet_acc *acc, struct facet_value **out, size_t *n_out)
+{
+    size_t n = 0;
+
+    if (acc->n)
+        qsort(acc->items, acc->n, sizeof *acc->items, facet_by_value);
+    for (size_t i = 0; i < acc->n; i++) {
+        if (n && !facet_by_value(&acc->items[n - 1], &acc->items[i])) {
+            acc->items[n - 1].count += acc->items[i].count;
+            free(acc->items[i].value);
+            continue;
+        }
+        acc->items[n++] = acc->items[i];
+    }
+    if (n)
+        qsort(acc->items, n, sizeof *acc->items, facet_by_count);
+    size_t keep = n < SEARCH_FACET_VALUES ? n : SEARCH_FACET_VALUES;
+    *out = calloc(keep ? keep : 1, sizeof **out);
+    for (size_t i = 0; i < n; i++) {
+        if (i < keep && *out) {
+            (*out)[i] = (struct facet_value){ acc->items[i].value, acc->items[i].len,
+                                              acc->items[i].count };
+            continue;
+        }
+        free(acc->items[i].value);
+    }
+    free(acc->items);
+    *n_out = *out ? keep : 0;
+    return *out != NULL && !acc->nomem;
+}
+
+/* ---- the search ---- */
+
 int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
                struct search_result *out, struct xerr *err)
 {
+    struct search_options opts = { .k = k };
+    return search_run_opts(snap, q, &opts, out, err);
+}
+
+static bool date_passes(const struct search_options *o, int64_t date_s)
+{
+    if (!o->has_from && !o->has_to)
+        return true;
+    if (date_s == DOC_DATE_NONE)
+        return false;
+    return (!o->has_from || date_s >= o->from_s) && (!o->has_to || date_s <= o->to_s);
+}
+
+int search_run_opts(const struct snapshot *snap, const struct query *q,
+                    const struct search_options *opts, struct search_result *out,
+                    struct xerr *err)
+{
     struct exec ex = { .snap = snap };
-    struct topk top = { .k = k, .snap = snap };
+    struct topk top = { .k = opts->k, .snap = snap };
+    struct facet_acc acc[2] = { { 0 }, { 0 } };
+    bool want_facet[2] = { opts->facet_source, opts->facet_tag };
+    const char facet_prefix[2] = { TERM_SOURCE_PREFIX, TERM_TAG_PREFIX };
     double idfs[QUERY_MAX_TERMS];
     int rc = XE_OK;
 
@@ -648,9 +844,13 @@ int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
     if (!q->root || !snap->n_docs)
         return XE_OK;
     arena_init(&ex.arena, SEARCH_ARENA_BYTES);
-    top.heap = malloc(sizeof *top.heap * (k ? k : 1));
-    if (!top.heap) {
+    top.heap = malloc(sizeof *top.heap * (opts->k ? opts->k : 1));
+    ex.n_terms = q->n_terms;
+    ex.lookups = ex_alloc(&ex, sizeof *ex.lookups * snap->n_segments *
+                                   (q->n_terms ? q->n_terms : 1));
+    if (!top.heap || !ex.lookups) {
         arena_fini(&ex.arena);
+        free(top.heap);
         return xerr_set(err, XE_NOMEM, "out of memory");
     }
     for (int f = 0; f < N_FIELDS; f++) {
@@ -659,46 +859,63 @@ int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
             ex.avg_len[f] = 1;
     }
     uint32_t n_idfs = 0;
-    ex.n_terms = q->n_terms;
-    ex.lookups = ex_alloc(&ex, sizeof *ex.lookups * snap->n_segments * (q->n_terms ? q->n_terms : 1));
-    if (!ex.lookups) {
-        arena_fini(&ex.arena);
-        free(top.heap);
-        return xerr_set(err, XE_NOMEM, "out of memory");
-    }
     assign_idfs(&ex, q->root, idfs, &n_idfs);
 
     for (uint32_t s = 0; s < snap->n_segments && !rc; s++) {
-        uint32_t term_index = 0;
+        uint32_t term_index = 0, n_docs = segment_n_docs(snap->segments[s]->seg);
         ex.seg = snap->segments[s]->seg;
         ex.seg_index = s;
         memset(ex.pos_cap, 0, sizeof ex.pos_cap);
-        struct iter *root = build(&ex, q->root, idfs, &term_index);
+        struct iter *root = with_filters(&ex, build(&ex, q->root, idfs, &term_index), opts);
         const struct deletions *deleted = snap->deleted[s];
-        while (root && root->ops->next(root)) {
+        uint64_t *matched = NULL;
+        if (root && (want_facet[0] || want_facet[1]))
+            matched = ex_alloc(&ex, ((size_t)n_docs / 64 + 1) * sizeof *matched);
+        while (root && !ex.nomem && root->ops->next(root)) {
             if (deletions_has(deleted, root->docid))
                 continue; /* a tombstone: replaced or deleted since the segment was written */
             struct segment_doc d;
             struct doc_norms norms;
             segment_doc(ex.seg, root->docid, &d);
+            if (!date_passes(opts, d.date_s))
+                continue;
             for (int f = 0; f < N_FIELDS; f++)
                 norms.inv_norm[f] =
                     1.0 / (1 - BM25_B + BM25_B * d.field_tokens[f] / ex.avg_len[f]);
-            struct search_hit h = { s, root->docid, root->ops->score(root, &norms) };
+            struct search_hit h = { s, root->docid, root->ops->score(root, &norms), 0 };
+            /* by date: newest first, undated after every dated one */
+            h.sort_key = !opts->sort_by_date ? h.score
+                         : d.date_s == DOC_DATE_NONE ? -1e300 : (double)d.date_s;
             out->total++;
             topk_push(&top, &h);
+            if (matched)
+                matched[root->docid / 64] |= 1ull << (root->docid % 64);
+            if (opts->max_matches && out->total >= opts->max_matches) {
+                out->total_is_bound = true;
+                break;
+            }
         }
-        if (ex.nomem)
+        for (int f = 0; f < 2 && matched && !ex.nomem; f++)
+            if (want_facet[f])
+                facet_segment(&ex, facet_prefix[f], matched, &acc[f]);
+        if (ex.nomem || acc[0].nomem || acc[1].nomem)
             rc = xerr_set(err, XE_NOMEM, "query needs more than %u MiB of memory",
                           SEARCH_ARENA_BYTES >> 20);
         else if (ex.corrupt)
             rc = xerr_corrupt(err, "segment %s: damaged posting list",
                               segment_path(ex.seg));
+        if (out->total_is_bound)
+            break;
         /* iterators of this segment are dead; their memory goes with the arena */
     }
     arena_fini(&ex.arena);
+    for (int f = 0; f < 2; f++)
+        if (want_facet[f] && !facet_finish(&acc[f], &out->facets[f], &out->n_facets[f]) &&
+            !rc)
+            rc = xerr_set(err, XE_NOMEM, "out of memory");
     if (rc) {
         free(top.heap);
+        search_result_fini(out);
         *out = (struct search_result){ 0 };
         return rc;
     }
@@ -714,4 +931,11 @@ void search_result_fini(struct search_result *r)
     free(r->hits);
     r->hits = NULL;
     r->n_hits = 0;
+    for (int f = 0; f < 2; f++) {
+        for (size_t i = 0; i < r->n_facets[f]; i++)
+            free(r->facets[f][i].value);
+        free(r->facets[f]);
+        r->facets[f] = NULL;
+        r->n_facets[f] = 0;
+    }
 }

@@ -6,8 +6,11 @@
 #ifndef XUN_QUERY_SEARCH_H
 #define XUN_QUERY_SEARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "index/doc.h"
 
 struct query;
 struct snapshot;
@@ -20,16 +23,43 @@ struct xerr;
 #define BM25_WEIGHT_BODY 1.0
 #define BM25_WEIGHT_META 1.0
 
+#define SEARCH_MAX_FILTER_VALUES 16
+#define SEARCH_FACET_VALUES 20
+
 struct search_hit {
     uint32_t segment; /* index into the snapshot's segments */
     uint32_t docid;
     double score;
+    double sort_key; /* the score, or the date when sorting by date */
+};
+
+/* Filters, order and facets of a search; zero-initialized means none. */
+struct search_options {
+    uint32_t k;                                         /* hits to keep */
+    struct text sources[SEARCH_MAX_FILTER_VALUES];      /* any of (exact) */
+    size_t n_sources;
+    struct text tags[SEARCH_MAX_FILTER_VALUES];         /* any of (exact) */
+    size_t n_tags;
+    bool has_from, has_to;
+    int64_t from_s, to_s;                               /* dates within [from, to] */
+    bool sort_by_date;                                  /* newest first, undated last */
+    bool facet_source, facet_tag;
+    uint64_t max_matches; /* stop after this many matches (0: all): total becomes a bound */
+};
+
+struct facet_value {
+    char *value; /* owned */
+    size_t len;
+    uint64_t count;
 };
 
 struct search_result {
     uint64_t total;         /* documents that match */
+    bool total_is_bound;    /* stopped at max_matches: total is a lower bound */
     struct search_hit *hits; /* best first; owned, search_result_fini() */
     uint32_t n_hits;        /* min(k, total) */
+    struct facet_value *facets[2]; /* source, tag: most frequent first */
+    size_t n_facets[2];
 };
 
 /*
@@ -38,6 +68,10 @@ struct search_result {
  */
 int search_run(const struct snapshot *snap, const struct query *q, uint32_t k,
                struct search_result *out, struct xerr *err);
+/* The same with filters, order and facets. */
+int search_run_opts(const struct snapshot *snap, const struct query *q,
+                    const struct search_options *opts, struct search_result *out,
+                    struct xerr *err);
 void search_result_fini(struct search_result *r);
 
 #endif

@@ -23,6 +23,7 @@ struct server_config {
     size_t max_body_bytes;
     size_t max_uri_bytes;
     int idle_timeout_s;
+    const char *cors_origin; /* NULL: no CORS headers; else Access-Control-Allow-Origin */
 };
 
 void server_config_defaults(struct server_config *cfg);

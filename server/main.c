@@ -24,7 +24,8 @@
 static const char usage[] =
     "usage: xun COMMAND [options]\n"
     "\n"
-    "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY] [--quiet]\n"
+    "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
+    "          [--cors-origin ORIGIN] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
     "  index   --data DIR FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
@@ -36,13 +37,15 @@ static const char usage[] =
     "xun COMMAND --help says more about each.\n";
 
 static const char serve_help[] =
-    "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY] [--quiet]\n"
+    "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
+    "                 [--cors-origin ORIGIN] [--quiet]\n"
     "\n"
     "  --data DIR          the index folder (created if absent)\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
     "  --threads N         worker threads (default: one per core)\n"
     "  --api-key KEY       require 'Authorization: Bearer KEY' on writes\n"
     "                      (default: $XUN_API_KEY)\n"
+    "  --cors-origin ORIGIN  let pages from ORIGIN (or *) call the API from a browser\n"
     "  --quiet             no access log on standard error\n"
     "\n"
     "SIGTERM or SIGINT stops it gracefully.\n";
@@ -112,7 +115,8 @@ static int cmd_serve(int argc, char **argv)
     static const struct option opts[] = {
         { "data", required_argument, NULL, 'd' },   { "listen", required_argument, NULL, 'l' },
         { "threads", required_argument, NULL, 't' }, { "api-key", required_argument, NULL, 'k' },
-        { "quiet", no_argument, NULL, 'q' },         { NULL, 0, NULL, 0 },
+        { "quiet", no_argument, NULL, 'q' },         { "cors-origin", required_argument, NULL, 'o' },
+        { NULL, 0, NULL, 0 },
     };
     struct server_config cfg;
     const char *data = NULL;
@@ -143,6 +147,7 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'k': cfg.api_key = optarg; break;
         case 'q': cfg.quiet = true; break;
+        case 'o': cfg.cors_origin = optarg; break;
         default: fputs(serve_help, stderr); return 2;
         }
     }

@@ -86,6 +86,10 @@ void respond_bytes(struct exchange *ex, int status, const char *content_type, co
     struct evkeyvalq *headers = evhttp_request_get_output_headers(ex->req);
 
     evhttp_add_header(headers, "Content-Type", content_type);
+    if (ex->cors_origin) {
+        evhttp_add_header(headers, "Access-Control-Allow-Origin", ex->cors_origin);
+        evhttp_add_header(headers, "Vary", "Origin");
+    }
     if (evhttp_request_get_command(ex->req) == EVHTTP_REQ_HEAD) {
         /* the length a GET would have, and no body */
         char n[24];

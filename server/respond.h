@@ -19,6 +19,7 @@ struct exchange {
     const char *path; /* raw, as received (logged up to 64 bytes) */
     uint64_t start_ns;
     bool quiet;
+    const char *cors_origin; /* added to every reply when set */
 };
 
 uint64_t now_ns(void);

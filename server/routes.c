@@ -23,7 +23,9 @@
 #include "query/qparse.h"
 #include "query/search.h"
 #include "query/snippet.h"
+#include "query/suggest.h"
 #include "server/documents.h"
+#include "server/page.h"
 #include "server/http.h"
 #include "server/respond.h"
 #include "server/urlquery.h"
@@ -146,28 +148,69 @@ static json_t *hit_json(const struct snapshot *snap, const struct search_hit *h,
 }
 
 static const char *const search_params[] = { "q", "limit", "offset", "highlight", "exact_total",
-                                             "sort", NULL };
-static const char *const search_later[] = { "source", "tag", "from", "to", "facets", NULL };
+                                             "sort", "source", "tag", "from", "to", "facets",
+                                             NULL };
+
+/* Repeatable exact-value filters (source, tag): any of the values. */
+static bool param_values(struct exchange *ex, const struct url_query *uq, const char *name,
+                         struct text *out, size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < uq->n; i++) {
+        const struct url_param *p = &uq->params[i];
+        if (strcmp(p->name, name) != 0)
+            continue;
+        if (*n == SEARCH_MAX_FILTER_VALUES) {
+            respond_error(ex, 400, "at most %d %s values are allowed", SEARCH_MAX_FILTER_VALUES,
+                          name);
+            return false;
+        }
+        if (!p->value_len || !utf8_check(p->value, p->value_len, NULL)) {
+            respond_error(ex, 400, "%s must be non-empty UTF-8", name);
+            return false;
+        }
+        out[(*n)++] = (struct text){ p->value, p->value_len };
+    }
+    return true;
+}
+
+/* from/to: a date or date-time (API.md); a bare `to` date means to the end of that day. */
+static bool param_date(struct exchange *ex, const struct url_query *uq, const char *name,
+                       bool end_of_day, bool *has, int64_t *out)
+{
+    const struct url_param *p = url_query_get(uq, name);
+
+    *has = false;
+    if (!p)
+        return true;
+    if (!doc_parse_date(p->value, p->value_len, out)) {
+        respond_error(ex, 400,
+                      "%s must be YYYY-MM-DD or an RFC 3339 date-time, got \"%.40s\"", name,
+                      p->value);
+        return false;
+    }
+    if (end_of_day && p->value_len == 10)
+        *out += 86399;
+    *has = true;
+    return true;
+}
 
 static void route_search(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
 {
     uint32_t limit, offset;
     bool highlight, exact_total;
     struct xerr err = { 0 };
+    struct search_params sp = { .start_ns = ex->start_ns };
+    struct search_options *o = &sp.opts;
 
     for (size_t i = 0; i < uq->n; i++) {
-        for (size_t k = 0; search_later[k]; k++)
-            if (!strcmp(uq->params[i].name, search_later[k])) {
-                respond_error(ex, 400, "parameter \"%s\" is not supported yet",
-                              search_later[k]);
-                return;
-            }
         bool known = false;
         for (size_t k = 0; search_params[k] && !known; k++)
             known = !strcmp(uq->params[i].name, search_params[k]);
         if (!known) {
             respond_error(ex, 400, "unknown parameter \"%.32s\"; /search takes q, limit, "
-                                   "offset, highlight, exact_total, sort",
+                                   "offset, highlight, exact_total, sort, source, tag, from, "
+                                   "to, facets",
                           uq->params[i].name);
             return;
         }
@@ -180,17 +223,46 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
     if (!param_uint(ex, uq, "limit", 10, SEARCH_MAX_LIMIT, &limit) ||
         !param_uint(ex, uq, "offset", 0, SEARCH_MAX_OFFSET, &offset) ||
         !param_flag(ex, uq, "highlight", true, &highlight) ||
-        !param_flag(ex, uq, "exact_total", false, &exact_total))
+        !param_flag(ex, uq, "exact_total", false, &exact_total) ||
+        !param_values(ex, uq, "source", o->sources, &o->n_sources) ||
+        !param_values(ex, uq, "tag", o->tags, &o->n_tags) ||
+        !param_date(ex, uq, "from", false, &o->has_from, &o->from_s) ||
+        !param_date(ex, uq, "to", true, &o->has_to, &o->to_s))
         return;
     const struct url_param *sort = url_query_get(uq, "sort");
-    if (sort && strcmp(sort->value, "relevance") != 0) {
-        respond_error(ex, 400, "sort must be \"relevance\", got \"%.32s\"%s", sort->value,
-                      !strcmp(sort->value, "date") ? " (sort=date is not supported yet)" : "");
+    if (sort && strcmp(sort->value, "relevance") != 0 && strcmp(sort->value, "date") != 0) {
+        respond_error(ex, 400, "sort must be \"relevance\" or \"date\", got \"%.32s\"",
+                      sort->value);
         return;
     }
-    struct search_params sp = { .q = qp->value, .q_len = qp->value_len, .limit = limit,
-                                .offset = offset, .highlight = highlight,
-                                .start_ns = ex->start_ns };
+    o->sort_by_date = sort && !strcmp(sort->value, "date");
+    const struct url_param *facets = url_query_get(uq, "facets");
+    if (facets) {
+        /* a comma-separated list of source and tag */
+        const char *p = facets->value, *end = p + facets->value_len;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
+            if (len == 6 && !memcmp(p, "source", 6)) {
+                o->facet_source = true;
+            } else if (len == 3 && !memcmp(p, "tag", 3)) {
+                o->facet_tag = true;
+            } else {
+                respond_error(ex, 400, "facets must be source, tag or source,tag, got \"%.32s\"",
+                              facets->value);
+                return;
+            }
+            p += len + 1;
+        }
+    }
+    /* total is exact (no early stop) unless asked otherwise: the engine has no
+     * pruning yet, so exact_total only documents the contract */
+    (void)exact_total;
+    sp.q = qp->value;
+    sp.q_len = qp->value_len;
+    sp.limit = limit;
+    sp.offset = offset;
+    sp.highlight = highlight;
     json_t *body;
     int rc = search_json(ctx->ix, &sp, &body, &err);
     if (rc) {
@@ -199,6 +271,25 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
     }
     atomic_fetch_add(&ctx->queries, 1);
     respond_json(ex, 200, body);
+}
+
+static json_t *facets_json(const struct search_result *res, const struct search_options *o)
+{
+    static const char *const names[2] = { "source", "tag" };
+    bool want[2] = { o->facet_source, o->facet_tag };
+    json_t *facets = json_object();
+
+    for (int f = 0; f < 2; f++) {
+        if (!want[f])
+            continue;
+        json_t *list = json_array();
+        for (size_t i = 0; i < res->n_facets[f]; i++)
+            json_array_append_new(list, json_pack("{s:s%,s:I}", "value", res->facets[f][i].value,
+                                                  res->facets[f][i].len, "count",
+                                                  (json_int_t)res->facets[f][i].count));
+        json_object_set_new(facets, names[f], list);
+    }
+    return facets;
 }
 
 int search_json(struct index *ix, const struct search_params *sp, json_t **out,
@@ -211,7 +302,9 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
         return rc;
     struct snapshot *snap = index_snapshot(ix);
     struct search_result res;
-    rc = search_run(snap, q, sp->offset + sp->limit, &res, err);
+    struct search_options opts = sp->opts;
+    opts.k = sp->offset + sp->limit;
+    rc = search_run_opts(snap, q, &opts, &res, err);
     if (rc) {
         snapshot_release(snap);
         query_free(q);
@@ -231,18 +324,60 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
     buf_fini(&scratch);
     buf_fini(&html);
     uint64_t total = res.total;
+    bool bound = res.total_is_bound;
+    json_t *facets = opts.facet_source || opts.facet_tag ? facets_json(&res, &opts) : NULL;
     search_result_fini(&res);
     snapshot_release(snap);
     query_free(q);
     if (rc) {
         json_decref(hits);
+        json_decref(facets);
         return rc;
     }
     double took_ms = (double)(now_ns() - sp->start_ns) / 1e6;
     *out = json_pack("{s:s%,s:I,s:s,s:f,s:i,s:i,s:o}", "query", sp->q, sp->q_len, "total",
-                     (json_int_t)total, "total_relation", "eq", "took_ms", took_ms, "offset",
-                     (int)sp->offset, "limit", (int)sp->limit, "hits", hits);
+                     (json_int_t)total, "total_relation", bound ? "gte" : "eq", "took_ms",
+                     took_ms, "offset", (int)sp->offset, "limit", (int)sp->limit, "hits", hits);
+    if (*out && facets)
+        json_object_set_new(*out, "facets", facets);
+    else
+        json_decref(facets);
     return *out ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
+}
+
+/* ---- /suggest ---- */
+
+static void route_suggest(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
+{
+    const struct url_param *qp = url_query_get(uq, "q");
+    struct suggestion *s;
+    size_t n;
+    uint32_t limit;
+    struct xerr err = { 0 };
+
+    if (!qp) {
+        respond_error(ex, 400, "parameter q is required");
+        return;
+    }
+    if (!param_uint(ex, uq, "limit", 8, SUGGEST_MAX_LIMIT, &limit))
+        return;
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    int rc = suggest_run(snap, qp->value, qp->value_len, limit, &s, &n, &err);
+    snapshot_release(snap);
+    if (rc) {
+        respond_error(ex, respond_status_of(rc), "%s", err.msg);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_pack("{s:s%}", "text", s[i].text, s[i].len);
+        if (s[i].id)
+            json_object_set_new(item, "id", json_stringn(s[i].id, s[i].id_len));
+        json_array_append_new(list, item);
+    }
+    suggestions_free(s, n);
+    respond_json(ex, 200, json_pack("{s:s%,s:o}", "query", qp->value, qp->value_len,
+                                    "suggestions", list));
 }
 
 /* ---- /documents/{id} ---- */
@@ -362,7 +497,8 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     const char *uri = evhttp_request_get_uri(req);
     struct exchange ex = { .req = req, .method = method_name(cmd), .path = uri ? uri : "",
-                           .start_ns = now_ns(), .quiet = ctx->cfg->quiet };
+                           .start_ns = now_ns(), .quiet = ctx->cfg->quiet,
+                           .cors_origin = ctx->cfg->cors_origin };
     struct url_query uq;
     const char *why = NULL;
 
@@ -391,9 +527,31 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
     bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
     const char *allow = "GET, HEAD";
 
-    if (path_is(uri, path_len, "/search")) {
+    if (cmd == EVHTTP_REQ_OPTIONS) {
+        /* a CORS preflight, or a client asking what the server takes */
+        struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+        evhttp_add_header(headers, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+        if (ctx->cfg->cors_origin) {
+            evhttp_add_header(headers, "Access-Control-Allow-Methods",
+                              "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+            evhttp_add_header(headers, "Access-Control-Allow-Headers",
+                              "Authorization, Content-Type");
+            evhttp_add_header(headers, "Access-Control-Max-Age", "86400");
+        }
+        respond_bytes(&ex, 204, "text/plain", "", 0);
+        url_query_fini(&uq);
+        return;
+    }
+
+    if (path_is(uri, path_len, "/")) {
+        if (get)
+            respond_bytes(&ex, 200, "text/html; charset=utf-8", page_html, page_html_len);
+    } else if (path_is(uri, path_len, "/search")) {
         if (get)
             route_search(ctx, &ex, &uq);
+    } else if (path_is(uri, path_len, "/suggest")) {
+        if (get)
+            route_suggest(ctx, &ex, &uq);
     } else if (path_is(uri, path_len, "/analyze")) {
         if (get)
             route_analyze(&ex, &uq);

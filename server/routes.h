@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "query/search.h"
+
 struct evhttp_request;
 struct index;
 struct server_config;
@@ -37,7 +39,8 @@ struct search_params {
     size_t q_len;
     uint32_t limit, offset;
     bool highlight;
-    uint64_t start_ns; /* when the request began, for took_ms */
+    uint64_t start_ns;           /* when the request began, for took_ms */
+    struct search_options opts;  /* filters, order, facets (k is set from limit + offset) */
 };
 
 /* The /search response body for sp (a new reference in *out). */

@@ -18,6 +18,7 @@
 
 #include "index/error.h"
 #include "index/index.h"
+#include "query/suggest.h"
 #include "server/routes.h"
 
 #define MAX_QUERIES 20000
@@ -116,6 +117,31 @@ int main(int argc, char **argv)
         printf("  %-28s %10.0f %9.1f %9.1f %9.1f %8.2f\n", rows[i].name, rows[i].r.qps,
                rows[i].r.p50_us, rows[i].r.p90_us, rows[i].r.p99_us,
                base.qps / rows[i].r.qps);
+
+    /* suggestions as typed: the first one and two characters of each query */
+    uint64_t *lat = malloc(sizeof *lat * 2 * n);
+    size_t k = 0;
+    struct snapshot *snap = index_snapshot(ix);
+    for (size_t i = 0; i < n; i++)
+        for (int chars = 1; chars <= 2; chars++) {
+            size_t len = 0;
+            for (int c = 0; c < chars && queries[i][len]; c++) {
+                len++;
+                while (((unsigned char)queries[i][len] & 0xC0) == 0x80)
+                    len++;
+            }
+            struct suggestion *s;
+            size_t got;
+            uint64_t t0 = now_ns_();
+            if (suggest_run(snap, queries[i], len, 8, &s, &got, &err) == 0)
+                suggestions_free(s, got);
+            lat[k++] = now_ns_() - t0;
+        }
+    snapshot_release(snap);
+    qsort(lat, k, sizeof *lat, cmp_u64);
+    printf("  suggest (1 and 2 characters typed, %zu prefixes): p50 %.1f us, p99 %.1f us, "
+           "max %.1f us\n", k, lat[k / 2] / 1e3, lat[k * 99 / 100] / 1e3, lat[k - 1] / 1e3);
+    free(lat);
     for (size_t i = 0; i < n; i++)
         free(queries[i]);
     free(queries);
