@@ -2,6 +2,7 @@
 #
 #   make            build ./xun (optimized)
 #   make test       check, then build and run every test under ASan + UBSan
+#   make test-browser  the search page in headless Chromium
 #   make run        index corpus/ into data/ on first start, then serve it
 #   make check      include rules and banned functions
 #   make deps       install missing Debian packages (as root)
@@ -30,7 +31,7 @@ TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 # Debian packages the build and tests need (header -> package).
 DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config
 
-.PHONY: all deps test check run clean bench
+.PHONY: all deps test test-browser check run clean bench
 
 all: deps xun
 
@@ -98,6 +99,10 @@ test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	XUN_BIN=build/san/xun sh tests/golden.sh || fail=$$((fail+1)); \
 	if [ $$fail -ne 0 ]; then echo "$$fail test program(s) failed"; exit 1; fi; \
 	echo "all test programs passed"
+
+# The search page in headless Chromium (installs chromium and playwright-core when missing).
+test-browser: all
+	bash tests/browser/run.sh
 
 # Include rules of STYLE.md and banned functions.
 check:

@@ -39,6 +39,19 @@ struct mterm {
     struct mlist list;
 };
 
+/*
+ * A slot of the term table. It holds a term's first 8 bytes, its length and
+ * part of its hash, so that a lookup of a term of 8 bytes or fewer (every
+ * CJK bigram, most words) is decided in the slot without touching the term
+ * bytes, which would be a second cache miss.
+ */
+struct term_slot {
+    uint64_t key;     /* the first 8 bytes, big-endian, zero-padded */
+    uint32_t id_plus1; /* 0: empty */
+    uint16_t len;
+    uint16_t hash_hi; /* the hash's high bits (the low ones chose the slot) */
+};
+
 struct mdoc {
     uint32_t field_tokens[N_FIELDS];
     uint32_t field_start[N_FIELDS];
@@ -60,7 +73,7 @@ struct memindex {
     struct buf term_bytes;
     struct mterm *terms;
     uint32_t n_terms, terms_cap;
-    uint64_t *term_slots; /* hash table of hash << 32 | term_id + 1; 0 = empty */
+    struct term_slot *term_slots; /* open addressing, linear probing */
     uint32_t term_slots_cap;
     uint32_t *char_terms; /* hidden one-character terms by code point: term_id + 1 */
 
@@ -187,23 +200,35 @@ static uint64_t id_hash_of(const struct memindex *mi, uint32_t docid)
     return hash_bytes(mi->id_bytes.data + mi->docs[docid].id_off, mi->docs[docid].id_len);
 }
 
-/* Doubles the term table at three quarters full; the hashes it holds spare a rehash. */
+static uint64_t prefix_key(const unsigned char *p, size_t len)
+{
+    uint64_t k = 0;
+    memcpy(&k, p, len < 8 ? len : 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    k = __builtin_bswap64(k); /* the first byte most significant: compares as bytes do */
+#endif
+    return k;
+}
+
+/* Doubles the term table at three quarters full; slots move by their stored hash. */
 static bool term_table_grow(struct memindex *mi)
 {
     if ((uint64_t)(mi->n_terms + 1) * 4 < (uint64_t)mi->term_slots_cap * 3)
         return true;
     uint32_t cap = mi->term_slots_cap * 2;
-    uint64_t *fresh = calloc(cap, sizeof *fresh);
+    struct term_slot *fresh = calloc(cap, sizeof *fresh);
     if (!fresh)
         return false;
     for (uint32_t i = 0; i < mi->term_slots_cap; i++) {
-        uint64_t v = mi->term_slots[i];
-        if (!v)
+        const struct term_slot *v = &mi->term_slots[i];
+        if (!v->id_plus1)
             continue;
-        uint32_t s = (uint32_t)(v >> 32) & (cap - 1);
-        while (fresh[s])
+        const struct mterm *t = &mi->terms[v->id_plus1 - 1];
+        uint32_t s = (uint32_t)hash_bytes(mi->term_bytes.data + t->term_off, t->term_len) &
+                     (cap - 1);
+        while (fresh[s].id_plus1)
             s = (s + 1) & (cap - 1);
-        fresh[s] = v;
+        fresh[s] = *v;
     }
     free(mi->term_slots);
     mi->term_slots = fresh;
@@ -217,18 +242,21 @@ static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, b
     if (!term_table_grow(mi))
         return UINT32_MAX;
     uint32_t mask = mi->term_slots_cap - 1;
-    uint32_t hash = (uint32_t)hash_bytes(term, len);
-    uint32_t s = hash & mask;
-    /* the slot holds the hash: most probes are decided without touching the term */
+    uint64_t hash = hash_bytes(term, len);
+    uint64_t key = prefix_key((const unsigned char *)term, len);
+    uint16_t hash_hi = (uint16_t)(hash >> 48);
+    uint32_t s = (uint32_t)hash & mask;
     for (;; s = (s + 1) & mask) {
-        uint64_t v = mi->term_slots[s];
-        if (!v)
+        const struct term_slot *v = &mi->term_slots[s];
+        if (!v->id_plus1)
             break;
-        if ((uint32_t)(v >> 32) != hash)
+        if (v->hash_hi != hash_hi || v->len != len || v->key != key)
             continue;
-        const struct mterm *t = &mi->terms[(uint32_t)v - 1];
-        if (t->term_len == len && !memcmp(mi->term_bytes.data + t->term_off, term, len))
-            return (uint32_t)v - 1;
+        if (len <= 8)
+            return v->id_plus1 - 1; /* the key is the whole term */
+        const struct mterm *t = &mi->terms[v->id_plus1 - 1];
+        if (!memcmp(mi->term_bytes.data + t->term_off, term, len))
+            return v->id_plus1 - 1;
     }
     if (mi->n_terms == mi->terms_cap) {
         uint32_t cap = mi->terms_cap ? mi->terms_cap * 2 : 4096;
@@ -244,7 +272,7 @@ static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, b
     mi->terms[mi->n_terms] = (struct mterm){ .term_off = off, .term_len = (uint16_t)len,
                                              .has_positions = positions,
                                              .last_doc = UINT32_MAX };
-    mi->term_slots[s] = (uint64_t)hash << 32 | ++mi->n_terms;
+    mi->term_slots[s] = (struct term_slot){ key, ++mi->n_terms, (uint16_t)len, hash_hi };
     return mi->n_terms - 1;
 }
 
@@ -524,13 +552,6 @@ static int term_order_cmp(const void *a, const void *b)
     return c ? c : (x->term_len > y->term_len) - (x->term_len < y->term_len);
 }
 
-static uint64_t prefix_key(const unsigned char *p, size_t len)
-{
-    uint64_t k = 0;
-    for (size_t i = 0; i < 8; i++)
-        k = k << 8 | (i < len ? p[i] : 0);
-    return k;
-}
 
 /* Re-encodes term t's raw list into w, renumbering docids by new_id. */
 static int encode_term(const struct mterm *t, const uint32_t *new_id, struct postings_writer *w,
