@@ -21,6 +21,7 @@
 
 #include "index/docstore.h"
 #include "index/error.h"
+#include "server/respond.h"
 #include "server/routes.h"
 
 /* libevent's own limits sit above ours, so that ours answer first, in JSON. */
@@ -28,8 +29,19 @@
 #define HTTP_LIBEVENT_BODY_SLACK (1u << 20)
 #define HTTP_DRAIN_MS 500
 
+/*
+ * The connections a worker has seen a request on, so that each is counted
+ * once and uncounted when libevent closes it. Open addressing on the
+ * connection's address; only the worker's thread touches it.
+ */
+struct conn_set {
+    struct evhttp_connection **slots;
+    uint32_t cap, n;
+};
+
 struct worker {
     struct server *srv;
+    struct conn_set conns;
     pthread_t thread;
     struct event_base *base;
     struct evhttp *http;
@@ -56,13 +68,113 @@ void server_config_defaults(struct server_config *cfg)
         .max_body_bytes = 64u << 20,
         .max_uri_bytes = 8192,
         .idle_timeout_s = 30,
+        .max_connections = 4096,
     };
+}
+
+static uint32_t conn_hash(const struct evhttp_connection *c, uint32_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 32) & (cap - 1);
+}
+
+static bool conn_set_has(const struct conn_set *s, const struct evhttp_connection *c)
+{
+    if (!s->cap)
+        return false;
+    for (uint32_t i = conn_hash(c, s->cap);; i = (i + 1) & (s->cap - 1)) {
+        if (!s->slots[i])
+            return false;
+        if (s->slots[i] == c)
+            return true;
+    }
+}
+
+static bool conn_set_add(struct conn_set *s, struct evhttp_connection *c)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        struct conn_set bigger = { .cap = s->cap ? s->cap * 2 : 256 };
+        bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
+        if (!bigger.slots)
+            return false;
+        for (uint32_t i = 0; i < s->cap; i++)
+            if (s->slots[i])
+                conn_set_add(&bigger, s->slots[i]);
+        free(s->slots);
+        *s = bigger;
+    }
+    uint32_t i = conn_hash(c, s->cap);
+    while (s->slots[i])
+        i = (i + 1) & (s->cap - 1);
+    s->slots[i] = c;
+    s->n++;
+    return true;
+}
+
+/* Removes c, moving later entries of its probe run back (no tombstones). */
+static void conn_set_remove(struct conn_set *s, const struct evhttp_connection *c)
+{
+    uint32_t mask = s->cap - 1, i;
+
+    if (!s->cap)
+        return;
+    for (i = conn_hash(c, s->cap); s->slots[i] != c; i = (i + 1) & mask)
+        if (!s->slots[i])
+            return;
+    s->slots[i] = NULL;
+    s->n--;
+    for (uint32_t j = (i + 1) & mask; s->slots[j]; j = (j + 1) & mask) {
+        struct evhttp_connection *moved = s->slots[j];
+        s->slots[j] = NULL;
+        s->n--;
+        conn_set_add(s, moved);
+    }
+}
+
+static void on_connection_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct worker *w = arg;
+
+    conn_set_remove(&w->conns, evcon);
+    atomic_fetch_sub(&w->srv->routes.metrics.connections_open, 1);
+}
+
+/*
+ * Counts the connection on its first request; past max_connections, answers
+ * 503 at once and closes it, so that a flood costs a reply, not a worker.
+ */
+static bool admit(struct worker *w, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct metrics *m = &w->srv->routes.metrics;
+
+    if (!evcon || conn_set_has(&w->conns, evcon))
+        return true;
+    if (atomic_load(&m->connections_open) >= (int_fast64_t)w->srv->cfg.max_connections ||
+        !conn_set_add(&w->conns, evcon)) {
+        struct exchange ex = { .req = req, .method = "-", .path = "(refused)",
+                               .start_ns = now_ns(), .quiet = w->srv->cfg.quiet,
+                               .cors_origin = w->srv->cfg.cors_origin, .metrics = m,
+                               .route = ROUTE_OTHER };
+        struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+        evhttp_add_header(headers, "Retry-After", "1");
+        evhttp_add_header(headers, "Connection", "close");
+        atomic_fetch_add(&m->connections_refused, 1);
+        respond_error(&ex, 503, "the server is at its limit of %u connections; retry shortly",
+                      w->srv->cfg.max_connections);
+        return false;
+    }
+    atomic_fetch_add(&m->connections_open, 1);
+    evhttp_connection_set_closecb(evcon, on_connection_close, w);
+    return true;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct worker *w = arg;
-    routes_handle(&w->srv->routes, req);
+
+    if (admit(w, req))
+        routes_handle(&w->srv->routes, req);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -156,6 +268,7 @@ static int worker_init(struct worker *w, struct server *srv, struct xerr *err)
 
 static void worker_fini(struct worker *w)
 {
+    free(w->conns.slots);
     if (w->stop_event)
         event_free(w->stop_event);
     if (w->http)

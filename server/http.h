@@ -24,6 +24,9 @@ struct server_config {
     size_t max_uri_bytes;
     int idle_timeout_s;
     const char *cors_origin; /* NULL: no CORS headers; else Access-Control-Allow-Origin */
+    /* Connections with a request in hand, past which new ones get 503 and are
+     * closed: a bound on memory and file descriptors under a flood. */
+    uint32_t max_connections;
 };
 
 void server_config_defaults(struct server_config *cfg);

@@ -46,6 +46,9 @@ static const char serve_help[] =
     "  --api-key KEY       require 'Authorization: Bearer KEY' on writes\n"
     "                      (default: $XUN_API_KEY)\n"
     "  --cors-origin ORIGIN  let pages from ORIGIN (or *) call the API from a browser\n"
+    "  --max-connections N  connections at once; more are answered 503 (default 4096)\n"
+    "  --max-body-bytes N   largest request body, POST /documents (default 64 MiB)\n"
+    "  --idle-timeout S     close a connection silent this long (default 30)\n"
     "  --quiet             no access log on standard error\n"
     "\n"
     "SIGTERM or SIGINT stops it gracefully.\n";
@@ -116,6 +119,9 @@ static int cmd_serve(int argc, char **argv)
         { "data", required_argument, NULL, 'd' },   { "listen", required_argument, NULL, 'l' },
         { "threads", required_argument, NULL, 't' }, { "api-key", required_argument, NULL, 'k' },
         { "quiet", no_argument, NULL, 'q' },         { "cors-origin", required_argument, NULL, 'o' },
+        { "max-connections", required_argument, NULL, 'c' },
+        { "max-body-bytes", required_argument, NULL, 'b' },
+        { "idle-timeout", required_argument, NULL, 'i' },
         { NULL, 0, NULL, 0 },
     };
     struct server_config cfg;
@@ -148,6 +154,25 @@ static int cmd_serve(int argc, char **argv)
         case 'k': cfg.api_key = optarg; break;
         case 'q': cfg.quiet = true; break;
         case 'o': cfg.cors_origin = optarg; break;
+        case 'c':
+        case 'b':
+        case 'i': {
+            long lo = 1, hi = c == 'c' ? 1000000 : c == 'b' ? (long)1 << 30 : 3600;
+            const char *name = c == 'c' ? "max-connections" : c == 'b' ? "max-body-bytes"
+                                                                       : "idle-timeout";
+            if (!parse_int(optarg, lo, hi, &threads)) {
+                fprintf(stderr, "xun serve: --%s wants %ld to %ld, got \"%s\"\n", name, lo, hi,
+                        optarg);
+                return 2;
+            }
+            if (c == 'c')
+                cfg.max_connections = (uint32_t)threads;
+            else if (c == 'b')
+                cfg.max_body_bytes = (size_t)threads;
+            else
+                cfg.idle_timeout_s = (int)threads;
+            break;
+        }
         default: fputs(serve_help, stderr); return 2;
         }
     }

@@ -65,9 +65,12 @@ int respond_status_of(int xe_code)
 
 static void log_line(const struct exchange *ex, int status, size_t bytes)
 {
+    uint64_t us = (now_ns() - ex->start_ns) / 1000;
+
+    if (ex->metrics)
+        metrics_observe(ex->metrics, ex->route, status, us);
     if (ex->quiet)
         return;
-    uint64_t us = (now_ns() - ex->start_ns) / 1000;
     size_t n = strlen(ex->path);
     /* the path is user input: bounded and stripped of control characters */
     char path[LOG_INPUT_MAX_BYTES + 1];

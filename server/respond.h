@@ -6,6 +6,8 @@
 #define XUN_SERVER_RESPOND_H
 
 #include <jansson.h>
+
+#include "server/metrics.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +22,8 @@ struct exchange {
     uint64_t start_ns;
     bool quiet;
     const char *cors_origin; /* added to every reply when set */
+    struct metrics *metrics;  /* counts the reply when set */
+    enum route_id route;
 };
 
 uint64_t now_ns(void);

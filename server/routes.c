@@ -39,6 +39,7 @@ int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_con
     ctx->cfg = cfg;
     ctx->started = time(NULL);
     atomic_init(&ctx->queries, 0);
+    metrics_init(&ctx->metrics);
     return writer_start(ix, &ctx->writer, err);
 }
 
@@ -469,7 +470,57 @@ static void route_stats(struct route_ctx *ctx, struct exchange *ex)
     respond_json(ex, 200, body);
 }
 
+/* ---- /metrics ---- */
+
+static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
+{
+    struct metrics_index mi = { .queries = atomic_load(&ctx->queries),
+                                .uptime_s = (uint64_t)(time(NULL) - ctx->started) };
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    struct writer_stats ws;
+    struct buf out;
+
+    mi.documents = snap->n_docs;
+    mi.segments = snap->n_segments;
+    mi.index_bytes = snap->bytes;
+    mi.terms = snap->n_terms;
+    snapshot_release(snap);
+    writer_get_stats(ctx->writer, &ws);
+    mi.wal_fsyncs = ws.fsyncs;
+    mi.merges = ws.merges;
+    mi.refreshes = ws.refreshes;
+    mi.checkpoints = ws.checkpoints;
+    buf_init(&out, 1u << 20);
+    metrics_render(&ctx->metrics, &mi, &out);
+    respond_bytes(ex, out.rc ? 500 : 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
+                  out.len);
+    buf_fini(&out);
+}
+
 /* ---- dispatch ---- */
+
+static bool path_is(const char *path, size_t len, const char *want)
+{
+    return strlen(want) == len && !memcmp(path, want, len);
+}
+
+static enum route_id route_of(const char *path, size_t len)
+{
+    static const struct {
+        const char *path;
+        enum route_id id;
+    } routes[] = { { "/", ROUTE_PAGE },           { "/search", ROUTE_SEARCH },
+                   { "/suggest", ROUTE_SUGGEST }, { "/documents", ROUTE_DOCUMENTS },
+                   { "/analyze", ROUTE_ANALYZE }, { "/health", ROUTE_HEALTH },
+                   { "/stats", ROUTE_STATS },     { "/metrics", ROUTE_METRICS } };
+
+    if (len > 11 && !memcmp(path, "/documents/", 11))
+        return ROUTE_DOCUMENT;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (path_is(path, len, routes[i].path))
+            return routes[i].id;
+    return ROUTE_OTHER;
+}
 
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
@@ -487,10 +538,6 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     return "?";
 }
 
-static bool path_is(const char *path, size_t len, const char *want)
-{
-    return strlen(want) == len && !memcmp(path, want, len);
-}
 
 void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
 {
@@ -498,7 +545,8 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
     const char *uri = evhttp_request_get_uri(req);
     struct exchange ex = { .req = req, .method = method_name(cmd), .path = uri ? uri : "",
                            .start_ns = now_ns(), .quiet = ctx->cfg->quiet,
-                           .cors_origin = ctx->cfg->cors_origin };
+                           .cors_origin = ctx->cfg->cors_origin, .metrics = &ctx->metrics,
+                           .route = ROUTE_OTHER };
     struct url_query uq;
     const char *why = NULL;
 
@@ -543,6 +591,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         return;
     }
 
+    ex.route = route_of(uri, path_len);
     if (path_is(uri, path_len, "/")) {
         if (get)
             respond_bytes(&ex, 200, "text/html; charset=utf-8", page_html, page_html_len);
@@ -561,6 +610,9 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
     } else if (path_is(uri, path_len, "/stats")) {
         if (get)
             route_stats(ctx, &ex);
+    } else if (path_is(uri, path_len, "/metrics")) {
+        if (get)
+            route_metrics(ctx, &ex);
     } else if (path_is(uri, path_len, "/documents/")) {
         get = true;
         respond_error(&ex, 400, "the path needs a document id: /documents/{id}");

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "query/search.h"
+#include "server/metrics.h"
 
 struct evhttp_request;
 struct index;
@@ -21,6 +22,7 @@ struct server_config;
 struct xerr;
 
 struct route_ctx {
+    struct metrics metrics;
     struct index *ix;
     struct writer *writer; /* started by routes_init, stopped by routes_fini */
     const struct server_config *cfg;

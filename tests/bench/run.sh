@@ -87,3 +87,8 @@ trap - EXIT INT TERM
 echo
 echo "== writes"
 ./build/opt/bench_writes 3
+
+# ---- scale ----
+echo
+echo "== scale"
+sh tests/bench/scale.sh

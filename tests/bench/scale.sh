@@ -7,6 +7,7 @@
 # one taken from the synthetic corpus itself (the first documents, which every
 # N shares) and the poetry mix. The target: from 10^4 to 10^6 documents, p50
 # grows less than 3 x.
+#   SCALE_OUT            where corpora, indexes and results go (default build/bench)
 #   SCALE_COUNTS         corpus sizes (default "10000 100000 1000000")
 #   SCALE_SEED           generator seed (default 1)
 #   SCALE_QUERIES        queries a mix (default 2000; the poetry mix is cut to it)
@@ -15,7 +16,7 @@
 #                        one that runs over is stopped, and the table says so
 # Needs ./xun and build/opt/bench_engine (make xun build/opt/bench_engine).
 set -eu
-out=build/bench
+out=${SCALE_OUT:-build/bench}
 mkdir -p "$out"
 counts=$(echo "${SCALE_COUNTS:-10000 100000 1000000}" | tr ' ' '\n' | grep . | sort -n | uniq)
 seed=${SCALE_SEED:-1}
@@ -142,7 +143,7 @@ for r in rows:
     if r[0] == "engine" and r[2] not in mixes:
         mixes.append(r[2])
 for mix in mixes:
-    label = ("%s queries from the first %s documents" % (n_queries, smallest)
+    label = ("%s queries from the first %d documents" % (n_queries, min(int(smallest), 10000))
              if mix == "synthetic" else "the first %s queries of ../shared/bench/mix.txt" % n_queries)
     print()
     print("%s mix: %s" % (mix, label))
