@@ -268,13 +268,13 @@ static int worker_init(struct worker *w, struct server *srv, struct xerr *err)
 
 static void worker_fini(struct worker *w)
 {
-    free(w->conns.slots);
     if (w->stop_event)
         event_free(w->stop_event);
     if (w->http)
-        evhttp_free(w->http);
+        evhttp_free(w->http); /* closes connections: their close callbacks use the set */
     if (w->base)
         event_base_free(w->base);
+    free(w->conns.slots);
 }
 
 int server_start(struct index *ix, const struct server_config *cfg, struct server **out,
