@@ -12,8 +12,10 @@
 
 #include "index/error.h"
 
-static int write_all(int fd, const unsigned char *p, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
+    const unsigned char *p = data;
+
     while (len) {
         ssize_t n = write(fd, p, len);
         if (n < 0) {
@@ -59,7 +61,7 @@ static int write_replace(const char *path, const void *data, size_t len, bool du
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
-    if (write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
+    if (fs_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
         int rc = xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);

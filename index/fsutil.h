@@ -20,6 +20,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr 
 int fs_write_fast(const char *path, const void *data, size_t len, struct xerr *err);
 int fs_sync_file(const char *path, struct xerr *err);
 
+/* Writes all of p to fd, retrying short writes and EINTR; -1 with errno on failure. */
+int fs_write_all(int fd, const void *p, size_t len);
+
 /* fsyncs the folder that holds path, so a rename or create in it is durable. */
 int fs_sync_parent(const char *path, struct xerr *err);
 

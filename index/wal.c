@@ -26,20 +26,6 @@ struct wal {
     struct buf batch;
 };
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static uint32_t record_crc(const unsigned char *head, const void *payload, size_t len)
 {
@@ -230,7 +216,7 @@ int wal_commit(struct wal *w, struct xerr *err)
     }
     if (!w->batch.len)
         return XE_OK;
-    if (write_all(w->fd, w->batch.data, w->batch.len) != 0 || fdatasync(w->fd) != 0) {
+    if (fs_write_all(w->fd, w->batch.data, w->batch.len) != 0 || fdatasync(w->fd) != 0) {
         int rc = xerr_set(err, XE_IO, "log %s: %s", w->path, strerror(errno));
         /* drop what may be half written, so the next batch starts clean */
         if (ftruncate(w->fd, (off_t)w->bytes) == 0)
