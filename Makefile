@@ -6,6 +6,7 @@
 #   make run        index corpus/ into data/ on first start, then serve it
 #   make check      include rules and banned functions
 #   make deps       install missing Debian packages (as root)
+#   make install    xun, man page and systemd unit under PREFIX (default /usr/local)
 
 CC      ?= cc
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -16,6 +17,8 @@ SANITIZE = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitiz
 LIBS     = -levent -levent_pthreads -ljansson -lutf8proc -lzstd -lm -pthread
 TEST_LIBS = $(LIBS) -lcmocka
 
+PREFIX  ?= /usr/local
+DESTDIR ?=
 DATA    ?= data
 LISTEN  ?= 127.0.0.1:8080
 CORPUS  ?= corpus/news.jsonl
@@ -31,7 +34,7 @@ TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 # Debian packages the build and tests need (header -> package).
 DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config
 
-.PHONY: all deps test test-browser check run clean bench
+.PHONY: all deps test test-browser check run clean bench install uninstall
 
 all: deps xun
 
@@ -99,6 +102,15 @@ test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	XUN_BIN=build/san/xun sh tests/golden.sh || fail=$$((fail+1)); \
 	if [ $$fail -ne 0 ]; then echo "$$fail test program(s) failed"; exit 1; fi; \
 	echo "all test programs passed"
+
+# Installs xun, its man page and xun.service (docs/install.sh); as root with
+# no DESTDIR also creates the system user xun. Never enables or starts it.
+install: xun
+	sh docs/install.sh install "$(PREFIX)" "$(DESTDIR)"
+
+# Removes what install put; keeps /var/lib/xun and the user xun.
+uninstall:
+	sh docs/install.sh uninstall "$(PREFIX)" "$(DESTDIR)"
 
 # The search page in headless Chromium (installs chromium and playwright-core when missing).
 test-browser: all

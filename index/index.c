@@ -340,7 +340,7 @@ int index_open(const char *dir, struct index **out, struct xerr *err)
         if (ix->lock_fd < 0)
             rc = xerr_set(err, XE_IO, "%s: %s", path, strerror(errno));
         else if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) != 0)
-            rc = xerr_set(err, XE_IO, "%s: the index is in use by another xun process", dir);
+            rc = xerr_set(err, XE_IO, "the index is in use by another xun process");
     }
     if (!rc)
         rc = manifest_load(ix, err);

@@ -26,6 +26,8 @@
 
 /* libevent's own limits sit above ours, so that ours answer first, in JSON. */
 #define HTTP_LIBEVENT_HEADERS_MAX (64u << 10)
+/* Bodies up to twice our limit (plus a MiB) are read and refused by us in
+ * JSON; only absurd ones meet libevent's own HTML 413. */
 #define HTTP_LIBEVENT_BODY_SLACK (1u << 20)
 #define HTTP_DRAIN_MS 500
 
@@ -257,7 +259,7 @@ static int worker_init(struct worker *w, struct server *srv, struct xerr *err)
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_headers_size(w->http, HTTP_LIBEVENT_HEADERS_MAX);
     evhttp_set_max_body_size(w->http,
-                             (ev_ssize_t)(srv->cfg.max_body_bytes + HTTP_LIBEVENT_BODY_SLACK));
+                             (ev_ssize_t)(2 * srv->cfg.max_body_bytes + HTTP_LIBEVENT_BODY_SLACK));
     evhttp_set_timeout(w->http, srv->cfg.idle_timeout_s);
     evhttp_set_gencb(w->http, on_request, w);
     w->stop_event = event_new(w->base, -1, 0, on_stop, w);

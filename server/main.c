@@ -25,11 +25,12 @@ static const char usage[] =
     "usage: xun COMMAND [options]\n"
     "\n"
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
-    "          [--cors-origin ORIGIN] [--quiet]\n"
+    "          [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
+    "          [--idle-timeout S] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
-    "  index   --data DIR FILE.jsonl...\n"
+    "  index   --data DIR [--threads N] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
-    "  search  --data DIR [--limit N] [--offset N] QUERY\n"
+    "  search  --data DIR [--limit N] [--offset N] [--no-highlight] QUERY\n"
     "          print the same JSON as GET /search\n"
     "  analyze TEXT\n"
     "          print the terms TEXT is indexed by, as GET /analyze\n"
@@ -38,7 +39,8 @@ static const char usage[] =
 
 static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
-    "                 [--cors-origin ORIGIN] [--quiet]\n"
+    "                 [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
+    "                 [--idle-timeout S] [--quiet]\n"
     "\n"
     "  --data DIR          the index folder (created if absent)\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
@@ -95,9 +97,14 @@ static bool parse_int(const char *s, long min, long max, long *out)
     return true;
 }
 
-/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
-static bool parse_listen(char *s, struct server_config *cfg)
+/* "HOST:PORT", "[v6]:PORT" or ":PORT"; keeps a copy (argv stays as given, for ps). */
+static bool parse_listen(const char *arg, struct server_config *cfg)
 {
+    static char copy[256];
+    if (strlen(arg) >= sizeof copy)
+        return false;
+    memcpy(copy, arg, strlen(arg) + 1);
+    char *s = copy;
     char *colon = strrchr(s, ':');
     long port;
 
