@@ -231,6 +231,14 @@ int doc_record_decode(const unsigned char *rec, size_t len, struct doc_fields *d
     return XE_OK;
 }
 
+size_t doc_exact_len(const char *value, size_t len)
+{
+    size_t keep = len < TOKEN_MAX_BYTES ? len : TOKEN_MAX_BYTES;
+    while (keep < len && keep && ((unsigned char)value[keep] & 0xC0) == 0x80)
+        keep--;
+    return keep;
+}
+
 static bool digits(const char *s, size_t n, int *out)
 {
     int v = 0;

@@ -46,6 +46,10 @@ enum doc_field { FIELD_TITLE, FIELD_BODY, FIELD_META, N_FIELDS }; /* META: sourc
 #define TERM_SOURCE_PREFIX '\x02'
 #define TERM_TAG_PREFIX '\x03'
 
+/* How many bytes of an exact value its term keeps: at most TOKEN_MAX_BYTES,
+ * never cutting a UTF-8 character. Indexing and filtering both use it. */
+size_t doc_exact_len(const char *value, size_t len);
+
 /* Views into memory the caller keeps alive. */
 struct doc_fields {
     struct text id, title, body, source, date, url;

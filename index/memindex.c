@@ -349,9 +349,7 @@ static void add_exact(struct memindex *mi, char prefix, struct text value)
 
     if (!value.p || !value.len || mi->rc)
         return;
-    size_t len = value.len < TOKEN_MAX_BYTES ? value.len : TOKEN_MAX_BYTES;
-    while (len < value.len && len && ((unsigned char)value.p[len] & 0xC0) == 0x80)
-        len--; /* never cut a character */
+    size_t len = doc_exact_len(value.p, value.len);
     term[0] = prefix;
     memcpy(term + 1, value.p, len);
     /* no positions, like a hidden one-character term; counted in the meta field */

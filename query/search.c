@@ -653,7 +653,7 @@ static struct iter *build_filter(struct exec *ex, char prefix, const struct text
 
     for (size_t i = 0; kids && i < n; i++) {
         struct segment_term st;
-        size_t len = values[i].len <= TOKEN_MAX_BYTES ? values[i].len : TOKEN_MAX_BYTES;
+        size_t len = doc_exact_len(values[i].p, values[i].len); /* as indexed */
         term[0] = prefix;
         memcpy(term + 1, values[i].p, len);
         if (!segment_lookup(ex->seg, term, len + 1, &st))

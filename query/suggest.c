@@ -26,7 +26,8 @@ struct candidate {
     uint64_t df;
 };
 
-/* The `want` most frequent terms that start with prefix (df summed over segments). */
+/* The `want` most frequent terms that start with prefix, the prefix itself
+ * included (df summed over segments). */
 static size_t frequent_terms(const struct snapshot *snap, const char *prefix, size_t len,
                              struct candidate *best, size_t want)
 {
@@ -40,8 +41,6 @@ static size_t frequent_terms(const struct snapshot *snap, const char *prefix, si
              scanned++) {
             if (it.term_len < len || memcmp(it.term, prefix, len) != 0)
                 break;
-            if (it.term_len == len)
-                continue; /* the prefix itself completes nothing */
             size_t k;
             for (k = 0; k < n && (best[k].len != it.term_len ||
                                   memcmp(best[k].term, it.term, it.term_len)); k++)
@@ -183,6 +182,8 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
         return xerr_set(err, XE_INPUT, "q is not valid UTF-8 (byte %zu)", bad);
     if (!limit)
         return XE_OK;
+    if (limit > SUGGEST_MAX_LIMIT)
+        limit = SUGGEST_MAX_LIMIT;
     c.items = calloc(limit, sizeof *c.items);
     if (!c.items)
         return xerr_set(err, XE_NOMEM, "out of memory");
@@ -233,6 +234,8 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
             }
             size_t n = first_len ? frequent_terms(snap, first, first_len, cands, limit) : 0;
             for (size_t i = 0; i < n && c.n < limit; i++) {
+                if (cands[i].len == first_len)
+                    continue; /* the character itself continues nothing */
                 buf_reset(&q);
                 buf_append(&q, prefix, last.tok.end_byte);
                 buf_append(&q, cands[i].term + first_len, cands[i].len - first_len);
@@ -242,6 +245,8 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
             /* keep what was typed as typed ("Bed" -> "Bedrock") when folding kept its length */
             bool same = len - base_len == last.tok.term_len;
             for (size_t i = 0; i < n_cands && c.n < limit; i++) {
+                if (cands[i].len == last.tok.term_len)
+                    continue; /* the word as typed: nothing to complete */
                 buf_reset(&q);
                 buf_append(&q, prefix, same ? len : base_len);
                 buf_append(&q, cands[i].term + (same ? last.tok.term_len : 0),

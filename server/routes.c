@@ -241,7 +241,7 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
     if (facets) {
         /* a comma-separated list of source and tag */
         const char *p = facets->value, *end = p + facets->value_len;
-        while (p < end) {
+        do {
             const char *comma = memchr(p, ',', (size_t)(end - p));
             size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
             if (len == 6 && !memcmp(p, "source", 6)) {
@@ -254,7 +254,7 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
                 return;
             }
             p += len + 1;
-        }
+        } while (p <= end);
     }
     /* total is exact (no early stop) unless asked otherwise: the engine has no
      * pruning yet, so exact_total only documents the contract */
@@ -356,6 +356,12 @@ static void route_suggest(struct route_ctx *ctx, struct exchange *ex, const stru
     uint32_t limit;
     struct xerr err = { 0 };
 
+    for (size_t i = 0; i < uq->n; i++)
+        if (strcmp(uq->params[i].name, "q") && strcmp(uq->params[i].name, "limit")) {
+            respond_error(ex, 400, "unknown parameter \"%.32s\"; /suggest takes q, limit",
+                          uq->params[i].name);
+            return;
+        }
     if (!qp) {
         respond_error(ex, 400, "parameter q is required");
         return;

@@ -2,7 +2,8 @@
  * Tests of index/segment.h, with segments built the way a bulk load builds
  * them (index/memindex.h) and posting blocks of two documents so that even a
  * few documents cross block boundaries: counts, dictionary lookups, hidden
- * one-character terms, postings contents and positions (fields FIELD_GAP
+ * one-character terms, the exact-value terms of sources and tags (doc.h: no
+ * positions, df in documents), postings contents and positions (fields FIELD_GAP
  * apart), ids and the fields' first positions, stored records (the JSON
  * rebuilt from its template by doc_json()), term iteration from a prefix,
  * replaced ids, a segment of 2,000 generated documents with many
@@ -299,10 +300,16 @@ static const struct tdoc small_docs[] = {
 };
 #define N_SMALL (sizeof small_docs / sizeof small_docs[0])
 
-/* Every term of small_docs: visible ones and hidden "\x01" + character ones. */
+/*
+ * Every term of small_docs: visible ones, hidden "\x01" + character ones, and
+ * the exact-value terms of sources ("\x02" + the source as given) and tags
+ * ("\x03" + the tag as given, case kept). Written as two literals so that a
+ * hex digit after the prefix ("\x03" "AI") is not read into the escape.
+ */
 static const char *const small_terms[] = {
     "hello", "world", "again", "普惠", "惠化", "\x01普", "\x01惠", "\x01化", "新华", "华社",
     "\x01新", "\x01华", "\x01社", "tech", "ai", "second", "news", "猫", "\x01猫", "reuters",
+    "\x02" "新华社", "\x03" "tech", "\x03" "AI", "\x02" "Reuters",
 };
 #define N_SMALL_TERMS (sizeof small_terms / sizeof small_terms[0])
 
@@ -320,12 +327,19 @@ static const struct {
     { "tech", true, 1, { 0 } },        { "second", true, 1, { 1 } },
     { "news", true, 1, { 1 } },        { "猫", true, 1, { 2 } },
     { "\x01猫", false, 1, { 2 } },     { "reuters", true, 1, { 2 } },
+    /* exact-value terms: no positions, one document each */
+    { "\x02" "新华社", false, 1, { 0 } }, { "\x03" "tech", false, 1, { 0 } },
+    { "\x03" "AI", false, 1, { 0 } },     { "\x02" "Reuters", false, 1, { 2 } },
 };
 
 /* None of these is a term of small_docs. */
 static const char *const small_absent[] = {
     "", "xyz", "hell", "helloo", "Hello", "AI", "普", "普惠化", "\x01", "\x01普惠", "猫猫",
     "a", "zzzz", "\xff", "新华社", "again ", "reuter",
+    /* exact values are whole and case-sensitive, and never prefixed the other way */
+    "\x02", "\x03", "\x02" "新华", "\x02" "新华社社", "\x02" "reuters", "\x02" "REUTERS",
+    "\x03" "ai", "\x03" "tech ", "\x03" "tec", "\x02" "tech", "\x03" "新华社",
+    "\x02" "Reuters\x03" "AI", "\x02" "\x01新",
 };
 
 static void test_segment_counts_docs_terms_and_field_tokens(void **state)
@@ -368,7 +382,9 @@ static void test_segment_lookup_finds_terms_with_their_lists(void **state)
     for (size_t i = 0; i < N_SMALL_TERMS; i++) {
         struct segment_term t;
         assert_true(lookup(seg, small_terms[i], &t));
-        assert_int_equal(t.has_positions, small_terms[i][0] != '\x01');
+        bool hidden = small_terms[i][0] == '\x01' || small_terms[i][0] == TERM_SOURCE_PREFIX ||
+                      small_terms[i][0] == TERM_TAG_PREFIX;
+        assert_int_equal(t.has_positions, !hidden);
     }
     for (size_t i = 0; i < sizeof small_absent / sizeof small_absent[0]; i++) {
         struct segment_term t;
@@ -488,7 +504,9 @@ static void test_segment_load_round_trips_every_field(void **state)
 static void test_segment_terms_iterate_in_byte_order_from_prefix(void **state)
 {
     static const char *const prefixes[] = {
-        "", "\x01", "\x01\xe6", "\x01\xff", "a", "ag", "again", "againx", "h", "hello",
+        "", "\x01", "\x01\xe6", "\x01\xff", "\x02", "\x02" "R", "\x02" "Reuters",
+        "\x02\xe6", "\x02\xff", "\x03", "\x03" "A", "\x03" "AI", "\x03" "AIx", "\x03" "t",
+        "\x03\xff", "\x04", "a", "ag", "again", "againx", "h", "hello",
         "hellp", "n", "r", "z", "\xe5", "新", "新华", "猫", "猫猫", "\xff", "\xff\xff",
     };
     const char *sorted[N_SMALL_TERMS];
@@ -508,6 +526,127 @@ static void test_segment_terms_iterate_in_byte_order_from_prefix(void **state)
     assert_true(segment_terms_next(&it, &t));
     assert_int_equal(it.term[0], '\x01');
     assert_false(t.has_positions);
+    /* then the exact values of sources ("\x02"), then of tags ("\x03"), then the text */
+    static const char *const exact_order[] = { "\x02" "Reuters", "\x02" "新华社", "\x03" "AI",
+                                               "\x03" "tech", "again" };
+    segment_terms_from(seg, "\x02", 1, &it);
+    for (size_t i = 0; i < sizeof exact_order / sizeof exact_order[0]; i++) {
+        assert_true(segment_terms_next(&it, &t));
+        assert_int_equal(it.term_len, strlen(exact_order[i]));
+        assert_memory_equal(it.term, exact_order[i], it.term_len);
+        assert_int_equal(t.has_positions, i == 4);
+    }
+    segment_close(seg);
+    free(path);
+}
+
+/*
+ * Exact-value terms (doc.h): one per distinct source and tag of a document,
+ * the bytes as given (case, spaces and punctuation kept), without positions,
+ * with tf 1 in the meta field (2 for a tag given twice), and df counting
+ * documents; they take no position and no meta token, and a value past
+ * TOKEN_MAX_BYTES is cut at a character boundary. An empty source or tag
+ * makes none.
+ */
+static void test_segment_exact_value_terms_have_no_positions_and_right_df(void **state)
+{
+    char long_source[1 + 100 * 3 + 1], long_tag[301];
+    char cut_source[1 + 1 + 84 * 3 + 1], cut_tag[1 + TOKEN_MAX_BYTES + 1];
+
+    /* "x" + 100 x 新: byte 255 falls inside the 85th 新, so 1 + 84 x 3 bytes stay */
+    long_source[0] = 'x';
+    for (int i = 0; i < 100; i++)
+        memcpy(long_source + 1 + 3 * i, "新", 3);
+    long_source[301] = '\0';
+    cut_source[0] = TERM_SOURCE_PREFIX;
+    memcpy(cut_source + 1, long_source, 1 + 84 * 3);
+    cut_source[1 + 1 + 84 * 3] = '\0';
+    memset(long_tag, 'y', 300);
+    long_tag[300] = '\0';
+    cut_tag[0] = TERM_TAG_PREFIX;
+    memset(cut_tag + 1, 'y', TOKEN_MAX_BYTES);
+    cut_tag[1 + TOKEN_MAX_BYTES] = '\0';
+    const struct tdoc docs[] = {
+        { .id = "d0", .body = "text", .source = "Reuters Asia", .tags = { "AI", "ai", "AI" },
+          .json = "{}" },
+        { .id = "d1", .body = "text", .source = "新华社", .tags = { "新华社", "Tech News" },
+          .json = "{}" },
+        { .id = "d2", .body = "text", .source = "Reuters Asia", .tags = { "Tech News" },
+          .json = "{}" },
+        { .id = "d3", .body = "text", .source = "", .tags = { "" }, .json = "{}" },
+        { .id = "d4", .body = "text", .source = long_source, .tags = { long_tag }, .json = "{}" },
+        { .id = "d5", .body = "text", .source = "新华社", .json = "{}" },
+    };
+    const struct {
+        const char *term;
+        uint32_t df;
+        uint32_t docids[3];
+        uint32_t tf_meta[3]; /* per listed document */
+    } want[] = {
+        { "\x02" "Reuters Asia", 2, { 0, 2 }, { 1, 1 } },
+        { "\x02" "新华社", 2, { 1, 5 }, { 1, 1 } },
+        { cut_source, 1, { 4 }, { 1 } },
+        { "\x03" "AI", 1, { 0 }, { 2 } }, /* given twice in d0 */
+        { "\x03" "ai", 1, { 0 }, { 1 } },
+        { "\x03" "新华社", 1, { 1 }, { 1 } },
+        { "\x03" "Tech News", 2, { 1, 2 }, { 1, 1 } },
+        { cut_tag, 1, { 4 }, { 1 } },
+    };
+    static const char *const absent[] = {
+        "\x02", "\x03", "\x02" "Reuters", "\x02" "reuters asia", "\x03" "Tech",
+        "\x03" "tech news", "\x02" "Tech News", "\x02" "AI",
+    };
+    char *path = build_segment(*state, "exact.xseg", docs, sizeof docs / sizeof docs[0]);
+    struct segment *seg = open_ok(path);
+    uint32_t docids[8];
+    size_t n_exact = 0;
+
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct segment_term t;
+        if (!lookup(seg, want[i].term, &t))
+            fail_msg("exact-value term %zu (\"%s\") is missing", i, want[i].term + 1);
+        assert_false(t.has_positions);
+        assert_int_equal(t.df, want[i].df);
+        assert_int_equal(term_docids(seg, want[i].term, docids, 8), want[i].df);
+        assert_memory_equal(docids, want[i].docids, want[i].df * sizeof docids[0]);
+        for (uint32_t k = 0; k < want[i].df; k++) {
+            struct postings_cursor c;
+            uint32_t pos[MAX_POSITIONS];
+            cursor_at(seg, want[i].term, want[i].docids[k], &c);
+            assert_int_equal(c.tf[FIELD_TITLE], 0);
+            assert_int_equal(c.tf[FIELD_BODY], 0);
+            assert_int_equal(c.tf[FIELD_META], want[i].tf_meta[k]);
+            assert_int_equal(postings_positions(&c, pos, MAX_POSITIONS), -1);
+        }
+    }
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+        struct segment_term t;
+        if (lookup(seg, absent[i], &t))
+            fail_msg("absent %zu (\"%s\") was found", i, absent[i] + 1);
+    }
+    /* the whole long values are not terms; neither is a cut one byte longer */
+    struct segment_term t;
+    char whole[1 + 301 + 1];
+    whole[0] = TERM_SOURCE_PREFIX;
+    memcpy(whole + 1, long_source, 302);
+    assert_false(lookup(seg, whole, &t));
+    whole[1 + 1 + 84 * 3 + 1] = '\0';
+    assert_false(lookup(seg, whole, &t));
+    /* every term from "\x02" up to the first visible one is one of want[] */
+    struct segment_term_iter it;
+    segment_terms_from(seg, "\x02", 1, &it);
+    while (segment_terms_next(&it, &t) &&
+           (it.term[0] == TERM_SOURCE_PREFIX || it.term[0] == TERM_TAG_PREFIX)) {
+        assert_false(t.has_positions);
+        n_exact++;
+    }
+    assert_int_equal(n_exact, sizeof want / sizeof want[0]);
+    /* they take no meta tokens: d0 has reuters asia ai ai ai = 5, d3 none */
+    struct segment_doc d;
+    segment_doc(seg, 0, &d);
+    assert_int_equal(d.field_tokens[FIELD_META], 5);
+    segment_doc(seg, 3, &d);
+    assert_int_equal(d.field_tokens[FIELD_META], 0);
     segment_close(seg);
     free(path);
 }
@@ -641,6 +780,8 @@ struct many {
     struct gdoc *docs;
     char (*vocab)[16];
     unsigned char *has; /* bit word * MANY_DOCS + doc */
+    uint32_t *source_df, *tag_df; /* per word: documents with it as source / as a tag */
+    char (*exact)[2][24];         /* per word: its "\x02" and "\x03" exact-value terms */
     uint32_t cjk_df[N_CJK];
     uint64_t field_tokens[N_FIELDS];
 };
@@ -682,11 +823,20 @@ static void many_make(struct many *m)
     m->docs = calloc(MANY_DOCS, sizeof *m->docs);
     m->vocab = calloc(MANY_VOCAB, sizeof *m->vocab);
     m->has = calloc((size_t)MANY_VOCAB * MANY_DOCS / 8 + 1, 1);
+    m->source_df = calloc(MANY_VOCAB, sizeof *m->source_df);
+    m->tag_df = calloc(MANY_VOCAB, sizeof *m->tag_df);
+    m->exact = calloc(MANY_VOCAB, sizeof *m->exact);
     assert_non_null(m->docs);
     assert_non_null(m->vocab);
     assert_non_null(m->has);
-    for (uint32_t w = 0; w < MANY_VOCAB; w++)
+    assert_non_null(m->source_df);
+    assert_non_null(m->tag_df);
+    assert_non_null(m->exact);
+    for (uint32_t w = 0; w < MANY_VOCAB; w++) {
         snprintf(m->vocab[w], sizeof m->vocab[w], "%s%u", many_stems[w % N_STEMS], w);
+        snprintf(m->exact[w][0], sizeof m->exact[w][0], "%c%s", TERM_SOURCE_PREFIX, m->vocab[w]);
+        snprintf(m->exact[w][1], sizeof m->exact[w][1], "%c%s", TERM_TAG_PREFIX, m->vocab[w]);
+    }
     for (uint32_t k = 0; k < MANY_DOCS; k++) {
         struct gdoc *g = &m->docs[k];
         uint32_t n_body = 8 + rng_next(&r) % 40, n_tags = rng_next(&r) % 3;
@@ -700,9 +850,15 @@ static void many_make(struct many *m)
         size_t len = strlen(g->body);
         snprintf(g->body + len, sizeof g->body - len, " %s", many_cjk[c]);
         m->cjk_df[c]++;
-        put_word(m, g->source, sizeof g->source, rng_next(&r) % MANY_VOCAB, k);
-        for (uint32_t i = 0; i < n_tags; i++)
-            put_word(m, g->tags[i], sizeof g->tags[i], rng_next(&r) % MANY_VOCAB, k);
+        uint32_t source = rng_next(&r) % MANY_VOCAB, tags[2] = { 0, 0 };
+        put_word(m, g->source, sizeof g->source, source, k);
+        m->source_df[source]++;
+        for (uint32_t i = 0; i < n_tags; i++) {
+            tags[i] = rng_next(&r) % MANY_VOCAB;
+            put_word(m, g->tags[i], sizeof g->tags[i], tags[i], k);
+            if (i == 0 || tags[i] != tags[0]) /* a tag given twice is one document */
+                m->tag_df[tags[i]]++;
+        }
         snprintf(g->json, sizeof g->json, "{\"id\":\"%s\",\"body\":\"%s\"}", g->id, g->body);
         g->t = (struct tdoc){ .id = g->id, .title = g->title, .body = g->body,
                               .source = g->source, .json = g->json };
@@ -719,6 +875,9 @@ static void many_free(struct many *m)
     free(m->docs);
     free(m->vocab);
     free(m->has);
+    free(m->source_df);
+    free(m->tag_df);
+    free(m->exact);
 }
 
 static char *many_build(struct many *m, const char *dir)
@@ -774,6 +933,31 @@ static void test_segment_many_docs_lookups_match_expected(void **state)
     for (size_t s = 0; s < N_STEMS; s++) {
         struct segment_term t;
         assert_false(lookup(seg, many_stems[s], &t));
+    }
+    /* the exact-value terms of sources and tags: no positions, df in documents */
+    for (uint32_t w = 0; w < MANY_VOCAB; w++) {
+        const uint32_t want_df[2] = { m.source_df[w], m.tag_df[w] };
+        for (int kind = 0; kind < 2; kind++) {
+            struct segment_term t;
+            const char *term = m.exact[w][kind];
+            if (!want_df[kind]) {
+                assert_false(lookup(seg, term, &t));
+                continue;
+            }
+            n_terms++;
+            assert_true(lookup(seg, term, &t));
+            assert_false(t.has_positions);
+            assert_int_equal(t.df, want_df[kind]);
+            size_t n = term_docids(seg, term, docids, MANY_DOCS);
+            for (size_t i = 0; i < n; i++) {
+                const struct gdoc *g = &m.docs[docids[i]];
+                if (kind == 0)
+                    assert_string_equal(g->source, m.vocab[w]);
+                else
+                    assert_true(!strcmp(g->tags[0], m.vocab[w]) ||
+                                !strcmp(g->tags[1], m.vocab[w]));
+            }
+        }
     }
     for (size_t c = 0; c < N_CJK; c++) {
         struct segment_term t;
@@ -831,7 +1015,7 @@ static void test_segment_many_docs_ids_and_records_round_trip(void **state)
 static void test_segment_many_docs_terms_iterate_across_blocks(void **state)
 {
     struct many m;
-    const char **sorted = calloc(MANY_VOCAB + 2 * N_CJK, sizeof *sorted);
+    const char **sorted = calloc(3 * MANY_VOCAB + 2 * N_CJK, sizeof *sorted);
     char hidden[N_CJK][8];
     size_t n = 0;
 
@@ -846,6 +1030,10 @@ static void test_segment_many_docs_terms_iterate_across_blocks(void **state)
             used = get_has(&m, w, k);
         if (used)
             sorted[n++] = m.vocab[w];
+        if (m.source_df[w])
+            sorted[n++] = m.exact[w][0];
+        if (m.tag_df[w])
+            sorted[n++] = m.exact[w][1];
     }
     for (size_t c = 0; c < N_CJK; c++) {
         if (!m.cjk_df[c])
@@ -1241,6 +1429,7 @@ int main(void)
         T(test_segment_finds_ids_and_doc_entries),
         T(test_segment_load_round_trips_every_field),
         T(test_segment_terms_iterate_in_byte_order_from_prefix),
+        T(test_segment_exact_value_terms_have_no_positions_and_right_df),
         T(test_segment_keeps_only_the_newer_of_a_replaced_id),
         T(test_segment_of_an_empty_memindex_is_empty),
         T(test_segment_keeps_terms_of_the_longest_length),
