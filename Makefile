@@ -34,7 +34,7 @@ TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 # Debian packages the build and tests need (header -> package).
 DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config
 
-.PHONY: all deps test test-browser check run clean bench install uninstall
+.PHONY: all deps test test-browser check run clean bench install uninstall soak
 
 all: deps xun
 
@@ -102,6 +102,12 @@ test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	XUN_BIN=build/san/xun sh tests/golden.sh || fail=$$((fail+1)); \
 	if [ $$fail -ne 0 ]; then echo "$$fail test program(s) failed"; exit 1; fi; \
 	echo "all test programs passed"
+
+# A bounded soak: wrk at 256 connections over the query mix plus concurrent
+# writes against the poetry corpus, with the server's memory sampled.
+SOAK_SECONDS ?= 600
+soak: all
+	SOAK_SECONDS=$(SOAK_SECONDS) sh tests/soak/run.sh
 
 # Installs xun, its man page and xun.service (docs/install.sh); as root with
 # no DESTDIR also creates the system user xun. Never enables or starts it.

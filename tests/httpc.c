@@ -174,6 +174,23 @@ bool httpc_request(struct httpc_conn *c, const char *method, const char *target,
            httpc_read_reply(c, r);
 }
 
+bool httpc_request_once(uint16_t port, int timeout_s, const char *method, const char *target,
+                        const char *extra_headers, const char *body, size_t body_len,
+                        struct httpc_reply *r)
+{
+    char headers[4096];
+    struct httpc_conn c;
+    int n = snprintf(headers, sizeof headers, "Connection: close\r\n%s",
+                     extra_headers ? extra_headers : "");
+
+    if (n < 0 || (size_t)n >= sizeof headers)
+        return false;
+    bool ok = httpc_open(&c, port, timeout_s) &&
+              httpc_request(&c, method, target, headers, body, body_len, r);
+    httpc_close(&c);
+    return ok;
+}
+
 bool httpc_url_encode(const char *s, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -43,6 +43,15 @@ bool httpc_request(struct httpc_conn *c, const char *method, const char *target,
                    const char *extra_headers, const char *body, size_t body_len,
                    struct httpc_reply *r);
 
+/*
+ * One request on a fresh connection to 127.0.0.1:port (timeouts of
+ * timeout_s), sent with "Connection: close" before extra_headers; the
+ * connection is closed after the reply.
+ */
+bool httpc_request_once(uint16_t port, int timeout_s, const char *method, const char *target,
+                        const char *extra_headers, const char *body, size_t body_len,
+                        struct httpc_reply *r);
+
 /* Percent-encodes every byte but RFC 3986's unreserved ones; false if out is too small. */
 bool httpc_url_encode(const char *s, char *out, size_t cap);
 

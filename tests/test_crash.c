@@ -45,14 +45,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/httpc.h"
 #include "tests/testutil.h"
 
 #define CRASH_ROUNDS 24
@@ -74,7 +73,6 @@
 #define VISIBLE_WITHIN_MS 1500    /* API.md says one second; slack for ASan */
 #define POLL_SLEEP_MS 20
 #define HTTP_IO_TIMEOUT_S 10
-#define HTTP_MAX_REPLY_BYTES (1u << 20)
 #define LISTEN_ATTEMPTS 5         /* a free port can be taken between probe and bind */
 #define LOG_TAIL_BYTES 3000
 #define DAMAGE_DOCS 40
@@ -110,212 +108,14 @@ static unsigned rng_range(uint64_t *state, unsigned lo, unsigned hi)
     return lo + (unsigned)(rng_next(state) % (uint64_t)(hi - lo + 1));
 }
 
-/* ---- a small blocking HTTP/1.1 client (as in tests/test_http.c) ---- */
+/* ---- requests, through tests/httpc.h ---- */
 
-struct conn {
-    int fd;
-    char *buf; /* bytes received and not yet consumed */
-    size_t len, cap;
-};
-
-struct reply {
-    int status;
-    char *head; /* status line and headers, NUL-terminated */
-    char *body; /* NUL-terminated (the NUL is not counted) */
-    size_t body_len;
-};
-
-static bool conn_open(struct conn *c, uint16_t port)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-    struct timeval tv = { HTTP_IO_TIMEOUT_S, 0 };
-
-    *c = (struct conn){ .fd = -1 };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return false;
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(c->fd);
-        c->fd = -1;
-        return false;
-    }
-    return true;
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c->buf);
-    *c = (struct conn){ .fd = -1 };
-}
-
-static bool conn_send(struct conn *c, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        data += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Receives more bytes into c->buf; false at EOF, error or timeout. */
-static bool conn_fill(struct conn *c)
-{
-    if (c->len + 4096 + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16384;
-        if (cap > HTTP_MAX_REPLY_BYTES)
-            return false;
-        char *grown = realloc(c->buf, cap);
-        if (!grown)
-            return false;
-        c->buf = grown;
-        c->cap = cap;
-    }
-    for (;;) {
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
-        return true;
-    }
-}
-
-static void reply_fini(struct reply *r)
-{
-    free(r->head);
-    free(r->body);
-    *r = (struct reply){ 0 };
-}
-
-/* The value of header name (case-insensitive), NUL-terminated into out; false when absent. */
-static bool reply_header(const struct reply *r, const char *name, char *out, size_t cap)
-{
-    size_t name_len = strlen(name);
-    const char *line = strstr(r->head, "\r\n");
-
-    while (line && line[2]) {
-        line += 2;
-        const char *end = strstr(line, "\r\n");
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > name_len && line[name_len] == ':' && !strncasecmp(line, name, name_len)) {
-            const char *v = line + name_len + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t v_len = len - (size_t)(v - line);
-            if (v_len >= cap)
-                v_len = cap - 1;
-            memcpy(out, v, v_len);
-            out[v_len] = '\0';
-            return true;
-        }
-        line = end;
-    }
-    return false;
-}
-
-/* Reads one reply: the head, then exactly Content-Length body bytes. */
-static bool conn_read_reply(struct conn *c, struct reply *r)
-{
-    char *end;
-    char value[64];
-
-    *r = (struct reply){ 0 };
-    while (!c->buf || !(end = strstr(c->buf, "\r\n\r\n")))
-        if (!conn_fill(c))
-            return false;
-    size_t head_len = (size_t)(end - c->buf) + 2; /* keeps the last header's CRLF */
-    r->head = strndup(c->buf, head_len);
-    if (!r->head)
-        return false;
-    if (strncmp(r->head, "HTTP/1.1 ", 9) != 0) {
-        reply_fini(r);
-        return false;
-    }
-    char *after;
-    long status = strtol(r->head + 9, &after, 10);
-    if (after == r->head + 9 || status < 100 || status > 599) {
-        reply_fini(r);
-        return false;
-    }
-    r->status = (int)status;
-    unsigned long long body_len = 0;
-    if (reply_header(r, "Content-Length", value, sizeof value)) {
-        char *num_end;
-        errno = 0;
-        body_len = strtoull(value, &num_end, 10);
-        if (errno || num_end == value || *num_end || body_len > HTTP_MAX_REPLY_BYTES) {
-            reply_fini(r);
-            return false;
-        }
-    }
-    size_t start = head_len + 2;
-    while (c->len - start < body_len)
-        if (!conn_fill(c)) {
-            reply_fini(r);
-            return false;
-        }
-    r->body = malloc((size_t)body_len + 1);
-    if (!r->body) {
-        reply_fini(r);
-        return false;
-    }
-    memcpy(r->body, c->buf + start, (size_t)body_len);
-    r->body[body_len] = '\0';
-    r->body_len = (size_t)body_len;
-    size_t used = start + (size_t)body_len;
-    memmove(c->buf, c->buf + used, c->len - used);
-    c->len -= used;
-    c->buf[c->len] = '\0';
-    return true;
-}
-
-/* "METHOD target HTTP/1.1" with Host and, for PUT, the body's length; a macro for -Wformat */
-#define REQUEST_FORMAT "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s\r\n"
-
-static bool conn_request(struct conn *c, const char *method, const char *target,
-                         const char *body, bool close_after, struct reply *r)
-{
-    const char *conn_hdr = close_after ? "Connection: close\r\n" : "";
-    char length_hdr[64] = "";
-    size_t body_len = body ? strlen(body) : 0;
-
-    if (body)
-        snprintf(length_hdr, sizeof length_hdr, "Content-Length: %zu\r\n", body_len);
-    int n = snprintf(NULL, 0, REQUEST_FORMAT, method, target, conn_hdr, length_hdr);
-    /* head and body in one send: a second small send would wait out Nagle and the
-     * server's delayed ACK (40 ms a request) */
-    char *text = n > 0 ? malloc((size_t)n + body_len + 1) : NULL;
-    if (!text)
-        return false;
-    snprintf(text, (size_t)n + 1, REQUEST_FORMAT, method, target, conn_hdr, length_hdr);
-    if (body_len)
-        memcpy(text + n, body, body_len);
-    bool ok = conn_send(c, text, (size_t)n + body_len) && conn_read_reply(c, r);
-    free(text);
-    return ok;
-}
-
-/* One request on a fresh connection. */
+/* One request (body NULL or a string) on a fresh connection, closed after the reply. */
 static bool http_request(uint16_t port, const char *method, const char *target,
-                         const char *body, struct reply *r)
+                         const char *body, struct httpc_reply *r)
 {
-    struct conn c;
-    bool ok = conn_open(&c, port) && conn_request(&c, method, target, body, true, r);
-
-    conn_close(&c);
-    return ok;
+    return httpc_request_once(port, HTTP_IO_TIMEOUT_S, method, target, NULL, body,
+                              body ? strlen(body) : 0, r);
 }
 
 /* ---- the server process ---- */
@@ -489,10 +289,10 @@ static void server_start_healthy(const char *bin, const char *dir, const char *l
         uint64_t start = now_ms();
         int status;
         while (now_ms() - start < HEALTH_TIMEOUT_MS) {
-            struct reply r;
+            struct httpc_reply r;
             if (http_request(p->port, "GET", "/health", NULL, &r)) {
                 int code = r.status;
-                reply_fini(&r);
+                httpc_reply_fini(&r);
                 if (code == 200)
                     return;
             }
@@ -563,21 +363,21 @@ static void doc_body(const struct doc *d, unsigned round, char *out, size_t cap)
 }
 
 /* One request of the writer; the outcome, or why the answer was wrong. */
-static enum op_outcome writer_send(struct writer_thread *w, struct conn *c, bool *open,
+static enum op_outcome writer_send(struct writer_thread *w, struct httpc_conn *c, bool *open,
                                    const struct op *op)
 {
     struct doc *d = &w->st->docs[op->doc];
-    char target[64], body[256];
-    struct reply r;
+    const char *method = op->kind == OP_PUT ? "PUT" : "DELETE";
+    char target[64], body[256] = "";
+    struct httpc_reply r;
 
     snprintf(target, sizeof target, "/documents/%s", d->id);
     if (op->kind == OP_PUT)
         doc_body(d, w->round, body, sizeof body);
-    if (!*open && !(*open = conn_open(c, w->port)))
+    if (!*open && !(*open = httpc_open(c, w->port, HTTP_IO_TIMEOUT_S)))
         return OUT_NOT_SENT; /* refused: the server is gone; nothing reached it */
-    if (!conn_request(c, op->kind == OP_PUT ? "PUT" : "DELETE", target,
-                      op->kind == OP_PUT ? body : NULL, false, &r)) {
-        conn_close(c);
+    if (!httpc_request(c, method, target, NULL, body, strlen(body), &r)) {
+        httpc_close(c);
         *open = false;
         return OUT_IN_DOUBT;
     }
@@ -587,9 +387,8 @@ static enum op_outcome writer_send(struct writer_thread *w, struct conn *c, bool
     if (r.status == want_status && strstr(r.body, want))
         outcome = OUT_ACKED;
     else if (r.status != 503) /* 503: shutting down; anything else is wrong */
-        snprintf(w->why, sizeof w->why, "%s %s: %d %.200s", op->kind == OP_PUT ? "PUT" : "DELETE",
-                 target, r.status, r.body);
-    reply_fini(&r);
+        snprintf(w->why, sizeof w->why, "%s %s: %d %.200s", method, target, r.status, r.body);
+    httpc_reply_fini(&r);
     return outcome;
 }
 
@@ -597,7 +396,7 @@ static void *writer_main(void *arg)
 {
     struct writer_thread *w = arg;
     struct crash_state *st = w->st;
-    struct conn c = { .fd = -1 };
+    struct httpc_conn c = { .fd = -1 };
     bool open = false;
     unsigned deletes_done = 0;
 
@@ -623,7 +422,7 @@ static void *writer_main(void *arg)
             sleep_ms(rng_range(&w->rng, PAUSE_MIN_MS, PAUSE_MAX_MS));
     }
     if (open)
-        conn_close(&c);
+        httpc_close(&c);
     return NULL;
 }
 
@@ -631,7 +430,7 @@ static void *writer_main(void *arg)
 static bool doc_gettable(uint16_t port, const struct doc *d)
 {
     char target[64];
-    struct reply r;
+    struct httpc_reply r;
 
     snprintf(target, sizeof target, "/documents/%s", d->id);
     if (!http_request(port, "GET", target, NULL, &r))
@@ -648,7 +447,7 @@ static bool doc_gettable(uint16_t port, const struct doc *d)
             fail_msg("GET %s: a damaged document: %.300s", target, r.body);
         json_decref(v);
     }
-    reply_fini(&r);
+    httpc_reply_fini(&r);
     return found;
 }
 
@@ -656,7 +455,7 @@ static bool doc_gettable(uint16_t port, const struct doc *d)
 static long search_total(uint16_t port, const char *word, const char *want_id)
 {
     char target[128];
-    struct reply r;
+    struct httpc_reply r;
 
     snprintf(target, sizeof target, "/search?q=%s&exact_total=1&highlight=0&limit=2", word);
     if (!http_request(port, "GET", target, NULL, &r))
@@ -676,7 +475,7 @@ static long search_total(uint16_t port, const char *word, const char *want_id)
             fail_msg("GET %s: the hit is %s, want %s", target, id ? id : "(none)", want_id);
     }
     json_decref(v);
-    reply_fini(&r);
+    httpc_reply_fini(&r);
     return n;
 }
 
@@ -1045,12 +844,12 @@ static void test_damaged_segment_stops_serve_with_the_file_named(void **state)
         assert_true(n > 0 && (size_t)n < sizeof body - body_len);
         body_len += (size_t)n;
     }
-    struct reply r;
+    struct httpc_reply r;
     assert_true(http_request(p.port, "POST", "/documents", body, &r));
     snprintf(indexed, sizeof indexed, "\"indexed\":%d", DAMAGE_DOCS);
     if (r.status != 200 || !strstr(r.body, indexed))
         fail_msg("POST /documents: %d %.200s", r.status, r.body);
-    reply_fini(&r);
+    httpc_reply_fini(&r);
     assert_int_equal(kill(p.pid, SIGTERM), 0);
     int status = server_wait(&p);
     if (!clean_exit(status)) {

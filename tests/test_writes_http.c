@@ -9,9 +9,8 @@
  * that writes survive server_stop() and a reopen of the folder, the API
  * key on writes only, and many clients writing at once.
  *
- * The small blocking HTTP/1.1 client is the one of tests/test_http.c, with
- * request bodies and extra headers; it never asserts, so the threads of the
- * concurrency test can use it.
+ * Requests go through the blocking HTTP/1.1 client of tests/httpc.h; it
+ * never asserts, so the threads of the concurrency test can use it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,30 +18,24 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "index/error.h"
 #include "index/index.h"
 #include "index/limits.h"
 #include "server/http.h"
+#include "tests/httpc.h"
 #include "tests/testutil.h"
 
 #define SERVER_THREADS 2
 #define HTTP_IO_TIMEOUT_S 10             /* a hung server fails the test, not the run */
-#define HTTP_MAX_REPLY_BYTES (4u << 20)
 #define TARGET_MAX_BYTES 4096
 #define VISIBLE_WITHIN_MS 1000           /* API.md: visible to searches within one second */
 #define POLL_SLEEP_MS 20
@@ -52,257 +45,15 @@
 #define WRITES_PER_THREAD 20
 #define UPDATES_PER_THREAD 5             /* the last PUTs of a thread replace its first docs */
 
-/*
- * A bug this test found, fixed since: index/deletions.c, deletions_read()
- * freed the file's bytes and then read the header's count from them, a
- * heap use-after-free that ASan aborted on whenever an index reopened with
- * a deletions file (a document of a segment deleted or replaced, then the
- * server stopped). At 0 (-DDELETIONS_READ_UAF_FIXED=0, for a build without
- * the fix) the restart test deletes and replaces only documents not yet
- * written to a segment.
- */
-#ifndef DELETIONS_READ_UAF_FIXED
-#define DELETIONS_READ_UAF_FIXED 1
-#endif
+/* ---- requests, through tests/httpc.h ---- */
 
-/* ---- a small blocking HTTP/1.1 client ---- */
-
-struct conn {
-    int fd;
-    char *buf; /* bytes received and not yet consumed */
-    size_t len, cap;
-};
-
-struct reply {
-    int status;
-    char *head; /* status line and headers, NUL-terminated */
-    char *body; /* NUL-terminated (the NUL is not counted) */
-    size_t body_len;
-};
-
-static bool conn_open(struct conn *c, uint16_t port)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-    struct timeval tv = { HTTP_IO_TIMEOUT_S, 0 };
-
-    *c = (struct conn){ .fd = -1 };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return false;
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(c->fd);
-        c->fd = -1;
-        return false;
-    }
-    return true;
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c->buf);
-    *c = (struct conn){ .fd = -1 };
-}
-
-static bool conn_send(struct conn *c, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        data += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Receives more bytes into c->buf; false at EOF, error or timeout. */
-static bool conn_fill(struct conn *c)
-{
-    if (c->len + 4096 + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16384;
-        if (cap > HTTP_MAX_REPLY_BYTES)
-            return false;
-        char *grown = realloc(c->buf, cap);
-        if (!grown)
-            return false;
-        c->buf = grown;
-        c->cap = cap;
-    }
-    for (;;) {
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
-        return true;
-    }
-}
-
-static void reply_fini(struct reply *r)
-{
-    free(r->head);
-    free(r->body);
-    *r = (struct reply){ 0 };
-}
-
-/* The value of header name (case-insensitive), NUL-terminated into out; false when absent. */
-static bool reply_header(const struct reply *r, const char *name, char *out, size_t cap)
-{
-    size_t name_len = strlen(name);
-    const char *line = strstr(r->head, "\r\n");
-
-    while (line && line[2]) {
-        line += 2;
-        const char *end = strstr(line, "\r\n");
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > name_len && line[name_len] == ':' && !strncasecmp(line, name, name_len)) {
-            const char *v = line + name_len + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t v_len = len - (size_t)(v - line);
-            if (v_len >= cap)
-                v_len = cap - 1;
-            memcpy(out, v, v_len);
-            out[v_len] = '\0';
-            return true;
-        }
-        line = end;
-    }
-    return false;
-}
-
-/* Reads one reply: the head, then exactly Content-Length body bytes. */
-static bool conn_read_reply(struct conn *c, struct reply *r)
-{
-    char *end;
-    char value[64];
-
-    *r = (struct reply){ 0 };
-    while (!c->buf || !(end = strstr(c->buf, "\r\n\r\n")))
-        if (!conn_fill(c))
-            return false;
-    size_t head_len = (size_t)(end - c->buf) + 2; /* keeps the last header's CRLF */
-    r->head = strndup(c->buf, head_len);
-    if (!r->head)
-        return false;
-    if (strncmp(r->head, "HTTP/1.1 ", 9) != 0) {
-        reply_fini(r);
-        return false;
-    }
-    char *after;
-    long status = strtol(r->head + 9, &after, 10);
-    if (after == r->head + 9 || status < 100 || status > 599) {
-        reply_fini(r);
-        return false;
-    }
-    r->status = (int)status;
-    unsigned long long body_len = 0;
-    if (reply_header(r, "Content-Length", value, sizeof value)) {
-        char *num_end;
-        errno = 0;
-        body_len = strtoull(value, &num_end, 10);
-        if (errno || num_end == value || *num_end || body_len > HTTP_MAX_REPLY_BYTES) {
-            reply_fini(r);
-            return false;
-        }
-    }
-    size_t start = head_len + 2;
-    while (c->len - start < body_len)
-        if (!conn_fill(c)) {
-            reply_fini(r);
-            return false;
-        }
-    r->body = malloc((size_t)body_len + 1);
-    if (!r->body) {
-        reply_fini(r);
-        return false;
-    }
-    memcpy(r->body, c->buf + start, (size_t)body_len);
-    r->body[body_len] = '\0';
-    r->body_len = (size_t)body_len;
-    size_t used = start + (size_t)body_len;
-    memmove(c->buf, c->buf + used, c->len - used);
-    c->len -= used;
-    c->buf[c->len] = '\0';
-    return true;
-}
-
-/*
- * "METHOD target HTTP/1.1", Host, Content-Length when there is a body (or the
- * method takes one), the extra headers (each ending in CRLF); a macro, so
- * that -Wformat checks it.
- */
-#define REQUEST_FORMAT "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n"
-
-static bool conn_request(struct conn *c, const char *method, const char *target,
-                         const char *headers, const char *body, size_t body_len,
-                         bool close_after, struct reply *r)
-{
-    const char *conn_hdr = close_after ? "Connection: close\r\n" : "";
-    char length_hdr[64] = "";
-    bool has_body = body || !strcmp(method, "POST") || !strcmp(method, "PUT");
-
-    if (has_body)
-        snprintf(length_hdr, sizeof length_hdr, "Content-Length: %zu\r\n", body_len);
-    if (!headers)
-        headers = "";
-    int n = snprintf(NULL, 0, REQUEST_FORMAT, method, target, conn_hdr, length_hdr, headers);
-    /* head and body in one send: a second small send would wait out Nagle and the
-     * server's delayed ACK (40 ms a request) */
-    char *text = n > 0 ? malloc((size_t)n + body_len + 1) : NULL;
-    if (!text)
-        return false;
-    snprintf(text, (size_t)n + 1, REQUEST_FORMAT, method, target, conn_hdr, length_hdr,
-             headers);
-    if (body_len)
-        memcpy(text + n, body, body_len);
-    bool ok = conn_send(c, text, (size_t)n + body_len) && conn_read_reply(c, r);
-    free(text);
-    return ok;
-}
-
-/* One request on a fresh connection. */
+/* One request on a fresh connection, closed after the reply; headers end in CRLF or are NULL. */
 static bool http_request(uint16_t port, const char *method, const char *target,
                          const char *headers, const char *body, size_t body_len,
-                         struct reply *r)
+                         struct httpc_reply *r)
 {
-    struct conn c;
-    bool ok = conn_open(&c, port) &&
-              conn_request(&c, method, target, headers, body, body_len, true, r);
-
-    conn_close(&c);
-    return ok;
-}
-
-/* Percent-encodes every byte but RFC 3986's unreserved ones. */
-static void url_encode(const char *s, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-                     *p == '~';
-        assert_true(o + 4 < cap);
-        if (plain) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
+    return httpc_request_once(port, HTTP_IO_TIMEOUT_S, method, target, headers, body, body_len,
+                              r);
 }
 
 static uint64_t now_ms(void)
@@ -404,7 +155,7 @@ static int teardown(void **state)
 
 /* ---- cmocka helpers ---- */
 
-static json_t *parse_body(const struct reply *r)
+static json_t *parse_body(const struct httpc_reply *r)
 {
     json_error_t jerr;
     json_t *v = json_loadb(r->body, r->body_len, 0, &jerr);
@@ -414,11 +165,11 @@ static json_t *parse_body(const struct reply *r)
     return v;
 }
 
-static void assert_json_content_type(const struct reply *r)
+static void assert_json_content_type(const struct httpc_reply *r)
 {
     char type[128];
 
-    if (!reply_header(r, "Content-Type", type, sizeof type))
+    if (!httpc_reply_header(r, "Content-Type", type, sizeof type))
         fail_msg("reply %d has no Content-Type", r->status);
     if (strncmp(type, "application/json", 16) != 0)
         fail_msg("reply %d has Content-Type %s", r->status, type);
@@ -428,7 +179,7 @@ static void assert_json_content_type(const struct reply *r)
 static json_t *request_json(const struct fixture *f, const char *method, const char *target,
                             const char *body, size_t body_len, int want_status)
 {
-    struct reply r;
+    struct httpc_reply r;
 
     if (!http_request(f->port, method, target, f->auth, body, body_len, &r))
         fail_msg("%s %.100s: no reply", method, target);
@@ -437,7 +188,7 @@ static json_t *request_json(const struct fixture *f, const char *method, const c
                  body ? body : "", want_status, r.status, r.body);
     assert_json_content_type(&r);
     json_t *v = parse_body(&r);
-    reply_fini(&r);
+    httpc_reply_fini(&r);
     return v;
 }
 
@@ -471,7 +222,7 @@ static void document_target(const char *id, char *target, size_t cap)
 {
     char encoded[TARGET_MAX_BYTES / 2];
 
-    url_encode(id, encoded, sizeof encoded);
+    assert_true(httpc_url_encode(id, encoded, sizeof encoded));
     int n = snprintf(target, cap, "/documents/%s", encoded);
     assert_true(n > 0 && (size_t)n < cap);
 }
@@ -529,14 +280,14 @@ static json_t *wait_doc(const struct fixture *f, const char *id, int want_status
 
     document_target(id, target, sizeof target);
     for (int round = 0; round < POLL_MAX_ROUNDS; round++) {
-        struct reply r;
+        struct httpc_reply r;
         if (!http_request(f->port, "GET", target, "", NULL, 0, &r))
             fail_msg("GET %s: no reply", target);
         status = r.status;
         if (status == want_status && now_ms() - start <= VISIBLE_WITHIN_MS) {
             assert_json_content_type(&r);
             json_t *v = parse_body(&r);
-            reply_fini(&r);
+            httpc_reply_fini(&r);
             if (want_status == 404) {
                 assert_error_body(v, "not_found");
                 json_decref(v);
@@ -544,7 +295,7 @@ static json_t *wait_doc(const struct fixture *f, const char *id, int want_status
             }
             return v;
         }
-        reply_fini(&r);
+        httpc_reply_fini(&r);
         if (status != 200 && status != 404)
             fail_msg("GET %s: %d", target, status);
         if (now_ms() - start > VISIBLE_WITHIN_MS)
@@ -562,7 +313,7 @@ static json_t *search(const struct fixture *f, const char *q)
     char encoded[TARGET_MAX_BYTES / 2];
     char target[TARGET_MAX_BYTES];
 
-    url_encode(q, encoded, sizeof encoded);
+    assert_true(httpc_url_encode(q, encoded, sizeof encoded));
     int n = snprintf(target, sizeof target, "/search?q=%s&exact_total=1&highlight=0&limit=100",
                      encoded);
     assert_true(n > 0 && (size_t)n < sizeof target);
@@ -969,7 +720,7 @@ static void test_delete_is_200_then_404_and_the_document_is_gone(void **state)
 static void expect_unauthorized(uint16_t port, const char *method, const char *target,
                                 const char *auth, const char *body)
 {
-    struct reply r;
+    struct httpc_reply r;
     char value[128];
 
     if (!http_request(port, method, target, auth, body, body ? strlen(body) : 0, &r))
@@ -978,13 +729,13 @@ static void expect_unauthorized(uint16_t port, const char *method, const char *t
         fail_msg("%s %s with \"%s\": want 401, got %d: %.200s", method, target, auth, r.status,
                  r.body);
     assert_json_content_type(&r);
-    if (!reply_header(&r, "WWW-Authenticate", value, sizeof value))
+    if (!httpc_reply_header(&r, "WWW-Authenticate", value, sizeof value))
         fail_msg("%s %s: 401 without WWW-Authenticate", method, target);
     assert_int_equal(strncmp(value, "Bearer", 6), 0);
     json_t *v = parse_body(&r);
     assert_error_body(v, "unauthorized");
     json_decref(v);
-    reply_fini(&r);
+    httpc_reply_fini(&r);
 }
 
 static void test_api_key_guards_writes_only(void **state)
@@ -1045,12 +796,11 @@ static void test_restart_keeps_everything_written(void **state)
     put_doc(f, "keep-1", "{\"title\":\"restartcommon keepone\"}", 201);
     put_doc(f, "gone-1", "{\"title\":\"restartcommon goneone\"}", 201);
     /*
-     * With the wait, the replace and the delete below mark documents of a
-     * segment deleted, which the stop saves in a deletions file; without it
-     * they meet the documents still in memory (see DELETIONS_READ_UAF_FIXED).
+     * Once published, the replace and the delete below mark documents of a
+     * segment deleted, which the stop saves in a deletions file that the
+     * reopen reads (deletions_read() once read it after freeing it).
      */
-    if (DELETIONS_READ_UAF_FIXED)
-        wait_total(f, "restartcommon", 2);
+    wait_total(f, "restartcommon", 2);
     put_doc(f, "keep-1", "{\"title\":\"restartcommon keeponev2\"}", 200);
     static const char bulk[] = "{\"id\":\"bulk-1\",\"title\":\"restartcommon bulkone\"}\n"
                                "{\"id\":\"bulk-2\",\"title\":\"restartcommon bulktwo\"}\n";
@@ -1083,19 +833,16 @@ static void test_restart_keeps_everything_written(void **state)
     }
     /* writes go on after restarts */
     put_doc(f, "new-1", "{\"title\":\"restartcommon newone\"}", 201);
-    if (DELETIONS_READ_UAF_FIXED) { /* documents of the reopened segments */
-        put_doc(f, "bulk-1", "{\"title\":\"restartcommon bulkonev2\"}", 200);
-        delete_doc(f, "bulk-2");
-    }
+    /* a replace and a delete of documents of the reopened segments */
+    put_doc(f, "bulk-1", "{\"title\":\"restartcommon bulkonev2\"}", 200);
+    delete_doc(f, "bulk-2");
     fixture_stop(f);
     assert_int_equal(fixture_start(f), 0);
-    wait_total(f, "restartcommon", DELETIONS_READ_UAF_FIXED ? 3 : 4);
+    wait_total(f, "restartcommon", 3);
     assert_only_hit(f, "newone", "new-1");
-    if (DELETIONS_READ_UAF_FIXED) {
-        assert_only_hit(f, "bulkonev2", "bulk-1");
-        assert_int_equal(search_total(f, "bulkone"), 0);
-        assert_null(get_doc(f, "bulk-2", 404));
-    }
+    assert_only_hit(f, "bulkonev2", "bulk-1");
+    assert_int_equal(search_total(f, "bulkone"), 0);
+    assert_null(get_doc(f, "bulk-2", 404));
 }
 
 /* ---- many writers ---- */
@@ -1111,31 +858,31 @@ struct put_worker {
 static void *put_worker_main(void *arg)
 {
     struct put_worker *w = arg;
-    struct conn c;
+    struct httpc_conn c;
     char target[64], body[160];
     bool open = false;
 
     for (unsigned j = 0; j < WRITES_PER_THREAD; j++) {
         bool update = j >= WRITES_PER_THREAD - UPDATES_PER_THREAD;
         unsigned doc = update ? j - (WRITES_PER_THREAD - UPDATES_PER_THREAD) : j;
-        struct reply r;
+        struct httpc_reply r;
         snprintf(target, sizeof target, "/documents/c%u-%u", w->index, doc);
         snprintf(body, sizeof body, "{\"title\":\"concurrentword cw%ux%u%s\"}", w->index, doc,
                  update ? " updatedword" : "");
         /* keep-alive, with a new connection every seventh request */
         if (open && j % 7 == 6) {
-            conn_close(&c);
+            httpc_close(&c);
             open = false;
         }
-        if (!open && !(open = conn_open(&c, w->port))) {
+        if (!open && !(open = httpc_open(&c, w->port, HTTP_IO_TIMEOUT_S))) {
             snprintf(w->why, sizeof w->why, "worker %u: cannot connect", w->index);
             w->failed++;
             continue;
         }
-        if (!conn_request(&c, "PUT", target, NULL, body, strlen(body), false, &r)) {
+        if (!httpc_request(&c, "PUT", target, NULL, body, strlen(body), &r)) {
             snprintf(w->why, sizeof w->why, "worker %u %s: no reply", w->index, target);
             w->failed++;
-            conn_close(&c);
+            httpc_close(&c);
             open = false;
             continue;
         }
@@ -1148,10 +895,10 @@ static void *put_worker_main(void *arg)
                      r.status, r.body);
             w->failed++;
         }
-        reply_fini(&r);
+        httpc_reply_fini(&r);
     }
     if (open)
-        conn_close(&c);
+        httpc_close(&c);
     return NULL;
 }
 

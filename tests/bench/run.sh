@@ -24,14 +24,7 @@ if [ -n "$missing" ]; then
 fi
 
 # ---- corpus ----
-if [ ! -s "$out/poetry.jsonl" ]; then
-    echo "bench: fetching chinese-poetry 2.0.1 and building poetry.jsonl"
-    rm -rf "$out/npm" && mkdir -p "$out/npm"
-    (cd "$out/npm" && npm pack --silent chinese-poetry@2.0.1 >/dev/null && tar xzf chinese-poetry-2.0.1.tgz)
-    python3 corpus/make_poetry.py "$out/npm/package" "$out/poetry.jsonl.tmp"
-    mv "$out/poetry.jsonl.tmp" "$out/poetry.jsonl"
-    rm -rf "$out/npm"
-fi
+sh tests/bench/corpus.sh "$out"
 corpus_bytes=$(wc -c < "$out/poetry.jsonl")
 corpus_docs=$(wc -l < "$out/poetry.jsonl")
 
