@@ -89,7 +89,8 @@ build/opt/bench_%: build/opt/tests/bench/bench_%.o $(patsubst %.c,build/opt/%.o,
 build/opt/baseline_server: build/opt/tests/bench/baseline_server.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
 
-bench: all build/opt/bench_engine build/opt/bench_writes build/opt/bench_parse build/opt/baseline_server
+bench: all build/opt/bench_engine build/opt/bench_writes build/opt/bench_parse build/opt/bench_relevance \
+       build/opt/baseline_server
 	sh tests/bench/run.sh
 
 test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun

@@ -53,6 +53,11 @@ echo
 echo "== engine: query mix in process"
 ./build/opt/bench_engine "$out/poetry-index" ../shared/bench/mix.txt 3
 
+# ---- relevance ----
+echo
+echo "== relevance: known-item queries (../shared/bench/knownitem.tsv)"
+./build/opt/bench_relevance "$out/poetry-index" ../shared/bench/knownitem.tsv
+
 # ---- HTTP ----
 echo
 echo "== HTTP: wrk -t1 -c16 -d${secs}s --latency, query mix"
