@@ -30,6 +30,10 @@ int docjson_fields(json_t *obj, const char *json_text, size_t json_len, struct d
 
     memset(d, 0, sizeof *d);
     d->date_s = DOC_DATE_NONE;
+    /* jansson stops at a NUL byte between tokens; the stored form uses NUL as
+     * its field marker (index/doc.h), so such text is refused outright */
+    if (memchr(json_text, '\0', json_len))
+        return xerr_set(err, XE_INPUT, "invalid JSON: a NUL byte");
     if (!json_is_object(obj))
         return xerr_set(err, XE_INPUT, "a document must be a JSON object");
     json_t *id = json_object_get(obj, "id");
