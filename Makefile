@@ -34,7 +34,7 @@ TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 # Debian packages the build and tests need (header -> package).
 DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config
 
-.PHONY: all deps test test-browser check run clean bench install uninstall soak
+.PHONY: all deps test test-browser check run clean bench install uninstall soak fuzz
 
 all: deps xun
 
@@ -101,8 +101,14 @@ test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	done; \
 	echo "== golden: xun analyze"; \
 	XUN_BIN=build/san/xun sh tests/golden.sh || fail=$$((fail+1)); \
+	echo "== fuzz: saved inputs"; \
+	WERROR=$(WERROR) bash tests/fuzz/regress.sh || fail=$$((fail+1)); \
 	if [ $$fail -ne 0 ]; then echo "$$fail test program(s) failed"; exit 1; fi; \
 	echo "all test programs passed"
+
+# Fuzz every parser for FUZZ_SECONDS each (clang, libFuzzer, ASan + UBSan).
+fuzz:
+	bash tests/fuzz/run.sh
 
 # A bounded soak: wrk at 256 connections over the query mix plus concurrent
 # writes against the poetry corpus, with the server's memory sampled.

@@ -42,6 +42,22 @@ static bool all_zero(const unsigned char *p, size_t len)
     return true;
 }
 
+/*
+ * True when a whole, checksummed record starts anywhere in data[from, len):
+ * then a bad record before it is damage in the middle, not a torn tail.
+ */
+static bool good_record_after(const unsigned char *data, size_t from, size_t len)
+{
+    for (size_t p = from; p + WAL_RECORD_HEAD_BYTES <= len; p++) {
+        uint32_t n = get_u32le(data + p);
+        if (n > len - p - WAL_RECORD_HEAD_BYTES)
+            continue;
+        if (record_crc(data + p, data + p + WAL_RECORD_HEAD_BYTES, n) == get_u32le(data + p + 4))
+            return true;
+    }
+    return false;
+}
+
 static void header_bytes(unsigned char h[WAL_HEADER_BYTES])
 {
     memcpy(h, WAL_MAGIC, 8);
@@ -71,7 +87,8 @@ static int replay(struct wal *w, const unsigned char *data, size_t len, uint64_t
             break; /* torn tail */
         uint32_t n = get_u32le(data + at);
         if (n > WAL_PAYLOAD_MAX || n > left - WAL_RECORD_HEAD_BYTES) {
-            if (all_zero(data + at, left) || n > left - WAL_RECORD_HEAD_BYTES)
+            if (all_zero(data + at, left) ||
+                (n > left - WAL_RECORD_HEAD_BYTES && !good_record_after(data, at + 1, len)))
                 break; /* cut short by a crash */
             return xerr_corrupt(err, "log %s: record at byte %zu: length %u too large", name,
                                 at, n);

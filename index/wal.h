@@ -17,8 +17,9 @@
  *              (payload: the id)
  *     9   8    sequence number, increasing by one from record to record
  *     17  n    payload
- * A record cut short by a crash (its length runs past the end of the
- * file), a bad record that ends the file or is followed only by zeros
+ * A record cut short by a crash (its length runs past the end of the file
+ * and no whole record follows it), a bad record that ends the file or is
+ * followed only by zeros
  * (space the file system allocated but never wrote) is a torn tail:
  * replay drops it and truncates the file there. A bad record followed by
  * more data is damage, and refused.
