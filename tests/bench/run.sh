@@ -34,17 +34,24 @@ echo "== build: xun index on poetry.jsonl ($corpus_docs documents, $((corpus_byt
 base_start=$(date +%s.%N)
 ./build/opt/bench_parse "$out/poetry.jsonl"
 base_end=$(date +%s.%N)
-rm -rf "$out/poetry-index"
-start=$(date +%s.%N)
-./xun index --data "$out/poetry-index" "$out/poetry.jsonl" 2>/dev/null
-end=$(date +%s.%N)
-python3 - "$base_start" "$base_end" "$start" "$end" "$corpus_docs" "$corpus_bytes" <<'PY'
+# 1 thread, then all cores (the index the rest of the bench uses)
+timed_index() {
+    rm -rf "$out/poetry-index"
+    t0=$(date +%s.%N)
+    ./xun index --threads "$1" --data "$out/poetry-index" "$out/poetry.jsonl" 2>/dev/null
+    t1=$(date +%s.%N)
+    echo "$t0 $t1"
+}
+one=$(timed_index 1)
+all=$(timed_index "$cores")
+python3 - "$base_start" "$base_end" $one $all "$corpus_docs" "$corpus_bytes" "$cores" <<'PY'
 import sys
-bs, be, s, e, docs, size = map(float, sys.argv[1:])
-base, took = be - bs, e - s
+bs, be, s1, e1, s2, e2, docs, size, cores = map(float, sys.argv[1:])
+base = be - bs
 print("  %-40s %8.2f s" % ("baseline: read + parse the JSON lines", base))
-print("  %-40s %8.2f s  %8.0f docs/s  %6.1f MB/s  x base %.1f" %
-      ("xun index, 1 thread", took, docs / took, size / 1e6 / took, took / base))
+for name, took in (("xun index, 1 thread", e1 - s1), ("xun index, %d threads" % cores, e2 - s2)):
+    print("  %-40s %8.2f s  %8.0f docs/s  %6.1f MB/s  x base %.1f" %
+          (name, took, docs / took, size / 1e6 / took, took / base))
 PY
 python3 tests/bench/index_size.py "$out/poetry-index" "$corpus_bytes"
 
