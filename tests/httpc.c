@@ -160,6 +160,32 @@ fail:
     return false;
 }
 
+bool httpc_read_head_reply(struct httpc_conn *c, struct httpc_reply *r)
+{
+    char *end = NULL, *after;
+
+    *r = (struct httpc_reply){ 0 };
+    while (!c->buf || !(end = strstr(c->buf, "\r\n\r\n")))
+        if (!fill(c))
+            return false;
+    size_t head_len = (size_t)(end - c->buf) + 2;
+    r->head = strndup(c->buf, head_len);
+    r->body = strdup("");
+    if (!r->head || !r->body || strncmp(r->head, "HTTP/1.1 ", 9) != 0)
+        goto fail;
+    long status = strtol(r->head + 9, &after, 10);
+    if (after == r->head + 9 || status < 100 || status > 599)
+        goto fail;
+    r->status = (int)status;
+    memmove(c->buf, c->buf + head_len + 2, c->len - head_len - 2);
+    c->len -= head_len + 2;
+    c->buf[c->len] = '\0';
+    return true;
+fail:
+    httpc_reply_fini(r);
+    return false;
+}
+
 bool httpc_request(struct httpc_conn *c, const char *method, const char *target,
                    const char *extra_headers, const char *body, size_t body_len,
                    struct httpc_reply *r)

@@ -32,6 +32,8 @@ bool httpc_send(struct httpc_conn *c, const char *data, size_t len);
 /* Reads one reply: the head, then exactly Content-Length body bytes. */
 bool httpc_read_reply(struct httpc_conn *c, struct httpc_reply *r);
 void httpc_reply_fini(struct httpc_reply *r);
+/* Reads the reply to a HEAD request: status line and headers only (body ""). */
+bool httpc_read_head_reply(struct httpc_conn *c, struct httpc_reply *r);
 /* The value of header name (case-insensitive) into out; false when absent. */
 bool httpc_reply_header(const struct httpc_reply *r, const char *name, char *out, size_t cap);
 

@@ -789,46 +789,6 @@ static void test_stats_count_documents_segments_queries(void **state)
 
 /* ---- HEAD ---- */
 
-/*
- * Reads the reply to a HEAD request: the status line and headers only (its
- * Content-Length is what a GET would send; no body follows). Bytes after
- * the head stay in c for the next reply.
- */
-static bool read_head_reply(struct httpc_conn *c, struct httpc_reply *r)
-{
-    char *end;
-
-    *r = (struct httpc_reply){ 0 };
-    while (!c->buf || !(end = strstr(c->buf, "\r\n\r\n"))) {
-        if (c->len + 4096 + 1 > c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 16384;
-            char *grown = cap <= HTTPC_MAX_REPLY_BYTES ? realloc(c->buf, cap) : NULL;
-            if (!grown)
-                return false;
-            c->buf = grown;
-            c->cap = cap;
-        }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
-    }
-    size_t head_len = (size_t)(end - c->buf) + 2;
-    r->head = strndup(c->buf, head_len);
-    r->body = strdup("");
-    if (!r->head || !r->body || strncmp(r->head, "HTTP/1.1 ", 9) != 0) {
-        httpc_reply_fini(r);
-        return false;
-    }
-    r->status = atoi(r->head + 9);
-    memmove(c->buf, c->buf + head_len + 2, c->len - head_len - 2);
-    c->len -= head_len + 2;
-    c->buf[c->len] = '\0';
-    return true;
-}
 
 /* HEAD target on c: status want, Content-Length *length, no body. */
 static void head_request(struct httpc_conn *c, const char *target, int want, size_t *length)
@@ -839,7 +799,7 @@ static void head_request(struct httpc_conn *c, const char *target, int want, siz
 
     assert_true(n > 0 && (size_t)n < sizeof head);
     assert_true(httpc_send(c, head, (size_t)n));
-    if (!read_head_reply(c, &r))
+    if (!httpc_read_head_reply(c, &r))
         fail_msg("HEAD %s: no reply", target);
     if (r.status != want)
         fail_msg("HEAD %s: want %d, got %d", target, want, r.status);
@@ -927,7 +887,7 @@ static void test_head_then_get_pipelined(void **state)
     (void)state;
     assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, two, sizeof two - 1));
-    assert_true(read_head_reply(&c, &r));
+    assert_true(httpc_read_head_reply(&c, &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
     assert_true(httpc_read_reply(&c, &r));

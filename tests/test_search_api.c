@@ -1653,45 +1653,6 @@ static void test_http_cors_origin_on_every_reply_and_preflight(void **state)
     http_server_stop(&cors);
 }
 
-/*
- * Reads the reply to a HEAD request: the head only (its Content-Length is
- * what a GET would send; no body follows). Bytes after it stay in c.
- */
-static bool read_head_reply(struct httpc_conn *c, struct httpc_reply *r)
-{
-    char *end;
-
-    *r = (struct httpc_reply){ 0 };
-    while (!c->buf || !(end = strstr(c->buf, "\r\n\r\n"))) {
-        if (c->len + 4096 + 1 > c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 16384;
-            char *grown = cap <= HTTPC_MAX_REPLY_BYTES ? realloc(c->buf, cap) : NULL;
-            if (!grown)
-                return false;
-            c->buf = grown;
-            c->cap = cap;
-        }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
-    }
-    size_t head_len = (size_t)(end - c->buf) + 2;
-    r->head = strndup(c->buf, head_len);
-    r->body = strdup("");
-    if (!r->head || !r->body || strncmp(r->head, "HTTP/1.1 ", 9) != 0) {
-        httpc_reply_fini(r);
-        return false;
-    }
-    r->status = (int)strtol(r->head + 9, NULL, 10);
-    memmove(c->buf, c->buf + head_len + 2, c->len - head_len - 2);
-    c->len -= head_len + 2;
-    c->buf[c->len] = '\0';
-    return true;
-}
 
 static void test_http_search_page_get_and_head(void **state)
 {
@@ -1713,7 +1674,7 @@ static void test_http_search_page_get_and_head(void **state)
     /* HEAD: the same length, no body; the connection carries on */
     const char head[] = "HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     assert_true(httpc_send(&c, head, sizeof head - 1));
-    assert_true(read_head_reply(&c, &r));
+    assert_true(httpc_read_head_reply(&c, &r));
     assert_int_equal(r.status, 200);
     assert_true(has_header(&r, "Content-Type", value, sizeof value));
     assert_int_equal(strncmp(value, "text/html", 9), 0);

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
     memcpy(body + sizeof body - 3, "\"}", 2);
     struct event_base *base = event_base_new();
     struct evhttp *http = evhttp_new(base);
-    if (!base || !http || evhttp_bind_socket(http, "127.0.0.1", (uint16_t)atoi(argv[1])) != 0) {
+    if (!base || !http || evhttp_bind_socket(http, "127.0.0.1", (uint16_t)strtol(argv[1], NULL, 10)) != 0) {
         fprintf(stderr, "baseline_server: cannot listen on port %s\n", argv[1]);
         return 1;
     }

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_engine DATA_DIR MIX_FILE [ROUNDS]\n");
         return 2;
     }
-    int rounds = argc > 3 ? atoi(argv[3]) : 3;
+    int rounds = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 3;
     struct xerr err = { 0 };
     struct index *ix;
     if (index_open(argv[1], &ix, &err)) {
