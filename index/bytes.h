@@ -35,6 +35,13 @@ static inline uint64_t get_u64le(const unsigned char *p)
     return (uint64_t)get_u32le(p) | (uint64_t)get_u32le(p + 4) << 32;
 }
 
+/* Orders byte strings as memcmp does, a prefix before its extensions. */
+static inline int bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
 #define VARINT_MAX_BYTES 10
 
 /* Writes v at p (room for VARINT_MAX_BYTES); returns the bytes written. */

@@ -293,31 +293,30 @@ out_text:
     return rc;
 }
 
-/* Removes files a crash or a replaced state left behind: all the manifest does not name. */
-static void remove_leftovers(struct index *ix)
+/* Unlinks the index's files snap does not name; also "*.tmp" files when tmp_too. */
+static void remove_unnamed(struct index *ix, const struct snapshot *snap, bool tmp_too)
 {
+    char path[4096];
     DIR *d = opendir(ix->dir);
     struct dirent *e;
 
-    if (!d)
-        return;
-    while ((e = readdir(d))) {
+    while (d && (e = readdir(d))) {
         const char *name = e->d_name;
         bool ours = valid_name(name, ".xseg") || valid_name(name, ".xdel") ||
-                    valid_name(name, ".xlog") || strstr(name, ".tmp");
+                    valid_name(name, ".xlog") || (tmp_too && strstr(name, ".tmp"));
         if (!ours || !strcmp(name, ix->wal_name))
             continue;
         bool named = false;
-        for (uint32_t i = 0; i < ix->current->n_segments && !named; i++)
-            named = !strcmp(name, ix->current->segments[i]->name) ||
-                    !strcmp(name, ix->current->segments[i]->del_name);
+        for (uint32_t i = 0; i < snap->n_segments && !named; i++)
+            named = !strcmp(name, snap->segments[i]->name) ||
+                    !strcmp(name, snap->segments[i]->del_name);
         if (!named) {
-            char path[4096];
             index_path(ix, name, path, sizeof path);
             unlink(path);
         }
     }
-    closedir(d);
+    if (d)
+        closedir(d);
 }
 
 int index_open(const char *dir, struct index **out, struct xerr *err)
@@ -352,7 +351,7 @@ int index_open(const char *dir, struct index **out, struct xerr *err)
         free(ix);
         return rc;
     }
-    remove_leftovers(ix);
+    remove_unnamed(ix, ix->current, true); /* what a crash or a replaced state left */
     *out = ix;
     return XE_OK;
 }
@@ -467,25 +466,7 @@ int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq
 
 void index_remove_unnamed(struct index *ix, const struct snapshot *snap)
 {
-    char path[4096];
-    DIR *d = opendir(ix->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *name = e->d_name;
-        if (!(valid_name(name, ".xseg") || valid_name(name, ".xdel") ||
-              valid_name(name, ".xlog")) || !strcmp(name, ix->wal_name))
-            continue;
-        bool named = false;
-        for (uint32_t i = 0; i < snap->n_segments && !named; i++)
-            named = !strcmp(name, snap->segments[i]->name) ||
-                    !strcmp(name, snap->segments[i]->del_name);
-        if (!named) {
-            index_path(ix, name, path, sizeof path);
-            unlink(path);
-        }
-    }
-    if (d)
-        closedir(d);
+    remove_unnamed(ix, snap, false);
 }
 
 int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err)

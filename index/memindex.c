@@ -544,10 +544,8 @@ static int term_order_cmp(const void *a, const void *b)
     if (ka->prefix != kb->prefix)
         return ka->prefix < kb->prefix ? -1 : 1;
     const struct mterm *x = &sort_mi->terms[ka->id], *y = &sort_mi->terms[kb->id];
-    size_t n = x->term_len < y->term_len ? x->term_len : y->term_len;
-    int c = memcmp(sort_mi->term_bytes.data + x->term_off, sort_mi->term_bytes.data + y->term_off,
-                   n);
-    return c ? c : (x->term_len > y->term_len) - (x->term_len < y->term_len);
+    return bytes_cmp(sort_mi->term_bytes.data + x->term_off, x->term_len,
+                     sort_mi->term_bytes.data + y->term_off, y->term_len);
 }
 
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "index/buf.h"
+#include "index/bytes.h"
 #include "index/deletions.h"
 #include "index/docstore.h"
 #include "index/error.h"
@@ -18,12 +19,6 @@
 #include "index/segment.h"
 
 #define MERGE_SCRATCH_MAX ((size_t)1 << 36)
-
-static int term_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
 
 /* Copies the live documents; fills the maps. */
 static int merge_docs(struct segment *const *segs, struct deletions *const *dels, uint32_t n,
@@ -118,7 +113,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
     for (;;) {
         int lead = -1;
         for (uint32_t i = 0; i < n; i++)
-            if (live[i] && (lead < 0 || term_cmp(its[i].term, its[i].term_len, its[lead].term,
+            if (live[i] && (lead < 0 || bytes_cmp(its[i].term, its[i].term_len, its[lead].term,
                                                  its[lead].term_len) < 0))
                 lead = (int)i;
         if (lead < 0)
@@ -130,7 +125,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
         memcpy(term, its[lead].term, term_len);
         postings_writer_begin(&pw, has_positions);
         for (uint32_t i = 0; i < n && !rc; i++) {
-            if (!live[i] || term_cmp(its[i].term, its[i].term_len, term, term_len) != 0)
+            if (!live[i] || bytes_cmp(its[i].term, its[i].term_len, term, term_len) != 0)
                 continue;
             if (cur[i].has_positions != has_positions)
                 rc = xerr_corrupt(err, "segment %s: term kinds disagree",

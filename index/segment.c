@@ -97,12 +97,6 @@ int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *d
                                    : XE_OK;
 }
 
-static int term_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 int segment_writer_add_term(struct segment_writer *w, const char *term, size_t len, uint32_t df,
                             bool has_positions, const unsigned char *postings,
                             size_t postings_len, struct xerr *err)
@@ -111,7 +105,7 @@ int segment_writer_add_term(struct segment_writer *w, const char *term, size_t l
 
     if (!len || len > TOKEN_MAX_BYTES + 1)
         return xerr_set(err, XE_INPUT, "segment writer: term of %zu bytes", len);
-    if (w->n_terms && term_cmp(w->prev_term, w->prev_len, term, len) >= 0)
+    if (w->n_terms && bytes_cmp(w->prev_term, w->prev_len, term, len) >= 0)
         return xerr_set(err, XE_INPUT, "segment writer: terms out of order");
     if (w->n_terms % SEGMENT_TERMS_PER_BLOCK == 0) {
         buf_append_u32le(&w->block_offs, (uint32_t)w->terms.len);
@@ -152,7 +146,7 @@ static int id_order_cmp(const void *a, const void *b)
     const unsigned char *eb =
         id_sort_ctx.entries + (size_t)*(const uint32_t *)b * SEGMENT_DOC_ENTRY_BYTES;
     size_t la = ea[28] | (size_t)ea[29] << 8, lb = eb[28] | (size_t)eb[29] << 8;
-    return term_cmp((const char *)id_sort_ctx.ids + get_u32le(ea + 24), la,
+    return bytes_cmp((const char *)id_sort_ctx.ids + get_u32le(ea + 24), la,
                     (const char *)id_sort_ctx.ids + get_u32le(eb + 24), lb);
 }
 
@@ -491,7 +485,7 @@ void segment_terms_from(const struct segment *seg, const char *prefix, size_t le
             iter_block(it, seg->n_blocks);
             return;
         }
-        if (term_cmp((const char *)head, head_len, prefix, len) <= 0)
+        if (bytes_cmp((const char *)head, head_len, prefix, len) <= 0)
             lo = mid;
         else
             hi = mid;
@@ -503,7 +497,7 @@ void segment_terms_from(const struct segment *seg, const char *prefix, size_t le
         struct segment_term t;
         if (!segment_terms_next(it, &t))
             return;
-        if (term_cmp(it->term, it->term_len, prefix, len) >= 0) {
+        if (bytes_cmp(it->term, it->term_len, prefix, len) >= 0) {
             *it = save;
             return;
         }
@@ -545,7 +539,7 @@ uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)
         uint32_t docid = get_u32le(seg->id_order + 4 * (size_t)mid);
         struct segment_doc d;
         segment_doc(seg, docid, &d);
-        int c = term_cmp(d.id, d.id_len, id, len);
+        int c = bytes_cmp(d.id, d.id_len, id, len);
         if (c == 0)
             return docid;
         if (c < 0)

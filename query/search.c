@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "index/arena.h"
+#include "index/bytes.h"
 #include "index/deletions.h"
 #include "index/error.h"
 #include "index/index.h"
@@ -558,9 +559,7 @@ static int id_cmp(const struct snapshot *snap, const struct search_hit *a,
 
     segment_doc(snap->segments[a->segment]->seg, a->docid, &da);
     segment_doc(snap->segments[b->segment]->seg, b->docid, &db);
-    size_t n = da.id_len < db.id_len ? da.id_len : db.id_len;
-    int c = memcmp(da.id, db.id, n);
-    return c ? c : (da.id_len > db.id_len) - (da.id_len < db.id_len);
+    return bytes_cmp(da.id, da.id_len, db.id, db.id_len);
 }
 
 /* True when a ranks below b: a lower sort key, or the same and a larger id. */
@@ -766,8 +765,7 @@ static void facet_segment(struct exec *ex, char prefix, const uint64_t *matched,
 static int facet_by_value(const void *a, const void *b)
 {
     const struct facet_count *x = a, *y = b;
-    int c = memcmp(x->value, y->value, x->len < y->len ? x->len : y->len);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    return bytes_cmp(x->value, x->len, y->value, y->len);
 }
 
 static int facet_by_count(const void *a, const void *b)

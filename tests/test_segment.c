@@ -243,12 +243,6 @@ static void assert_loads_as(const struct segment *seg, uint32_t docid, const str
     buf_fini(&scratch);
 }
 
-static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 static int cstr_ptr_cmp(const void *a, const void *b)
 {
     const char *x = *(const char *const *)a, *y = *(const char *const *)b;
