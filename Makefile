@@ -23,16 +23,18 @@ DATA    ?= data
 LISTEN  ?= 127.0.0.1:8080
 CORPUS  ?= corpus/news.jsonl
 
-INDEX_SRC  = $(wildcard index/*.c)
+INDEX_SRC  = $(filter-out index/variants_gen.c,$(wildcard index/*.c))
 QUERY_SRC  = $(wildcard query/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
-GEN_SRC    = build/gen/page_html.c
+GEN_SRC    = build/gen/page_html.c build/gen/variants_table.c
 LIB_SRC    = $(INDEX_SRC) $(QUERY_SRC) $(SERVER_SRC) $(GEN_SRC)
 HEADERS    = $(wildcard index/*.h query/*.h server/*.h tests/*.h)
 TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-# Debian packages the build and tests need (header -> package).
-DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config
+# Debian packages the build and tests need (header -> package; opencc gives the
+# simplified/traditional table, read at build time only).
+DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config opencc
+OPENCC_TS = /usr/share/opencc/TSCharacters.ocd2
 
 .PHONY: all deps test test-browser check run clean bench install uninstall soak fuzz
 
@@ -44,6 +46,7 @@ deps:
 	    printf "#include <stddef.h>\n#include <stdarg.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <%s>\n" $$h | \
 	        $(CC) -E -x c - >/dev/null 2>&1 || missing=1; \
 	done; \
+	command -v opencc_dict >/dev/null && [ -e $(OPENCC_TS) ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
 	        echo "installing build dependencies: $(DEB_PKGS)"; \
@@ -62,6 +65,13 @@ build/gen/page_html.c: server/page.html Makefile
 	   od -An -v -tx1 server/page.html | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	   echo '0 };'; \
 	   echo 'const size_t page_html_len = sizeof page_html - 1;'; } > $@
+
+# Simplified/traditional folding (index/variants.h), from OpenCC's table.
+build/gen/variants_table.c: index/variants_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -std=c11 -I. $< -o build/gen/variants_gen -lutf8proc
+	opencc_dict -i $(OPENCC_TS) -o build/gen/TSCharacters.txt -f ocd2 -t text
+	build/gen/variants_gen build/gen/TSCharacters.txt > $@.tmp && mv $@.tmp $@
 
 build/opt/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -107,7 +117,7 @@ test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	echo "all test programs passed"
 
 # Fuzz every parser for FUZZ_SECONDS each (clang, libFuzzer, ASan + UBSan).
-fuzz:
+fuzz: deps build/gen/variants_table.c
 	bash tests/fuzz/run.sh
 
 # A bounded soak: wrk at 256 connections over the query mix plus concurrent

@@ -35,7 +35,42 @@ struct index {
     uint64_t next_file;       /* guarded by lock */
     uint64_t applied_seq;
     char wal_name[INDEX_NAME_BYTES];
+    unsigned tokenize_flags;
 };
+
+/* The words of the MANIFEST "analyzer" line, one per TOKENIZE_* flag. */
+static const struct {
+    unsigned flag;
+    const char *word;
+} analyzer_words[] = {
+    { TOKENIZE_FOLD_VARIANTS, "fold-variants" },
+};
+
+static void analyzer_line(unsigned flags, char *line, size_t cap)
+{
+    size_t len = (size_t)snprintf(line, cap, "analyzer");
+    for (size_t i = 0; i < sizeof analyzer_words / sizeof *analyzer_words; i++)
+        if ((flags & analyzer_words[i].flag) && len < cap)
+            len += (size_t)snprintf(line + len, cap - len, " %s", analyzer_words[i].word);
+    if (len < cap)
+        snprintf(line + len, cap - len, "\n");
+}
+
+/* Parses the words after "analyzer"; false on a word this version does not know. */
+static bool analyzer_parse(char *words, unsigned *flags)
+{
+    char *save = NULL;
+    *flags = 0;
+    for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        size_t i = 0, n = sizeof analyzer_words / sizeof *analyzer_words;
+        while (i < n && strcmp(w, analyzer_words[i].word) != 0)
+            i++;
+        if (i == n)
+            return false;
+        *flags |= analyzer_words[i].flag;
+    }
+    return true;
+}
 
 void index_segment_ref(struct index_segment *s)
 {
@@ -238,11 +273,15 @@ static int manifest_load(struct index *ix, struct xerr *err)
 
     index_path(ix, INDEX_MANIFEST, path, sizeof path);
     rc = fs_read_all(path, MANIFEST_MAX_BYTES, &text, &len, err);
-    if (rc == XE_NOTFOUND) {
+    if (rc == XE_NOTFOUND) { /* a new index: it gets the analyzer asked for */
         xerr_clear(err);
         ix->current = snapshot_make(NULL, NULL, 0);
+        if (ix->current)
+            ix->current->tokenize_flags = ix->tokenize_flags;
         return ix->current ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
     }
+    unsigned wanted_flags = ix->tokenize_flags;
+    ix->tokenize_flags = 0; /* an index from before the analyzer line */
     if (rc)
         return rc;
     char *crc_line = len ? strstr(text, "crc32c ") : NULL;
@@ -277,14 +316,27 @@ static int manifest_load(struct index *ix, struct xerr *err)
         } else if (!strncmp(line, "wal ", 4) && valid_name(line + 4, ".xlog")) {
             memcpy(ix->wal_name, line + 4, strlen(line + 4) + 1);
             note_name(ix, line + 4);
+        } else if (!strncmp(line, "analyzer", 8) && (!line[8] || line[8] == ' ')) {
+            if (!analyzer_parse(line + 8, &ix->tokenize_flags))
+                rc = xerr_corrupt(err, "%s: unknown analyzer in \"%.60s\"", path, line);
         } else {
             rc = xerr_corrupt(err, "%s: bad line \"%.40s\"", path, line);
         }
+    }
+    if (!rc && ix->tokenize_flags != wanted_flags) {
+        bool folded = ix->tokenize_flags & TOKENIZE_FOLD_VARIANTS;
+        rc = xerr_set(err, XE_INPUT,
+                      "this index was built %s simplified/traditional folding; %s, or "
+                      "index into a new folder",
+                      folded ? "with" : "without",
+                      folded ? "leave out --no-fold-variants" : "add --no-fold-variants");
     }
     if (!rc) {
         ix->current = snapshot_make(m.segs, m.dels, m.n);
         if (!ix->current)
             rc = xerr_set(err, XE_NOMEM, "out of memory");
+        else
+            ix->current->tokenize_flags = ix->tokenize_flags;
     }
 out_manifest:
     manifest_free(&m, rc != XE_OK);
@@ -319,7 +371,7 @@ static void remove_unnamed(struct index *ix, const struct snapshot *snap, bool t
         closedir(d);
 }
 
-int index_open(const char *dir, struct index **out, struct xerr *err)
+int index_open(const char *dir, unsigned tokenize_flags, struct index **out, struct xerr *err)
 {
     struct index *ix = calloc(1, sizeof *ix);
     int rc;
@@ -331,6 +383,7 @@ int index_open(const char *dir, struct index **out, struct xerr *err)
     pthread_mutex_init(&ix->lock, NULL);
     ix->next_file = 1;
     ix->lock_fd = -1;
+    ix->tokenize_flags = tokenize_flags;
     rc = fs_mkdir(dir, err);
     if (!rc) {
         char path[4096];
@@ -367,6 +420,11 @@ void index_close(struct index *ix)
     free(ix);
 }
 
+unsigned index_tokenize_flags(const struct index *ix)
+{
+    return ix->tokenize_flags;
+}
+
 const char *index_dir(const struct index *ix)
 {
     return ix->dir;
@@ -395,6 +453,7 @@ void index_publish(struct index *ix, struct snapshot *snap)
 {
     pthread_mutex_lock(&ix->lock);
     struct snapshot *old = ix->current;
+    snap->tokenize_flags = ix->tokenize_flags; /* before any reader can see it */
     ix->current = snap;
     pthread_mutex_unlock(&ix->lock);
     snapshot_release(old);
@@ -415,6 +474,8 @@ static int manifest_write(struct index *ix, const struct snapshot *snap, uint64_
         snprintf(line, sizeof line, "wal %s\n", wal_name);
         buf_append_str(&text, line);
     }
+    analyzer_line(ix->tokenize_flags, line, sizeof line);
+    buf_append_str(&text, line);
     for (uint32_t i = 0; i < snap->n_segments; i++) {
         const struct index_segment *s = snap->segments[i];
         snprintf(line, sizeof line, "segment %s%s%s\n", s->name, *s->del_name ? " " : "",

@@ -6,6 +6,8 @@
  *   line 1: "xun-manifest 1"
  *   "seq N": the last log sequence number whose writes the segments hold
  *   "wal NAME": the log to replay from after N (absent: none yet)
+ *   "analyzer [fold-variants]": how text was tokenized (tokenizer.h); an
+ *       index without this line predates folding and has none
  *   one line per segment, oldest first: "segment NAME" or
  *       "segment NAME DELETIONS" where NAME is "seg-NNNNNNNN.xseg" and
  *       DELETIONS its tombstones file "del-NNNNNNNN.xdel" (deletions.h)
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #include "index/doc.h"
+#include "index/tokenizer.h"
 
 struct deletions;
 struct segment;
@@ -58,10 +61,17 @@ struct snapshot {
     uint64_t n_terms;                /* summed over segments: an upper bound */
     uint64_t field_tokens[N_FIELDS];
     uint64_t bytes;
+    unsigned tokenize_flags; /* the index's analyzer, for queries and snippets */
 };
 
-/* Opens (creating when absent) the index in dir; XE_CORRUPT names the damaged file. */
-int index_open(const char *dir, struct index **out, struct xerr *err);
+/*
+ * Opens (creating when absent) the index in dir; XE_CORRUPT names the
+ * damaged file. tokenize_flags (TOKENIZE_*) is the analyzer a new index gets;
+ * an existing index built with another one is refused with XE_INPUT, since
+ * its terms would not match the queries.
+ */
+int index_open(const char *dir, unsigned tokenize_flags, struct index **out, struct xerr *err);
+unsigned index_tokenize_flags(const struct index *ix);
 void index_close(struct index *ix);
 const char *index_dir(const struct index *ix);
 

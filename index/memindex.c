@@ -70,6 +70,7 @@ struct dtok {
 };
 
 struct memindex {
+    unsigned tokenize_flags;
     struct buf term_bytes;
     struct mterm *terms;
     uint32_t n_terms, terms_cap;
@@ -111,12 +112,13 @@ static uint64_t hash_bytes(const void *p, size_t len)
     return h;
 }
 
-struct memindex *memindex_new(void)
+struct memindex *memindex_new(unsigned tokenize_flags)
 {
     struct memindex *mi = calloc(1, sizeof *mi);
 
     if (!mi)
         return NULL;
+    mi->tokenize_flags = tokenize_flags;
     buf_init(&mi->term_bytes, MEMINDEX_ARENA_MAX);
     buf_init(&mi->id_bytes, MEMINDEX_ARENA_MAX);
     buf_init(&mi->record, 4 * (size_t)DOC_MAX_BYTES);
@@ -334,7 +336,7 @@ static uint32_t add_text(struct memindex *mi, struct text t, uint32_t position,
     if (!t.p || !t.len)
         return position;
     mi->field_count = *field_tokens;
-    tokenize(t.p, t.len, position, on_token, mi);
+    tokenize(t.p, t.len, position, mi->tokenize_flags, on_token, mi);
     for (size_t i = before; i < mi->n_toks; i++)
         if (mi->toks[i].position >= next && mi->terms[mi->toks[i].term_id].has_positions)
             next = mi->toks[i].position + 1;

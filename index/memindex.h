@@ -17,11 +17,13 @@
 
 #include "index/doc.h"
 #include "index/limits.h"
+#include "index/tokenizer.h"
 
 struct xerr;
 struct memindex;
 
-struct memindex *memindex_new(void);
+/* tokenize_flags: the index's analyzer (TOKENIZE_*). */
+struct memindex *memindex_new(unsigned tokenize_flags);
 void memindex_free(struct memindex *mi);
 
 /* Indexes d (copying what it keeps). XE_INPUT when d has no id. */

@@ -17,6 +17,8 @@
  */
 #include "index/tokenizer.h"
 
+#include "index/variants.h"
+
 #include <string.h>
 #include <utf8proc.h>
 
@@ -31,6 +33,7 @@ struct norm_char {
 struct scan {
     token_fn fn;
     void *ctx;
+    unsigned flags; /* TOKENIZE_* */
     uint32_t next_position;
     int stopped;
 
@@ -279,8 +282,11 @@ static void cluster_flush(struct scan *s, struct cluster *cl)
         n = c > 0 ? (int)c : n;
     }
     for (int k = 0; k < n && !s->stopped; k++) {
+        int32_t cp = cl->cps[k];
+        if ((s->flags & TOKENIZE_FOLD_VARIANTS) && cp >= 0x3400)
+            cp = variant_fold(cp);
         struct norm_char c = {
-            .cp = cl->cps[k],
+            .cp = cp,
             .start_byte = cl->start_byte,
             .end_byte = cl->end_byte,
             .start_char = cl->start_char,
@@ -291,9 +297,10 @@ static void cluster_flush(struct scan *s, struct cluster *cl)
     cl->n = 0;
 }
 
-int tokenize(const char *text, size_t len_bytes, uint32_t first_position, token_fn fn, void *ctx)
+int tokenize(const char *text, size_t len_bytes, uint32_t first_position, unsigned flags,
+             token_fn fn, void *ctx)
 {
-    struct scan s = { .fn = fn, .ctx = ctx, .next_position = first_position };
+    struct scan s = { .fn = fn, .ctx = ctx, .flags = flags, .next_position = first_position };
     struct cluster cl = { .n = 0 };
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0;

@@ -12,6 +12,9 @@
  * character query finds the character inside longer runs too. Hidden terms
  * take no position of their own.
  *
+ * With TOKENIZE_FOLD_VARIANTS, traditional characters become their
+ * simplified forms (index/variants.h): 馬斯克 -> 马斯 斯克.
+ *
  * Offsets point back into the original text, in bytes and in code points, so
  * snippets and /analyze can mark exactly what was matched.
  */
@@ -44,6 +47,13 @@ struct token {
     enum token_kind kind;
 };
 
+/* How an index analyzes text; recorded with the index, since documents and
+ * queries must be analyzed alike. */
+enum tokenize_flags {
+    TOKENIZE_FOLD_VARIANTS = 1u << 0, /* simplified = traditional */
+};
+#define TOKENIZE_DEFAULT TOKENIZE_FOLD_VARIANTS
+
 /* Return non-zero to stop; tokenize() then returns that value. */
 typedef int (*token_fn)(void *ctx, const struct token *tok);
 
@@ -51,10 +61,10 @@ typedef int (*token_fn)(void *ctx, const struct token *tok);
  * Calls fn for each token of text, in order of position. text must be valid
  * UTF-8 (utf8_check); bytes that are not are treated as separators.
  * first_position is added to every position (fields of one document share a
- * position space). Returns 0 or what fn returned.
+ * position space). flags are TOKENIZE_*. Returns 0 or what fn returned.
  */
-int tokenize(const char *text, size_t len_bytes, uint32_t first_position, token_fn fn,
-             void *ctx);
+int tokenize(const char *text, size_t len_bytes, uint32_t first_position, unsigned flags,
+             token_fn fn, void *ctx);
 
 /*
  * Returns true when text is valid UTF-8 without NUL bytes. Otherwise stores

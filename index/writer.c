@@ -193,7 +193,7 @@ static int flush_memindex(struct writer *w, struct xerr *err)
 
     if (!memindex_n_docs(w->mi)) {
         memindex_free(w->mi); /* only replaced or deleted documents: nothing to keep */
-        w->mi = memindex_new();
+        w->mi = memindex_new(index_tokenize_flags(w->ix));
         return w->mi ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
     }
     if (!grow_segs(w, w->n_segs + 1))
@@ -211,7 +211,7 @@ static int flush_memindex(struct writer *w, struct xerr *err)
     w->dels_private[w->n_segs] = false;
     w->n_segs++;
     memindex_free(w->mi);
-    w->mi = memindex_new();
+    w->mi = memindex_new(index_tokenize_flags(w->ix));
     return w->mi ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
 }
 
@@ -498,7 +498,7 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->done, NULL);
     w->checkpoint_ns = clock_ns();
-    w->mi = memindex_new();
+    w->mi = memindex_new(index_tokenize_flags(w->ix));
     struct snapshot *snap = index_snapshot(ix);
     if (!w->mi || !grow_segs(w, snap->n_segments + 1)) {
         snapshot_release(snap);

@@ -133,14 +133,14 @@ static int collect_token(void *ctx, const struct token *tok)
 }
 
 /* A leaf for one chunk, or NULL with *rc set (XE_OK and NULL: nothing searchable). */
-static struct qnode *chunk_leaf(const struct chunk *ch, uint32_t *budget, int *rc,
-                                struct xerr *err)
+static struct qnode *chunk_leaf(const struct chunk *ch, unsigned tokenize_flags, uint32_t *budget,
+                                int *rc, struct xerr *err)
 {
     struct collect c = { 0 };
     struct qnode *n;
 
     *rc = XE_OK;
-    tokenize(ch->text, ch->len, 0, collect_token, &c);
+    tokenize(ch->text, ch->len, 0, tokenize_flags, collect_token, &c);
     if (c.nomem || c.overflow || c.n > *budget) {
         for (uint32_t i = 0; i < c.n; i++)
             free(c.terms[i].text);
@@ -215,7 +215,8 @@ static struct qnode *collapse(struct qnode *n)
     return only;
 }
 
-int query_parse(const char *text, size_t len, struct query **out, struct xerr *err)
+int query_parse(const char *text, size_t len, unsigned tokenize_flags, struct query **out,
+                struct xerr *err)
 {
     struct chunk *chunks;
     struct query *q;
@@ -236,6 +237,7 @@ int query_parse(const char *text, size_t len, struct query **out, struct xerr *e
         rc = xerr_set(err, XE_NOMEM, "out of memory");
         goto fail;
     }
+    q->tokenize_flags = tokenize_flags;
     and_node->type = QNODE_AND;
     n = split_chunks(text, len, chunks, QUERY_MAX_CHUNKS);
     if (n < 0) {
@@ -247,7 +249,7 @@ int query_parse(const char *text, size_t len, struct query **out, struct xerr *e
         bool joins_next = i + 2 < n && chunks[i + 1].is_or;
         if (chunks[i].is_or && i > 0 && i + 1 < n)
             continue;
-        struct qnode *leaf = chunk_leaf(&chunks[i], &budget, &rc, err);
+        struct qnode *leaf = chunk_leaf(&chunks[i], tokenize_flags, &budget, &rc, err);
         if (rc)
             goto fail;
         if (leaf && (joins_next || or_node) && leaf->negated) {

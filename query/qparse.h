@@ -47,14 +47,17 @@ struct query {
     struct qnode *root;  /* NULL when the text had no searchable term */
     uint32_t n_leaves;   /* TERM and PHRASE nodes */
     uint32_t n_terms;    /* terms over all leaves */
+    unsigned tokenize_flags; /* the analyzer it was parsed with; snippets use it too */
 };
 
 /*
- * Parses text (valid UTF-8, checked by the caller or here: XE_INPUT).
+ * Parses text (valid UTF-8, checked by the caller or here: XE_INPUT) with
+ * the index's analyzer, tokenize_flags (TOKENIZE_*).
  * XE_INPUT with a message for the user on a query it cannot run: too long,
  * too many terms, only negations, a negation inside OR.
  */
-int query_parse(const char *text, size_t len, struct query **out, struct xerr *err);
+int query_parse(const char *text, size_t len, unsigned tokenize_flags, struct query **out,
+                struct xerr *err);
 void query_free(struct query *q);
 
 /* Calls fn for each leaf that is not negated (what snippets highlight). */

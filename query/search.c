@@ -858,6 +858,10 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
     }
     uint32_t n_idfs = 0;
     assign_idfs(&ex, q->root, idfs, &n_idfs);
+    /* halvings per second of age; 0 when freshness does not count */
+    double recency_scale = opts->recency_half_life_days > 0 && !opts->sort_by_date
+                               ? 1 / (opts->recency_half_life_days * 86400)
+                               : 0;
 
     for (uint32_t s = 0; s < snap->n_segments && !rc; s++) {
         uint32_t term_index = 0, n_docs = segment_n_docs(snap->segments[s]->seg);
@@ -881,6 +885,10 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 norms.inv_norm[f] =
                     1.0 / (1 - BM25_B + BM25_B * d.field_tokens[f] / ex.avg_len[f]);
             struct search_hit h = { s, root->docid, root->ops->score(root, &norms), 0 };
+            if (recency_scale > 0 && d.date_s != DOC_DATE_NONE) {
+                double age = d.date_s < opts->now_s ? (double)(opts->now_s - d.date_s) : 0;
+                h.score *= 1 + SEARCH_RECENCY_WEIGHT * exp2(-age * recency_scale);
+            }
             /* by date: newest first, undated after every dated one */
             h.sort_key = !opts->sort_by_date ? h.score
                          : d.date_s == DOC_DATE_NONE ? -1e300 : (double)d.date_s;

@@ -23,6 +23,16 @@ struct xerr;
 #define BM25_WEIGHT_BODY 1.0
 #define BM25_WEIGHT_META 1.0
 
+/*
+ * Freshness in relevance ranking: a dated document's score is multiplied by
+ * 1 + SEARCH_RECENCY_WEIGHT * 2^(-age / half-life), age in days from now
+ * (never negative). Today's story scores up to twice a timeless one with the
+ * same words; after one half-life the boost is half that. Undated documents
+ * get no boost; a half-life of 0 turns it off.
+ */
+#define SEARCH_RECENCY_HALF_LIFE_DAYS 30
+#define SEARCH_RECENCY_WEIGHT 1.0
+
 #define SEARCH_MAX_FILTER_VALUES 16
 #define SEARCH_FACET_VALUES 20
 
@@ -45,6 +55,8 @@ struct search_options {
     bool sort_by_date;                                  /* newest first, undated last */
     bool facet_source, facet_tag;
     uint64_t max_matches; /* stop after this many matches (0: all): total becomes a bound */
+    double recency_half_life_days; /* > 0: freshness boost by relevance (see above) */
+    int64_t now_s;                 /* the age of a document is measured from here */
 };
 
 struct facet_value {

@@ -156,7 +156,7 @@ static int marker_run(struct marker *m, const struct query *q, const char *text,
     memset(m, 0, sizeof *m);
     buf_init(&m->terms, (size_t)SNIPPET_MAX_TOKENS * (TOKEN_MAX_BYTES + 1));
     m->in_title = in_title;
-    tokenize(text, len, 0, keep_token, m);
+    tokenize(text, len, 0, q->tokenize_flags, keep_token, m);
     for (size_t i = 0; i < m->n_toks; i++)
         m->toks[i].term = (const char *)m->terms.data + (uintptr_t)m->toks[i].term;
     if (!m->nomem)

@@ -126,7 +126,7 @@ static int title_hits(const struct snapshot *snap, const char *q, size_t len,
     struct buf scratch;
     struct xerr quiet = { 0 };
 
-    if (query_parse(q, len, &query, &quiet))
+    if (query_parse(q, len, snap->tokenize_flags, &query, &quiet))
         return XE_OK; /* what was typed is not a query yet: no titles */
     int rc = search_run_opts(snap, query, &opts, &res, err);
     query_free(query);
@@ -187,7 +187,7 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
     c.items = calloc(limit, sizeof *c.items);
     if (!c.items)
         return xerr_set(err, XE_NOMEM, "out of memory");
-    tokenize(prefix, len, 0, keep_last, &last);
+    tokenize(prefix, len, 0, snap->tokenize_flags, keep_last, &last);
     if (!last.any)
         goto done;
     buf_init(&q, 4 * SUGGEST_MAX_BYTES + 64);
@@ -227,7 +227,8 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
             char first[8];
             size_t first_len = 0;
             struct last_token one = { .any = false };
-            tokenize(lastc, (size_t)(prefix + last.tok.end_byte - lastc), 0, keep_last, &one);
+            tokenize(lastc, (size_t)(prefix + last.tok.end_byte - lastc), 0, snap->tokenize_flags,
+                     keep_last, &one);
             if (one.any && one.tok.kind == TOKEN_CJK_SINGLE && one.tok.term_len < sizeof first) {
                 memcpy(first, one.term, one.tok.term_len);
                 first_len = one.tok.term_len;

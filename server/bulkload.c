@@ -104,14 +104,14 @@ static int part_flush(struct part *pt, struct memindex **mi)
         return xerr_set(&pt->err, XE_NOMEM, "out of memory");
     pt->n_segments++;
     memindex_free(*mi);
-    *mi = memindex_new();
+    *mi = memindex_new(index_tokenize_flags(pt->ix));
     return *mi ? XE_OK : xerr_set(&pt->err, XE_NOMEM, "out of memory");
 }
 
 static void *part_main(void *arg)
 {
     struct part *pt = arg;
-    struct memindex *mi = memindex_new();
+    struct memindex *mi = memindex_new(index_tokenize_flags(pt->ix));
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;

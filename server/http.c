@@ -21,6 +21,7 @@
 
 #include "index/docstore.h"
 #include "index/error.h"
+#include "query/search.h"
 #include "server/respond.h"
 #include "server/routes.h"
 
@@ -71,6 +72,7 @@ void server_config_defaults(struct server_config *cfg)
         .max_uri_bytes = 8192,
         .idle_timeout_s = 30,
         .max_connections = 4096,
+        .recency_half_life_days = SEARCH_RECENCY_HALF_LIFE_DAYS,
     };
 }
 

@@ -27,6 +27,7 @@ struct server_config {
     /* Connections with a request in hand, past which new ones get 503 and are
      * closed: a bound on memory and file descriptors under a flood. */
     uint32_t max_connections;
+    double recency_half_life_days; /* relevance ranking's freshness boost; 0: none */
 };
 
 void server_config_defaults(struct server_config *cfg);

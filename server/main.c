@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "index/docstore.h"
@@ -26,13 +27,14 @@ static const char usage[] =
     "\n"
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "          [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
-    "          [--idle-timeout S] [--quiet]\n"
+    "          [--idle-timeout S] [--recency-half-life DAYS] [--no-fold-variants] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
-    "  index   --data DIR [--threads N] FILE.jsonl...\n"
+    "  index   --data DIR [--threads N] [--no-fold-variants] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
-    "  search  --data DIR [--limit N] [--offset N] [--no-highlight] QUERY\n"
+    "  search  --data DIR [--limit N] [--offset N] [--no-highlight] [--recency-half-life DAYS]\n"
+    "          [--no-fold-variants] QUERY\n"
     "          print the same JSON as GET /search\n"
-    "  analyze TEXT\n"
+    "  analyze [--no-fold-variants] TEXT\n"
     "          print the terms TEXT is indexed by, as GET /analyze\n"
     "\n"
     "xun COMMAND --help says more about each.\n";
@@ -40,7 +42,8 @@ static const char usage[] =
 static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "                 [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
-    "                 [--idle-timeout S] [--quiet]\n"
+    "                 [--idle-timeout S] [--recency-half-life DAYS] [--no-fold-variants]\n"
+    "                 [--quiet]\n"
     "\n"
     "  --data DIR          the index folder (created if absent)\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
@@ -51,24 +54,32 @@ static const char serve_help[] =
     "  --max-connections N  connections at once; more are answered 503 (default 4096)\n"
     "  --max-body-bytes N   largest request body, POST /documents (default 64 MiB)\n"
     "  --idle-timeout S     close a connection silent this long (default 30)\n"
+    "  --recency-half-life DAYS  relevance ranking favours fresh documents: a match\n"
+    "                      DAYS old gets half the boost of one dated today (default 30;\n"
+    "                      0 ranks by text alone)\n"
+    "  --no-fold-variants  keep traditional and simplified characters apart (the\n"
+    "                      index must have been built so too)\n"
     "  --quiet             no access log on standard error\n"
     "\n"
     "SIGTERM or SIGINT stops it gracefully.\n";
 
 static const char index_help[] =
-    "usage: xun index --data DIR [--threads N] FILE.jsonl...\n"
+    "usage: xun index --data DIR [--threads N] [--no-fold-variants] FILE.jsonl...\n"
     "\n"
     "Loads documents, one JSON object a line, into the index in DIR, with a progress\n"
     "bar on a terminal. '-' reads standard input. Bad lines are reported and skipped.\n"
-    "  --threads N   parallel workers (default: one per core)\n";
+    "  --threads N         parallel workers (default: one per core)\n"
+    "  --no-fold-variants  a new index keeps traditional and simplified characters apart\n";
 
 static const char search_help[] =
-    "usage: xun search --data DIR [--limit N] [--offset N] [--no-highlight] QUERY\n"
+    "usage: xun search --data DIR [--limit N] [--offset N] [--no-highlight]\n"
+    "                  [--recency-half-life DAYS] [--no-fold-variants] QUERY\n"
     "\n"
-    "Prints the JSON that GET /search answers (see API.md for the query syntax).\n";
+    "Prints the JSON that GET /search answers (see API.md for the query syntax);\n"
+    "the options mean what they mean for xun serve.\n";
 
 static const char analyze_help[] =
-    "usage: xun analyze TEXT\n"
+    "usage: xun analyze [--no-fold-variants] TEXT\n"
     "\n"
     "Prints the terms TEXT is indexed and searched by, as GET /analyze answers.\n";
 
@@ -94,6 +105,19 @@ static bool parse_int(const char *s, long min, long max, long *out)
     if (errno || end == s || *end || v < min || v > max)
         return false;
     *out = v;
+    return true;
+}
+
+static bool parse_half_life(const char *s, double *days)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 36500)) {
+        fprintf(stderr, "xun: --recency-half-life wants days from 0 to 36500, got \"%s\"\n", s);
+        return false;
+    }
+    *days = v;
     return true;
 }
 
@@ -129,10 +153,13 @@ static int cmd_serve(int argc, char **argv)
         { "max-connections", required_argument, NULL, 'c' },
         { "max-body-bytes", required_argument, NULL, 'b' },
         { "idle-timeout", required_argument, NULL, 'i' },
+        { "recency-half-life", required_argument, NULL, 'r' },
+        { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
     };
     struct server_config cfg;
     const char *data = NULL;
+    unsigned tokenize_flags = TOKENIZE_DEFAULT;
     long threads;
     int c;
 
@@ -161,6 +188,11 @@ static int cmd_serve(int argc, char **argv)
         case 'k': cfg.api_key = optarg; break;
         case 'q': cfg.quiet = true; break;
         case 'o': cfg.cors_origin = optarg; break;
+        case 'F': tokenize_flags &= ~(unsigned)TOKENIZE_FOLD_VARIANTS; break;
+        case 'r':
+            if (!parse_half_life(optarg, &cfg.recency_half_life_days))
+                return 2;
+            break;
         case 'c':
         case 'b':
         case 'i': {
@@ -201,7 +233,7 @@ static int cmd_serve(int argc, char **argv)
     struct xerr err = { 0 };
     struct index *ix;
     struct server *srv;
-    if (index_open(data, &ix, &err))
+    if (index_open(data, tokenize_flags, &ix, &err))
         return fail(data, &err);
     if (server_start(ix, &cfg, &srv, &err)) {
         index_close(ix);
@@ -224,9 +256,11 @@ static int cmd_index(int argc, char **argv)
     static const struct option opts[] = {
         { "data", required_argument, NULL, 'd' },
         { "threads", required_argument, NULL, 't' },
+        { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
     };
     const char *data = NULL;
+    unsigned tokenize_flags = TOKENIZE_DEFAULT;
     long threads = 0;
     int c;
 
@@ -237,6 +271,8 @@ static int cmd_index(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'd') {
             data = optarg;
+        } else if (c == 'F') {
+            tokenize_flags &= ~(unsigned)TOKENIZE_FOLD_VARIANTS;
         } else if (c == 't' && parse_int(optarg, 1, 64, &threads)) {
             continue;
         } else {
@@ -253,7 +289,7 @@ static int cmd_index(int argc, char **argv)
     struct xerr err = { 0 };
     struct index *ix;
     struct bulkload_stats stats;
-    if (index_open(data, &ix, &err))
+    if (index_open(data, tokenize_flags, &ix, &err))
         return fail(data, &err);
     uint64_t start = now_ns();
     int rc = bulkload_files(ix, argv + optind, argc - optind, (int)threads,
@@ -275,10 +311,14 @@ static int cmd_search(int argc, char **argv)
         { "limit", required_argument, NULL, 'l' },
         { "offset", required_argument, NULL, 'o' },
         { "no-highlight", no_argument, NULL, 'n' },
+        { "recency-half-life", required_argument, NULL, 'r' },
+        { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
     };
     struct search_params sp = { .limit = 10, .highlight = true, .start_ns = now_ns() };
     const char *data = NULL;
+    unsigned tokenize_flags = TOKENIZE_DEFAULT;
+    double half_life = SEARCH_RECENCY_HALF_LIFE_DAYS;
     long v;
     int c;
 
@@ -300,6 +340,11 @@ static int cmd_search(int argc, char **argv)
             *(c == 'l' ? &sp.limit : &sp.offset) = (uint32_t)v;
             break;
         case 'n': sp.highlight = false; break;
+        case 'F': tokenize_flags &= ~(unsigned)TOKENIZE_FOLD_VARIANTS; break;
+        case 'r':
+            if (!parse_half_life(optarg, &half_life))
+                return 2;
+            break;
         default: fputs(search_help, stderr); return 2;
         }
     }
@@ -312,8 +357,10 @@ static int cmd_search(int argc, char **argv)
     struct xerr err = { 0 };
     struct index *ix;
     json_t *body;
-    if (index_open(data, &ix, &err))
+    if (index_open(data, tokenize_flags, &ix, &err))
         return fail(data, &err);
+    sp.opts.recency_half_life_days = half_life;
+    sp.opts.now_s = (int64_t)time(NULL);
     int rc = search_json(ix, &sp, &body, &err);
     index_close(ix);
     if (rc)
@@ -326,21 +373,28 @@ static int cmd_search(int argc, char **argv)
 
 static int cmd_analyze(int argc, char **argv)
 {
+    unsigned tokenize_flags = TOKENIZE_DEFAULT;
     size_t bad;
 
     if (wants_help(argc, argv)) {
         fputs(analyze_help, stdout);
         return 0;
     }
+    if (argc == 3 && !strcmp(argv[1], "--no-fold-variants")) {
+        tokenize_flags &= ~(unsigned)TOKENIZE_FOLD_VARIANTS;
+        argc--;
+        argv++;
+    }
     if (argc != 2) {
         fputs(analyze_help, stderr);
         return 2;
     }
-    if (!utf8_check(argv[1], strlen(argv[1]), &bad)) {
+    const char *text = argv[1];
+    if (!utf8_check(text, strlen(text), &bad)) {
         fprintf(stderr, "xun analyze: text is not valid UTF-8 (byte %zu)\n", bad);
         return 1;
     }
-    json_t *body = analyze_json(argv[1], strlen(argv[1]));
+    json_t *body = analyze_json(text, strlen(text), tokenize_flags);
     json_dumpf(body, stdout, JSON_COMPACT);
     fputc('\n', stdout);
     json_decref(body);

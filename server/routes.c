@@ -237,6 +237,8 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
         return;
     }
     o->sort_by_date = sort && !strcmp(sort->value, "date");
+    o->recency_half_life_days = ctx->cfg->recency_half_life_days;
+    o->now_s = (int64_t)time(NULL);
     const struct url_param *facets = url_query_get(uq, "facets");
     if (facets) {
         /* a comma-separated list of source and tag */
@@ -297,7 +299,7 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
                 struct xerr *err)
 {
     struct query *q = NULL;
-    int rc = query_parse(sp->q, sp->q_len, &q, err);
+    int rc = query_parse(sp->q, sp->q_len, index_tokenize_flags(ix), &q, err);
 
     if (rc)
         return rc;
@@ -433,15 +435,15 @@ static int analyze_token(void *arg, const struct token *tok)
     return 0;
 }
 
-json_t *analyze_json(const char *text, size_t len)
+json_t *analyze_json(const char *text, size_t len, unsigned tokenize_flags)
 {
     struct analyze_ctx a = { json_array(), text };
 
-    tokenize(text, len, 0, analyze_token, &a);
+    tokenize(text, len, 0, tokenize_flags, analyze_token, &a);
     return json_pack("{s:o}", "tokens", a.tokens);
 }
 
-static void route_analyze(struct exchange *ex, const struct url_query *uq)
+static void route_analyze(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
 {
     const struct url_param *p = url_query_get(uq, "text");
     size_t bad;
@@ -459,7 +461,7 @@ static void route_analyze(struct exchange *ex, const struct url_query *uq)
         respond_error(ex, 400, "text is not valid UTF-8 (byte %zu)", bad);
         return;
     }
-    respond_json(ex, 200, analyze_json(p->value, p->value_len));
+    respond_json(ex, 200, analyze_json(p->value, p->value_len, index_tokenize_flags(ctx->ix)));
 }
 
 /* ---- /stats, /health ---- */
@@ -609,7 +611,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
             route_suggest(ctx, &ex, &uq);
     } else if (path_is(uri, path_len, "/analyze")) {
         if (get)
-            route_analyze(&ex, &uq);
+            route_analyze(ctx, &ex, &uq);
     } else if (path_is(uri, path_len, "/health")) {
         if (get)
             respond_json(&ex, 200, json_pack("{s:s}", "status", "ok"));

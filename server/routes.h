@@ -49,7 +49,7 @@ struct search_params {
 int search_json(struct index *ix, const struct search_params *sp, json_t **out,
                 struct xerr *err);
 
-/* The /analyze response body for text (valid UTF-8). */
-json_t *analyze_json(const char *text, size_t len);
+/* The /analyze response body for text (valid UTF-8), analyzed with tokenize_flags. */
+json_t *analyze_json(const char *text, size_t len, unsigned tokenize_flags);
 
 #endif

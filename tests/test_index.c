@@ -107,7 +107,7 @@ static struct index *open_ok(const char *dir)
     struct index *ix = NULL;
     struct xerr err = { 0 };
 
-    assert_ok(index_open(dir, &ix, &err), &err);
+    assert_ok(index_open(dir, TOKENIZE_DEFAULT, &ix, &err), &err);
     assert_non_null(ix);
     return ix;
 }
@@ -117,7 +117,7 @@ static char *commit_docs(struct index *ix, const struct tdoc *docs, size_t n)
 {
     char path[PATH_BYTES];
     struct xerr err = { 0 };
-    struct memindex *mi = memindex_new();
+    struct memindex *mi = memindex_new(TOKENIZE_DEFAULT);
 
     assert_non_null(mi);
     memindex_set_block_docs(mi, TEST_BLOCK_DOCS);
@@ -221,12 +221,12 @@ static void test_index_open_refuses_a_folder_it_cannot_make(void **state)
     struct index *ix = NULL;
     struct xerr err = { 0 };
 
-    assert_int_equal(index_open(deep, &ix, &err), XE_IO);
+    assert_int_equal(index_open(deep, TOKENIZE_DEFAULT, &ix, &err), XE_IO);
     assert_non_null(strstr(err.msg, "no/such/parent"));
     assert_null(ix);
     write_text(*state, "plain-file", "x", 1);
     xerr_clear(&err);
-    assert_int_equal(index_open(file, &ix, &err), XE_IO);
+    assert_int_equal(index_open(file, TOKENIZE_DEFAULT, &ix, &err), XE_IO);
     assert_non_null(strstr(err.msg, "plain-file"));
     assert_null(ix);
     free(deep);
@@ -419,6 +419,14 @@ static void test_index_refuses_damaged_manifest(void **state)
           "MANIFEST" },
         { "bad sequence number", "xun-manifest 1\nseq twelve\n", 0, true, XE_CORRUPT,
           "MANIFEST" },
+        { "unknown analyzer", "xun-manifest 1\nanalyzer fold-variants stemming\n", 0, true,
+          XE_CORRUPT, "unknown analyzer" },
+        { "analyzer without folding, opened with it",
+          "xun-manifest 1\nanalyzer\nsegment seg-00000001.xseg\n", 0, true, XE_INPUT,
+          "without simplified/traditional folding" },
+        { "no analyzer line (before folding), opened with it",
+          "xun-manifest 1\nsegment seg-00000001.xseg\n", 0, true, XE_INPUT,
+          "without simplified/traditional folding" },
         { "second segment missing",
           "xun-manifest 1\nsegment seg-00000001.xseg\nsegment seg-00000009.xseg\n", 0, true,
           XE_NOTFOUND, "seg-00000009.xseg" },
@@ -433,7 +441,7 @@ static void test_index_refuses_damaged_manifest(void **state)
         ix = NULL;
         write_manifest(*state, cases[i].body, cases[i].crc_xor, cases[i].crc_line);
         xerr_clear(&err);
-        int rc = index_open(*state, &ix, &err);
+        int rc = index_open(*state, TOKENIZE_DEFAULT, &ix, &err);
         if (rc != cases[i].rc || !strstr(err.msg, cases[i].says))
             print_error("%s: got %d (%s)\n", cases[i].what, rc, err.msg);
         assert_int_equal(rc, cases[i].rc);
@@ -442,9 +450,16 @@ static void test_index_refuses_damaged_manifest(void **state)
         /* a refused open leaves the folder as it was */
         assert_true(exists(*state, name));
     }
+    /* an index without folding opens when asked for none */
+    write_manifest(*state, "xun-manifest 1\nanalyzer\nsegment seg-00000001.xseg\n", 0, true);
+    assert_ok(index_open(*state, 0, &ix, &err), &err);
+    assert_int_equal(index_tokenize_flags(ix), 0);
+    index_close(ix);
     /* a good manifest naming the same segment opens again */
-    write_manifest(*state, "xun-manifest 1\nsegment seg-00000001.xseg\n", 0, true);
+    write_manifest(*state, "xun-manifest 1\nanalyzer fold-variants\nsegment seg-00000001.xseg\n",
+                   0, true);
     ix = open_ok(*state);
+    assert_int_equal(index_tokenize_flags(ix), TOKENIZE_FOLD_VARIANTS);
     struct snapshot *snap = index_snapshot(ix);
     assert_int_equal(snap->n_segments, 1);
     assert_int_equal(snap->n_docs, 3);
@@ -468,7 +483,7 @@ static void test_index_refuses_manifest_cut_short(void **state)
         write_text(*state, INDEX_MANIFEST, text, cut);
         ix = NULL;
         xerr_clear(&err);
-        assert_int_equal(index_open(*state, &ix, &err), XE_CORRUPT);
+        assert_int_equal(index_open(*state, TOKENIZE_DEFAULT, &ix, &err), XE_CORRUPT);
         assert_non_null(strstr(err.msg, INDEX_MANIFEST));
         assert_null(ix);
     }
@@ -508,7 +523,7 @@ static void test_index_refuses_damaged_listed_segment(void **state)
         flip_file_byte(*state, second, offsets[i]);
         ix = NULL;
         xerr_clear(&err);
-        assert_int_equal(index_open(*state, &ix, &err), XE_CORRUPT);
+        assert_int_equal(index_open(*state, TOKENIZE_DEFAULT, &ix, &err), XE_CORRUPT);
         if (!strstr(err.msg, second))
             print_error("no \"%s\" in: %s\n", second, err.msg);
         assert_non_null(strstr(err.msg, second));
@@ -520,12 +535,12 @@ static void test_index_refuses_damaged_listed_segment(void **state)
     write_text(*state, second, data, len / 2);
     ix = NULL;
     xerr_clear(&err);
-    assert_int_equal(index_open(*state, &ix, &err), XE_CORRUPT);
+    assert_int_equal(index_open(*state, TOKENIZE_DEFAULT, &ix, &err), XE_CORRUPT);
     assert_non_null(strstr(err.msg, second));
     /* gone */
     assert_int_equal(remove(path), 0);
     xerr_clear(&err);
-    assert_int_equal(index_open(*state, &ix, &err), XE_NOTFOUND);
+    assert_int_equal(index_open(*state, TOKENIZE_DEFAULT, &ix, &err), XE_NOTFOUND);
     assert_non_null(strstr(err.msg, second));
     assert_null(ix);
     assert_true(exists(*state, first)); /* nothing was cleaned up by a refused open */

@@ -113,7 +113,7 @@ static void fill(const struct tdoc *t, struct doc_fields *d, char *json, size_t 
 static struct segment *build(const char *path, const struct tdoc *const *docs, size_t n)
 {
     struct xerr err = { 0 };
-    struct memindex *mi = memindex_new();
+    struct memindex *mi = memindex_new(TOKENIZE_DEFAULT);
     struct segment *seg = NULL;
 
     assert_non_null(mi);

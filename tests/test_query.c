@@ -125,7 +125,7 @@ static const char *parse_to_text(const char *text, size_t len, struct tree_text 
     out->len = 0;
     out->s[0] = '\0';
     xerr_clear(err);
-    if (query_parse(text, len, &q, err) != XE_OK)
+    if (query_parse(text, len, TOKENIZE_DEFAULT, &q, err) != XE_OK)
         return NULL;
     assert_non_null(q);
     if (q->root)
@@ -227,7 +227,7 @@ static void test_qparse_phrase_offsets_count_from_zero(void **state)
     struct xerr err = { 0 };
 
     (void)state;
-    assert_int_equal(query_parse("普惠化", strlen("普惠化"), &q, &err), XE_OK);
+    assert_int_equal(query_parse("普惠化", strlen("普惠化"), TOKENIZE_DEFAULT, &q, &err), XE_OK);
     assert_non_null(q->root);
     assert_int_equal(q->root->type, QNODE_PHRASE);
     assert_int_equal(q->root->n_terms, 2);
@@ -242,7 +242,7 @@ static void test_qparse_phrase_offsets_count_from_zero(void **state)
 
     /* the second word of a query starts its own phrase at offset 0 */
     q = NULL;
-    assert_int_equal(query_parse("alpha \"big red apple\"", 21, &q, &err), XE_OK);
+    assert_int_equal(query_parse("alpha \"big red apple\"", 21, TOKENIZE_DEFAULT, &q, &err), XE_OK);
     assert_int_equal(q->root->type, QNODE_AND);
     const struct qnode *ph = q->root->children[1];
     assert_int_equal(ph->type, QNODE_PHRASE);
@@ -260,7 +260,7 @@ static void test_qparse_single_cjk_char_is_hidden_term(void **state)
     struct xerr err = { 0 };
 
     (void)state;
-    assert_int_equal(query_parse("猫", strlen("猫"), &q, &err), XE_OK);
+    assert_int_equal(query_parse("猫", strlen("猫"), TOKENIZE_DEFAULT, &q, &err), XE_OK);
     assert_non_null(q->root);
     assert_int_equal(q->root->type, QNODE_TERM);
     assert_int_equal(q->root->terms[0].len, 1 + strlen("猫"));
@@ -319,12 +319,12 @@ static void test_qparse_caps_bytes_at_query_max_bytes(void **state)
     /* words of 63 letters and a space: well under QUERY_MAX_TERMS words */
     for (size_t i = 0; i <= QUERY_MAX_BYTES; i++)
         text[i] = i % 64 == 63 ? ' ' : 'a';
-    assert_int_equal(query_parse(text, QUERY_MAX_BYTES, &q, &err), XE_OK);
+    assert_int_equal(query_parse(text, QUERY_MAX_BYTES, TOKENIZE_DEFAULT, &q, &err), XE_OK);
     assert_non_null(q->root);
     assert_int_equal(q->n_leaves, QUERY_MAX_BYTES / 64);
     query_free(q);
     q = NULL;
-    assert_int_equal(query_parse(text, QUERY_MAX_BYTES + 1, &q, &err), XE_INPUT);
+    assert_int_equal(query_parse(text, QUERY_MAX_BYTES + 1, TOKENIZE_DEFAULT, &q, &err), XE_INPUT);
     assert_null(q);
     assert_true(strlen(err.msg) > 0);
     free(text);
@@ -357,7 +357,7 @@ static void test_qparse_positive_leaves_skip_negations(void **state)
     const char *text = "alpha -beta gamma OR title:delta -\"red apple\"";
 
     (void)state;
-    assert_int_equal(query_parse(text, strlen(text), &q, &err), XE_OK);
+    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
     query_positive_leaves(q, print_leaf, &got);
     assert_string_equal(got.s, "alpha gamma title:delta");
     assert_int_equal(q->n_leaves, 5);
@@ -381,7 +381,7 @@ static int fixture_setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     struct xerr err = { 0 };
 
-    if (!f || !(f->dir = test_mkdtemp()) || index_open(f->dir, &f->ix, &err) != XE_OK) {
+    if (!f || !(f->dir = test_mkdtemp()) || index_open(f->dir, TOKENIZE_DEFAULT, &f->ix, &err) != XE_OK) {
         fprintf(stderr, "fixture: %s\n", err.msg);
         if (f)
             test_rmtree(f->dir);
@@ -412,7 +412,7 @@ static struct text text_of(const char *s)
 /* Writes docs as one new segment of ix. */
 static void add_segment(struct index *ix, const struct tdoc *docs, size_t n)
 {
-    struct memindex *mi = memindex_new();
+    struct memindex *mi = memindex_new(TOKENIZE_DEFAULT);
     struct xerr err = { 0 };
     char path[4096];
 
@@ -460,7 +460,7 @@ static void search_ids(struct index *ix, const char *text, uint32_t k, char *ids
     struct search_result res;
     size_t len = 0;
 
-    if (query_parse(text, strlen(text), &q, &err) != XE_OK)
+    if (query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err) != XE_OK)
         fail_msg("query_parse \"%s\": %s", text, err.msg);
     struct snapshot *snap = index_snapshot(ix);
     if (search_run(snap, q, k, &res, &err) != XE_OK)
@@ -816,7 +816,7 @@ static void test_search_scores_use_whole_snapshot_stats(void **state)
     char *dir = test_mkdtemp();
 
     assert_non_null(dir);
-    assert_int_equal(index_open(dir, &one, &err), XE_OK);
+    assert_int_equal(index_open(dir, TOKENIZE_DEFAULT, &one, &err), XE_OK);
     memcpy(all, seg_a, sizeof seg_a);
     memcpy(all + 3, seg_b, sizeof seg_b);
     add_segment(one, all, 6);
@@ -923,7 +923,7 @@ static char *highlight(const char *q, const char *text, bool in_title)
     struct xerr err = { 0 };
     struct buf out;
 
-    if (query_parse(q, strlen(q), &query, &err) != XE_OK)
+    if (query_parse(q, strlen(q), TOKENIZE_DEFAULT, &query, &err) != XE_OK)
         fail_msg("query_parse \"%s\": %s", q, err.msg);
     buf_init(&out, OUT_MAX_BYTES);
     assert_int_equal(highlight_text(query, text, strlen(text), in_title, &out), XE_OK);
@@ -941,7 +941,7 @@ static char *snippet(const char *q, const char *text, size_t max_chars)
     struct buf out;
     size_t bad, len;
 
-    if (query_parse(q, strlen(q), &query, &err) != XE_OK)
+    if (query_parse(q, strlen(q), TOKENIZE_DEFAULT, &query, &err) != XE_OK)
         fail_msg("query_parse \"%s\": %s", q, err.msg);
     buf_init(&out, OUT_MAX_BYTES);
     assert_int_equal(snippet_make(query, text, strlen(text), max_chars, &out), XE_OK);

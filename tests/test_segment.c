@@ -124,7 +124,7 @@ static unsigned char *read_bytes(const char *path, size_t *len)
 /* Writes docs as one segment file dir/name with small posting blocks; returns its path. */
 static char *build_segment(const char *dir, const char *name, const struct tdoc *docs, size_t n)
 {
-    struct memindex *mi = memindex_new();
+    struct memindex *mi = memindex_new(TOKENIZE_DEFAULT);
     struct xerr err = { 0 };
     char *path = join(dir, name);
 

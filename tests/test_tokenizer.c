@@ -21,6 +21,7 @@
 
 #include "index/limits.h"
 #include "index/tokenizer.h"
+#include "index/variants.h"
 
 #define LIST_MAX_BYTES 8192
 
@@ -241,7 +242,7 @@ static void run_case(size_t i, const char *text, size_t len)
     struct lists *l = malloc(sizeof *l);
 
     assert_non_null(l);
-    assert_int_equal(tokenize(text, len, 0, collect_token, &c), 0);
+    assert_int_equal(tokenize(text, len, 0, 0, collect_token, &c), 0);
     check_invariants(text, len, 0, &c);
     lists_of(&c, l);
     if (strcmp(l->terms, cases[i].terms) || strcmp(l->positions, cases[i].positions) ||
@@ -279,11 +280,11 @@ static void test_tokenize_reads_only_len_bytes(void **state)
     /* A length shorter than the string ends the text there. */
     struct collect c = { 0 };
     struct lists l;
-    assert_int_equal(tokenize("GPT-4", 3, 0, collect_token, &c), 0);
+    assert_int_equal(tokenize("GPT-4", 3, 0, 0, collect_token, &c), 0);
     lists_of(&c, &l);
     assert_string_equal(l.terms, "gpt");
     collect_fini(&c);
-    assert_int_equal(tokenize("GPT-4", 0, 0, collect_token, &c), 0);
+    assert_int_equal(tokenize("GPT-4", 0, 0, 0, collect_token, &c), 0);
     assert_int_equal(c.n, 0);
     collect_fini(&c);
 }
@@ -303,7 +304,7 @@ static void test_tokenize_cjk_kinds_and_hidden_positions(void **state)
     };
 
     (void)state;
-    assert_int_equal(tokenize("普惠化 x 猫", strlen("普惠化 x 猫"), 0, collect_token, &c), 0);
+    assert_int_equal(tokenize("普惠化 x 猫", strlen("普惠化 x 猫"), 0, 0, collect_token, &c), 0);
     assert_int_equal(c.n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c.n; i++) {
         assert_string_equal(c.toks[i].term, want[i].term);
@@ -327,7 +328,7 @@ static void test_tokenize_every_cjk_char_gets_a_hidden_term(void **state)
     size_t hidden = 0;
 
     (void)state;
-    assert_int_equal(tokenize(text, strlen(text), 0, collect_token, &c), 0);
+    assert_int_equal(tokenize(text, strlen(text), 0, 0, collect_token, &c), 0);
     check_invariants(text, strlen(text), 0, &c);
     for (size_t i = 0; i < c.n; i++) {
         if (c.toks[i].kind != TOKEN_CJK_CHAR)
@@ -353,7 +354,7 @@ static void test_tokenize_combining_accent_equals_precomposed(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
         struct collect c = { 0 };
-        assert_int_equal(tokenize(spellings[i], strlen(spellings[i]), 0, collect_token, &c), 0);
+        assert_int_equal(tokenize(spellings[i], strlen(spellings[i]), 0, 0, collect_token, &c), 0);
         assert_int_equal(c.n, 1);
         assert_int_equal(c.toks[0].term_len, 5);
         assert_memory_equal(c.toks[0].term, "caf\xc3\xa9", 5);
@@ -368,7 +369,7 @@ static void test_tokenize_adds_first_position(void **state)
     struct lists l;
 
     (void)state;
-    assert_int_equal(tokenize("Bedrock普惠化 猫", strlen("Bedrock普惠化 猫"), 100, collect_token,
+    assert_int_equal(tokenize("Bedrock普惠化 猫", strlen("Bedrock普惠化 猫"), 100, 0, collect_token,
                               &c),
                      0);
     check_invariants("Bedrock普惠化 猫", strlen("Bedrock普惠化 猫"), 100, &c);
@@ -421,7 +422,7 @@ static void test_tokenize_gap_between_cjk_runs_only(void **state)
         struct collect c = { 0 };
         struct lists *l = malloc(sizeof *l);
         assert_non_null(l);
-        assert_int_equal(tokenize(text, strlen(text), want[i].first_position, collect_token, &c),
+        assert_int_equal(tokenize(text, strlen(text), want[i].first_position, 0, collect_token, &c),
                          0);
         check_invariants(text, strlen(text), want[i].first_position, &c);
         lists_of(&c, l);
@@ -450,7 +451,7 @@ static void test_tokenize_gap_between_cjk_runs_only(void **state)
     /* The gap itself: 普惠 and 惠化 of "普惠，惠化" are two positions apart,
      * while in "普惠化" they are adjacent. */
     struct collect c = { 0 };
-    assert_int_equal(tokenize("普惠，惠化", strlen("普惠，惠化"), 0, collect_token, &c), 0);
+    assert_int_equal(tokenize("普惠，惠化", strlen("普惠，惠化"), 0, 0, collect_token, &c), 0);
     uint32_t first = UINT32_MAX, second = UINT32_MAX;
     for (size_t k = 0; k < c.n; k++) {
         if (c.toks[k].kind == TOKEN_CJK_BIGRAM && !strcmp(c.toks[k].term, "普惠"))
@@ -461,7 +462,7 @@ static void test_tokenize_gap_between_cjk_runs_only(void **state)
     assert_int_equal(first, 0);
     assert_int_equal(second, first + 2);
     collect_fini(&c);
-    assert_int_equal(tokenize("普惠化", strlen("普惠化"), 0, collect_token, &c), 0);
+    assert_int_equal(tokenize("普惠化", strlen("普惠化"), 0, 0, collect_token, &c), 0);
     first = second = UINT32_MAX;
     for (size_t k = 0; k < c.n; k++) {
         if (c.toks[k].kind == TOKEN_CJK_BIGRAM && !strcmp(c.toks[k].term, "普惠"))
@@ -513,7 +514,7 @@ static void test_tokenize_splits_over_long_words(void **state)
         struct collect c = { 0 };
         struct lists *l = malloc(sizeof *l);
         assert_non_null(l);
-        assert_int_equal(tokenize(text, len, 0, collect_token, &c), 0);
+        assert_int_equal(tokenize(text, len, 0, 0, collect_token, &c), 0);
         check_invariants(text, len, 0, &c);
         lists_of(&c, l);
         if (strcmp(l->bytes, long_cases[i].bytes) || strcmp(l->chars, long_cases[i].chars))
@@ -548,7 +549,7 @@ static void test_tokenize_long_word_keeps_words_around_it(void **state)
     (void)state;
     int n = snprintf(text, sizeof text, "x %s 猫", a);
     assert_true(n > 0 && (size_t)n < sizeof text);
-    assert_int_equal(tokenize(text, (size_t)n, 0, collect_token, &c), 0);
+    assert_int_equal(tokenize(text, (size_t)n, 0, 0, collect_token, &c), 0);
     lists_of(&c, &l);
     assert_string_equal(l.positions, "0 1 2 3");
     assert_string_equal(l.bytes, "0-1 2-257 257-258 259-262");
@@ -578,7 +579,7 @@ static void test_tokenize_composes_kana_voicing_and_jamo(void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         struct collect c = { 0 };
         struct lists l;
-        assert_int_equal(tokenize(want[i].text, strlen(want[i].text), 0, collect_token, &c), 0);
+        assert_int_equal(tokenize(want[i].text, strlen(want[i].text), 0, 0, collect_token, &c), 0);
         lists_of(&c, &l);
         assert_string_equal(l.terms, want[i].terms);
         collect_fini(&c);
@@ -600,7 +601,7 @@ static void test_tokenize_split_keeps_marks_with_their_letter(void **state)
     (void)state;
     int n = snprintf(text, sizeof text, "%se\xcc\x81\xcc\x81x", a);
     assert_true(n > 0 && (size_t)n < sizeof text);
-    assert_int_equal(tokenize(text, (size_t)n, 0, collect_token, &c), 0);
+    assert_int_equal(tokenize(text, (size_t)n, 0, 0, collect_token, &c), 0);
     for (size_t i = 0; i < c.n; i++)
         assert_false(c.toks[i].term_len >= 2 && (unsigned char)c.toks[i].term[0] == 0xcc);
     collect_fini(&c);
@@ -615,11 +616,11 @@ static void test_tokenize_stops_when_callback_returns_non_zero(void **state)
     struct collect all = { 0 };
 
     (void)state;
-    assert_int_equal(tokenize(text, strlen(text), 0, collect_token, &all), 0);
+    assert_int_equal(tokenize(text, strlen(text), 0, 0, collect_token, &all), 0);
     assert_int_equal(all.n, 8); /* one two, 3 hidden + 2 bigrams, three */
     for (size_t stop = 1; stop <= all.n; stop++) {
         struct collect c = { .stop_after = stop, .stop_rc = 40 + (int)stop };
-        assert_int_equal(tokenize(text, strlen(text), 0, collect_token, &c), 40 + (int)stop);
+        assert_int_equal(tokenize(text, strlen(text), 0, 0, collect_token, &c), 40 + (int)stop);
         assert_int_equal(c.n, stop); /* not called again after it said stop */
         for (size_t k = 0; k < c.n; k++) {
             assert_string_equal(c.toks[k].term, all.toks[k].term);
@@ -629,7 +630,7 @@ static void test_tokenize_stops_when_callback_returns_non_zero(void **state)
     }
     /* A negative value is passed through as well. */
     struct collect neg = { .stop_after = 1, .stop_rc = -3 };
-    assert_int_equal(tokenize(text, strlen(text), 0, collect_token, &neg), -3);
+    assert_int_equal(tokenize(text, strlen(text), 0, 0, collect_token, &neg), -3);
     assert_int_equal(neg.n, 1);
     collect_fini(&neg);
     collect_fini(&all);
@@ -660,7 +661,7 @@ static void test_tokenize_treats_invalid_bytes_as_separators(void **state)
         memcpy(copy, bad[i].text, len);
         struct collect c = { 0 };
         struct lists l;
-        assert_int_equal(tokenize(copy, len, 0, collect_token, &c), 0);
+        assert_int_equal(tokenize(copy, len, 0, 0, collect_token, &c), 0);
         lists_of(&c, &l);
         if (strcmp(l.terms, bad[i].terms) || strcmp(l.bytes, bad[i].bytes))
             fail_msg("bad case %zu: terms got \"%s\" want \"%s\", bytes got \"%s\" want \"%s\"",
@@ -710,6 +711,82 @@ static const struct {
     { "5-byte form", "\xf8\x88\x80\x80\x80", 5, false, 0 },
     { "bad after valid CJK", "普惠\xff化", 10, false, 6 },
 };
+
+/* ---- simplified/traditional folding ---- */
+
+/* The visible terms of text under flags, with lists_of(). */
+static void terms_of(const char *text, unsigned flags, struct lists *l)
+{
+    struct collect c = { 0 };
+
+    assert_int_equal(tokenize(text, strlen(text), 0, flags, collect_token, &c), 0);
+    check_invariants(text, strlen(text), 0, &c);
+    lists_of(&c, l);
+    collect_fini(&c);
+}
+
+static void test_tokenize_folds_traditional_to_simplified(void **state)
+{
+    static const struct {
+        const char *traditional, *simplified, *terms;
+    } pairs[] = {
+        { "馬斯克", "马斯克", "马斯 斯克" },
+        { "香港貿發局", "香港贸发局", "香港 港贸 贸发 发局" },
+        /* one-to-many: 發 (emit) and 髮 (hair) both fold to 发, 後 to 后 */
+        { "頭髮", "头发", "头发" },
+        { "發展", "发展", "发展" },
+        { "後來", "后来", "后来" },
+        /* TW and HK variant forms fold too */
+        { "裡面", "里面", "里面" },
+        { "為了", "为了", "为了" },
+        /* a lone character and a hidden one-character term */
+        { "龍", "龙", "龙" },
+    };
+    struct lists *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+
+    (void)state;
+    assert_non_null(a);
+    assert_non_null(b);
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        terms_of(pairs[i].traditional, TOKENIZE_FOLD_VARIANTS, a);
+        terms_of(pairs[i].simplified, TOKENIZE_FOLD_VARIANTS, b);
+        if (strcmp(a->terms, pairs[i].terms) || strcmp(b->terms, pairs[i].terms) ||
+            strcmp(a->hidden, b->hidden))
+            fail_msg("%s / %s: got \"%s\" / \"%s\" (hidden %s / %s), want \"%s\"",
+                     pairs[i].traditional, pairs[i].simplified, a->terms, b->terms, a->hidden,
+                     b->hidden, pairs[i].terms);
+        /* offsets still point at the original characters */
+        assert_string_equal(a->chars, b->chars);
+        /* without folding the forms stay apart */
+        terms_of(pairs[i].traditional, 0, a);
+        terms_of(pairs[i].simplified, 0, b);
+        assert_string_not_equal(a->terms, b->terms);
+    }
+    /* simplified text, Latin text and kana are left as they are */
+    terms_of("中华人民共和国 AI テキスト", TOKENIZE_FOLD_VARIANTS, a);
+    terms_of("中华人民共和国 AI テキスト", 0, b);
+    assert_string_equal(a->terms, b->terms);
+    free(a);
+    free(b);
+}
+
+/* Folding twice is folding once, so documents and queries meet whatever form they used. */
+static void test_fold_is_idempotent_and_simplified_is_stable(void **state)
+{
+    (void)state;
+    for (uint32_t i = 0; i < variant_fold_count; i++) {
+        int32_t to = variant_fold(variant_fold_from[i]);
+        assert_int_not_equal(to, variant_fold_from[i]);
+        assert_int_equal(variant_fold(to), to);
+        if (i)
+            assert_true(variant_fold_from[i - 1] < variant_fold_from[i]);
+    }
+    assert_true(variant_fold_count > 3000);
+    for (int32_t cp = 0; cp < 0x80; cp++)
+        assert_int_equal(variant_fold(cp), cp);
+    assert_int_equal(variant_fold(0x9A6C /* 马 */), 0x9A6C);
+    assert_int_equal(variant_fold(0x99AC /* 馬 */), 0x9A6C);
+}
 
 static void test_utf8_check_finds_first_bad_byte(void **state)
 {
@@ -789,6 +866,8 @@ int main(void)
         cmocka_unit_test(test_tokenize_long_word_keeps_words_around_it),
         cmocka_unit_test(test_tokenize_stops_when_callback_returns_non_zero),
         cmocka_unit_test(test_tokenize_treats_invalid_bytes_as_separators),
+        cmocka_unit_test(test_tokenize_folds_traditional_to_simplified),
+        cmocka_unit_test(test_fold_is_idempotent_and_simplified_is_stable),
         cmocka_unit_test(test_utf8_check_finds_first_bad_byte),
         cmocka_unit_test(test_utf8_check_every_prefix_of_multibyte_text),
         cmocka_unit_test(test_utf8_count_chars_counts_code_points),

@@ -352,7 +352,7 @@ static struct index *open_ok(const char *dir)
     struct index *ix = NULL;
     struct xerr err = { 0 };
 
-    assert_ok(index_open(dir, &ix, &err), &err);
+    assert_ok(index_open(dir, TOKENIZE_DEFAULT, &ix, &err), &err);
     assert_non_null(ix);
     return ix;
 }
@@ -772,7 +772,7 @@ static void test_writer_damaged_segment_fails_index_open(void **state)
         struct xerr err = { 0 };
         unsigned char flipped = bytes[spots[i]] ^ 0x40;
         assert_int_equal(pwrite(fd, &flipped, 1, (off_t)spots[i]), 1);
-        assert_int_equal(index_open(dir, &bad, &err), XE_CORRUPT);
+        assert_int_equal(index_open(dir, TOKENIZE_DEFAULT, &bad, &err), XE_CORRUPT);
         assert_null(bad);
         assert_non_null(strstr(err.msg, name));
         assert_int_equal(pwrite(fd, &bytes[spots[i]], 1, (off_t)spots[i]), 1);
@@ -781,7 +781,7 @@ static void test_writer_damaged_segment_fails_index_open(void **state)
         struct index *bad = NULL;
         struct xerr err = { 0 };
         assert_int_equal(ftruncate(fd, (off_t)(len - 7)), 0);
-        assert_int_equal(index_open(dir, &bad, &err), XE_CORRUPT);
+        assert_int_equal(index_open(dir, TOKENIZE_DEFAULT, &bad, &err), XE_CORRUPT);
         assert_null(bad);
         assert_non_null(strstr(err.msg, name));
         assert_int_equal(pwrite(fd, bytes, len, 0), (ssize_t)len);

@@ -86,7 +86,7 @@ static int fixture_start(struct fixture *f)
     struct server_config cfg;
     struct xerr err = { 0 };
 
-    if (index_open(f->dir, &f->ix, &err) != XE_OK) {
+    if (index_open(f->dir, TOKENIZE_DEFAULT, &f->ix, &err) != XE_OK) {
         fprintf(stderr, "index_open %s: %s\n", f->dir, err.msg);
         return -1;
     }

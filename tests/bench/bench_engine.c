@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     int rounds = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 3;
     struct xerr err = { 0 };
     struct index *ix;
-    if (index_open(argv[1], &ix, &err)) {
+    if (index_open(argv[1], TOKENIZE_DEFAULT, &ix, &err)) {
         fprintf(stderr, "%s: %s\n", argv[1], err.msg);
         return 1;
     }

@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     }
     struct xerr err = { 0 };
     struct index *ix;
-    if (index_open(argv[1], &ix, &err)) {
+    if (index_open(argv[1], TOKENIZE_DEFAULT, &ix, &err)) {
         fprintf(stderr, "%s: %s\n", argv[1], err.msg);
         return 1;
     }
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
         *tab = '\0';
         const char *want = tab + 1;
         struct query *q;
-        if (query_parse(line, strlen(line), &q, &err)) {
+        if (query_parse(line, strlen(line), TOKENIZE_DEFAULT, &q, &err)) {
             xerr_clear(&err);
             n++;
             continue;

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
     server_config_defaults(&cfg);
     cfg.port = 0;
     cfg.quiet = true;
-    if (index_open(dir, &ix, &err) || server_start(ix, &cfg, &srv, &err)) {
+    if (index_open(dir, TOKENIZE_DEFAULT, &ix, &err) || server_start(ix, &cfg, &srv, &err)) {
         fprintf(stderr, "bench_writes: %s\n", err.msg);
         return 1;
     }

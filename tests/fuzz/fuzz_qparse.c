@@ -162,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data;
     struct query *q = NULL;
     struct xerr err = { 0 };
-    int rc = query_parse(text, size, &q, &err);
+    int rc = query_parse(text, size, TOKENIZE_DEFAULT, &q, &err);
 
     if (rc) {
         FUZZ_CHECK(rc == XE_INPUT && err.code == XE_INPUT && err.msg[0],

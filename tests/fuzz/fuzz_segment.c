@@ -90,7 +90,7 @@ static const char *seg_path;
 
 static void write_base(void)
 {
-    struct memindex *mi = memindex_new();
+    struct memindex *mi = memindex_new(TOKENIZE_DEFAULT);
     struct xerr err = { 0 };
     const char *path = fuzz_path("base.seg");
 

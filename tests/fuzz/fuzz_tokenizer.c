@@ -178,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct seen all = { .text = text, .len = size, .valid = valid, .stop_at = SIZE_MAX };
     if (valid)
         all.n_chars = chars_before(text, size);
-    int rc = tokenize(text, size, FIRST_POSITION, check_token, &all);
+    int rc = tokenize(text, size, FIRST_POSITION, TOKENIZE_DEFAULT, check_token, &all);
     FUZZ_CHECK(rc == 0, "tokenize returned %d with a callback that never stops", rc);
 
     if (!all.n_tokens) {
@@ -188,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* stop somewhere: the first byte picks where */
     struct seen part = { .text = text, .len = size, .valid = valid, .n_chars = all.n_chars };
     part.stop_at = 1 + (size ? data[0] : 0) % all.n_tokens;
-    rc = tokenize(text, size, FIRST_POSITION, check_token, &part);
+    rc = tokenize(text, size, FIRST_POSITION, TOKENIZE_DEFAULT, check_token, &part);
     FUZZ_CHECK(rc == STOP_VALUE, "tokenize returned %d, the callback stopped with %d", rc,
                STOP_VALUE);
     FUZZ_CHECK(part.n_tokens == part.stop_at, "%zu tokens, stopped at %zu", part.n_tokens,
