@@ -9,6 +9,12 @@
  * lengths, document frequencies summed over segments), so a document scores
  * the same whichever segment holds it.
  *
+ * Proximity: when the query is an AND of several words or phrases, each pair
+ * of neighbours in the query adds a bonus when they stand close together in
+ * the document (see SEARCH_PROXIMITY_* in search.h). The bonus needs
+ * positions, so it is computed only for documents that could reach the top k
+ * with it: the ranking stays exact.
+ *
  * Per-request memory comes from one arena, freed once.
  */
 #include "query/search.h"
@@ -52,6 +58,16 @@ struct iter {
     bool unscored; /* a filter: it restricts the matches, adds nothing to scores */
 };
 
+/* A word or phrase of the query, for proximity. */
+struct prox_leaf {
+    struct iter *it;
+    bool is_phrase;
+    uint32_t span; /* positions it covers */
+    double idf;
+    uint32_t *pos; /* where it starts in the current document */
+    uint32_t n_pos, cap;
+};
+
 /* The state one search shares across its iterators. */
 struct exec {
     struct arena arena;
@@ -64,6 +80,12 @@ struct exec {
     uint32_t *pos_buf[QUERY_MAX_TERMS]; /* positions of a phrase's terms */
     uint32_t pos_cap[QUERY_MAX_TERMS];
     bool corrupt, nomem;
+
+    /* proximity: the query's top-level words and phrases, in query order */
+    const struct qnode *prox_parent; /* the AND whose children they are */
+    struct prox_leaf prox[QUERY_MAX_TERMS];
+    uint32_t n_prox;
+    double prox_max; /* the largest bonus a document can get */
 };
 
 /* BM25 of one leaf given its frequency per field. */
@@ -142,6 +164,7 @@ struct phrase_iter {
     double idf;
     bool title_only;
     uint32_t freq[N_FIELDS]; /* of the current document */
+    struct prox_leaf *prox;  /* where to keep its starts, for proximity; or NULL */
     struct exec *ex;
 };
 
@@ -168,6 +191,25 @@ static bool grow_positions(struct exec *ex, uint32_t i, uint32_t need)
     return true;
 }
 
+/* Appends a start position to a proximity leaf (reset per document by the caller). */
+static bool prox_keep(struct exec *ex, struct prox_leaf *l, uint32_t start)
+{
+    if (l->n_pos == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 64;
+        uint32_t *p = arena_alloc(&ex->arena, cap * sizeof *p);
+        if (!p) {
+            ex->nomem = true;
+            return false;
+        }
+        if (l->n_pos)
+            memcpy(p, l->pos, l->n_pos * sizeof *p);
+        l->pos = p;
+        l->cap = cap;
+    }
+    l->pos[l->n_pos++] = start;
+    return true;
+}
+
 /* Counts where the terms stand at their offsets; false when nowhere. */
 static bool phrase_check(struct phrase_iter *ph)
 {
@@ -189,6 +231,8 @@ static bool phrase_check(struct phrase_iter *ph)
     struct segment_doc d;
     segment_doc(ex->seg, ph->base.docid, &d);
     memset(ph->freq, 0, sizeof ph->freq);
+    if (ph->prox)
+        ph->prox->n_pos = 0;
     bool any = false;
     for (uint32_t k = 0; k < count[0]; k++) {
         uint32_t start = ex->pos_buf[0][k];
@@ -206,6 +250,8 @@ static bool phrase_check(struct phrase_iter *ph)
             continue;
         ph->freq[f]++;
         any = true;
+        if (ph->prox && !prox_keep(ex, ph->prox, start))
+            return false;
     }
     return any;
 }
@@ -440,6 +486,27 @@ static void *ex_alloc(struct exec *ex, size_t bytes)
     return p;
 }
 
+/* Registers a child of the top-level AND for proximity, when it is a word or phrase with positions. */
+static void prox_add(struct exec *ex, const struct qnode *n, struct iter *c)
+{
+    if (n->negated || n->title_only || (n->type != QNODE_TERM && n->type != QNODE_PHRASE))
+        return;
+    struct prox_leaf *l = &ex->prox[ex->n_prox];
+    *l = (struct prox_leaf){ .it = c, .is_phrase = n->type == QNODE_PHRASE,
+                             .span = n->terms[n->n_terms - 1].offset + 1 };
+    if (l->is_phrase) {
+        struct phrase_iter *ph = (struct phrase_iter *)c;
+        ph->prox = l;
+        l->idf = ph->idf;
+    } else {
+        struct term_iter *t = (struct term_iter *)c;
+        if (!t->cursor.has_positions)
+            return;
+        l->idf = t->idf;
+    }
+    ex->n_prox++;
+}
+
 /*
  * The iterator of node n over the current segment, or NULL when it cannot
  * match there (a term the segment lacks) or memory ran out (ex->nomem).
@@ -498,6 +565,8 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
         struct iter *c = build(ex, n->children[i], idfs, term_index);
         if (ex->nomem)
             return NULL;
+        if (c && n == ex->prox_parent)
+            prox_add(ex, n->children[i], c);
         if (c)
             kids[n_kids++] = c;
         else if (n->type == QNODE_AND && !n->children[i]->negated)
@@ -542,6 +611,67 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
         return NULL;
     a->base.cost = kids[0]->cost;
     return &a->base;
+}
+
+/* ---- proximity ---- */
+
+/* Positions between the nearest occurrences of a and b; 0 when they touch or overlap. */
+static uint32_t prox_gap(const struct prox_leaf *a, const struct prox_leaf *b)
+{
+    uint32_t best = UINT32_MAX, i = 0, j = 0;
+
+    while (i < a->n_pos && j < b->n_pos && best) {
+        uint32_t pa = a->pos[i], pb = b->pos[j], gap;
+        if (pa <= pb) {
+            gap = pb >= pa + a->span ? pb - (pa + a->span) : 0;
+            i++;
+        } else {
+            gap = pa >= pb + b->span ? pa - (pb + b->span) : 0;
+            j++;
+        }
+        if (gap < best)
+            best = gap;
+    }
+    return best;
+}
+
+/* The proximity bonus of the current document (all leaves on it). */
+static double prox_bonus(struct exec *ex)
+{
+    for (uint32_t i = 0; i < ex->n_prox; i++) {
+        struct prox_leaf *l = &ex->prox[i];
+        if (l->is_phrase)
+            continue; /* phrase_check kept its starts */
+        struct term_iter *t = (struct term_iter *)l->it;
+        uint32_t tf = postings_tf_total(&t->cursor);
+        l->n_pos = 0;
+        while (l->cap < tf)
+            if (!prox_keep(ex, l, 0))
+                return 0;
+        int got = postings_positions(&t->cursor, l->pos, l->cap);
+        if (got < 0) {
+            ex->corrupt = true;
+            return 0;
+        }
+        l->n_pos = (uint32_t)got;
+    }
+    double bonus = 0;
+    for (uint32_t i = 0; i + 1 < ex->n_prox; i++) {
+        uint32_t gap = prox_gap(&ex->prox[i], &ex->prox[i + 1]);
+        if (gap <= SEARCH_PROXIMITY_WINDOW)
+            bonus += SEARCH_PROXIMITY_WEIGHT * fmin(ex->prox[i].idf, ex->prox[i + 1].idf) /
+                     ((1.0 + gap) * (1.0 + gap));
+    }
+    return bonus;
+}
+
+static void prox_plan(struct exec *ex)
+{
+    ex->prox_max = 0;
+    if (ex->n_prox < 2)
+        ex->n_prox = 0;
+    for (uint32_t i = 0; i + 1 < ex->n_prox; i++)
+        ex->prox_max += SEARCH_PROXIMITY_WEIGHT * fmin(ex->prox[i].idf, ex->prox[i + 1].idf);
 }
 
 /* ---- top k ---- */
@@ -868,7 +998,10 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         ex.seg = snap->segments[s]->seg;
         ex.seg_index = s;
         memset(ex.pos_cap, 0, sizeof ex.pos_cap);
+        ex.n_prox = 0;
+        ex.prox_parent = q->root->type == QNODE_AND && !opts->sort_by_date ? q->root : NULL;
         struct iter *root = with_filters(&ex, build(&ex, q->root, idfs, &term_index), opts);
+        prox_plan(&ex);
         const struct deletions *deleted = snap->deleted[s];
         uint64_t *matched = NULL;
         if (root && (want_facet[0] || want_facet[1]))
@@ -885,10 +1018,16 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 norms.inv_norm[f] =
                     1.0 / (1 - BM25_B + BM25_B * d.field_tokens[f] / ex.avg_len[f]);
             struct search_hit h = { s, root->docid, root->ops->score(root, &norms), 0 };
+            double boost = 1;
             if (recency_scale > 0 && d.date_s != DOC_DATE_NONE) {
                 double age = d.date_s < opts->now_s ? (double)(opts->now_s - d.date_s) : 0;
-                h.score *= 1 + SEARCH_RECENCY_WEIGHT * exp2(-age * recency_scale);
+                boost += SEARCH_RECENCY_WEIGHT * exp2(-age * recency_scale);
             }
+            /* the bonus only where it could lift the document into the top k */
+            if (ex.n_prox &&
+                (top.n < top.k || (h.score + ex.prox_max) * boost >= top.heap[0].score))
+                h.score += prox_bonus(&ex);
+            h.score *= boost;
             /* by date: newest first, undated after every dated one */
             h.sort_key = !opts->sort_by_date ? h.score
                          : d.date_s == DOC_DATE_NONE ? -1e300 : (double)d.date_s;

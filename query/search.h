@@ -33,6 +33,16 @@ struct xerr;
 #define SEARCH_RECENCY_HALF_LIFE_DAYS 30
 #define SEARCH_RECENCY_WEIGHT 1.0
 
+/*
+ * Proximity: for each pair of neighbouring words or phrases of an AND query
+ * ("Bedrock 普惠化": Bedrock, then 普惠化), a document gets
+ * SEARCH_PROXIMITY_WEIGHT * min(idf of the two) / (1 + gap)^2 added to its
+ * score, where gap is the number of positions between their nearest
+ * occurrences (0 when they touch) and at most SEARCH_PROXIMITY_WINDOW.
+ */
+#define SEARCH_PROXIMITY_WEIGHT 0.5
+#define SEARCH_PROXIMITY_WINDOW 8
+
 #define SEARCH_MAX_FILTER_VALUES 16
 #define SEARCH_FACET_VALUES 20
 

@@ -409,8 +409,18 @@ static struct text text_of(const char *s)
     return (struct text){ s, s ? strlen(s) : 0 };
 }
 
+static void add_segment_dated(struct index *ix, const struct tdoc *docs, const int64_t *dates,
+                              size_t n);
+
 /* Writes docs as one new segment of ix. */
 static void add_segment(struct index *ix, const struct tdoc *docs, size_t n)
+{
+    add_segment_dated(ix, docs, NULL, n);
+}
+
+/* Writes docs, with dates[i] (DOC_DATE_NONE: none) or all undated, as one new segment of ix. */
+static void add_segment_dated(struct index *ix, const struct tdoc *docs, const int64_t *dates,
+                              size_t n)
 {
     struct memindex *mi = memindex_new(TOKENIZE_DEFAULT);
     struct xerr err = { 0 };
@@ -424,7 +434,7 @@ static void add_segment(struct index *ix, const struct tdoc *docs, size_t n)
             .title = text_of(docs[i].title),
             .body = text_of(docs[i].body),
             .source = text_of(docs[i].source),
-            .date_s = DOC_DATE_NONE,
+            .date_s = dates ? dates[i] : DOC_DATE_NONE,
             .json = text_of("{}"),
         };
         if (memindex_add(mi, &d, &err) != XE_OK)
@@ -449,21 +459,23 @@ static void hit_id(const struct snapshot *snap, const struct search_hit *h, cons
 }
 
 /*
- * Runs text over ix keeping k hits: their ids in rank order, space-separated,
- * into ids; the total into *total; scores (if wanted) into scores.
+ * Runs text over ix with opts (opts->k hits): their ids in rank order,
+ * space-separated, into ids; the total into *total; scores (if wanted) into
+ * scores.
  */
-static void search_ids(struct index *ix, const char *text, uint32_t k, char *ids, size_t cap,
-                       uint64_t *total, double *scores)
+static void search_ids_opts(struct index *ix, const char *text, const struct search_options *opts,
+                            char *ids, size_t cap, uint64_t *total, double *scores)
 {
     struct query *q = NULL;
     struct xerr err = { 0 };
     struct search_result res;
     size_t len = 0;
+    uint32_t k = opts->k;
 
     if (query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err) != XE_OK)
         fail_msg("query_parse \"%s\": %s", text, err.msg);
     struct snapshot *snap = index_snapshot(ix);
-    if (search_run(snap, q, k, &res, &err) != XE_OK)
+    if (search_run_opts(snap, q, opts, &res, &err) != XE_OK)
         fail_msg("search_run \"%s\": %s", text, err.msg);
     assert_true(res.n_hits <= k);
     assert_true(res.n_hits <= res.total);
@@ -488,6 +500,13 @@ static void search_ids(struct index *ix, const char *text, uint32_t k, char *ids
     search_result_fini(&res);
     snapshot_release(snap);
     query_free(q);
+}
+
+static void search_ids(struct index *ix, const char *text, uint32_t k, char *ids, size_t cap,
+                       uint64_t *total, double *scores)
+{
+    struct search_options opts = { .k = k };
+    search_ids_opts(ix, text, &opts, ids, cap, total, scores);
 }
 
 static int id_cmp(const void *a, const void *b)
@@ -620,6 +639,80 @@ static void test_search_ties_break_by_id_ascending(void **state)
     assert_int_equal(total, 5);
     search_ids(f->ix, "same", 1, ids, sizeof ids, &total, NULL);
     assert_string_equal(ids, "a");
+}
+
+/* Words that stand together rank above the same words far apart, whatever k. */
+static void test_search_proximity_ranks_nearby_words_first(void **state)
+{
+    struct fixture *f = *state;
+    /* the same words, the same length: only their distance differs */
+    static const struct tdoc docs[] = {
+        { "far1", NULL, "alpha one two three four five six seven eight nine beta", NULL },
+        { "far2", NULL, "beta one two three four five six seven eight nine alpha", NULL },
+        { "near", NULL, "one two three four alpha beta five six seven eight nine", NULL },
+        { "gap1", NULL, "one two three four alpha five beta six seven eight nine", NULL },
+        { "cjk-far", NULL, "普惠化是目标，今天的新闻很多很多很多，亚马逊推出 Bedrock", NULL },
+        { "cjk-near", NULL, "今天的新闻很多很多很多，亚马逊推出 Bedrock 普惠化是目标", NULL },
+    };
+    char ids[IDS_MAX_BYTES];
+    double scores[8];
+    uint64_t total;
+
+    add_segment(f->ix, docs, 6);
+    search_ids(f->ix, "alpha beta", 10, ids, sizeof ids, &total, scores);
+    assert_string_equal(ids, "near gap1 far1 far2");
+    assert_true(scores[0] > scores[1] && scores[1] > scores[2]);
+    assert_true(scores[2] == scores[3]); /* beyond the window: no bonus, ties by id */
+    search_ids(f->ix, "beta alpha", 10, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "near gap1 far1 far2");
+    /* the bonus is computed only where it can matter: top 1 and top 2 agree */
+    search_ids(f->ix, "alpha beta", 1, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "near");
+    search_ids(f->ix, "alpha beta", 2, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "near gap1");
+    /* a phrase and a word */
+    search_ids(f->ix, "Bedrock 普惠化", 10, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "cjk-near cjk-far");
+    /* one word alone: nothing to be near */
+    search_ids(f->ix, "alpha", 10, ids, sizeof ids, &total, scores);
+    assert_true(scores[0] == scores[3]);
+}
+
+/* Fresher documents rank higher by relevance, by the documented half-life formula. */
+static void test_search_recency_boosts_fresh_documents(void **state)
+{
+    struct fixture *f = *state;
+    const int64_t now = 1790000000, day = 86400;
+    static const struct tdoc docs[] = {
+        { "a-undated", NULL, "same words here", NULL },
+        { "b-old", NULL, "same words here", NULL },
+        { "c-new", NULL, "same words here", NULL },
+        { "d-future", NULL, "same words here", NULL },
+    };
+    const int64_t dates[] = { DOC_DATE_NONE, now - 365 * day, now - 30 * day, now + 2 * day };
+    struct search_options opts = { .k = 10, .recency_half_life_days = 30, .now_s = now };
+    char ids[IDS_MAX_BYTES];
+    double scores[8], plain[8];
+    uint64_t total;
+
+    add_segment_dated(f->ix, docs, dates, 4);
+    search_ids(f->ix, "words", 10, ids, sizeof ids, &total, plain);
+    assert_string_equal(ids, "a-undated b-old c-new d-future");
+    search_ids_opts(f->ix, "words", &opts, ids, sizeof ids, &total, scores);
+    assert_string_equal(ids, "d-future c-new b-old a-undated");
+    /* a date in the future counts as today: twice the score; one half-life: 1.5 times */
+    assert_true(fabs(scores[0] / plain[0] - 2.0) < 1e-9);
+    assert_true(fabs(scores[1] / plain[0] - 1.5) < 1e-9);
+    assert_true(scores[2] > plain[0] && scores[2] < plain[0] * 1.001);
+    assert_true(scores[3] == plain[0]);
+    /* a half-life of 0 turns it off; sorting by date ignores it */
+    opts.recency_half_life_days = 0;
+    search_ids_opts(f->ix, "words", &opts, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "a-undated b-old c-new d-future");
+    opts.recency_half_life_days = 30;
+    opts.sort_by_date = true;
+    search_ids_opts(f->ix, "words", &opts, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "d-future c-new b-old a-undated");
 }
 
 static void test_search_total_counts_past_k(void **state)
@@ -1200,6 +1293,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search_matches_and_or_not_phrase_title,
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_title_match_ranks_first, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_proximity_ranks_nearby_words_first,
+                                        fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_recency_boosts_fresh_documents, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_ties_break_by_id_ascending, fixture_setup,
                                         fixture_teardown),
