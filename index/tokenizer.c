@@ -27,6 +27,7 @@ enum char_class { CLASS_SEP, CLASS_WORD, CLASS_MARK, CLASS_CJK };
 /* One normalized code point and the original code point it came from. */
 struct norm_char {
     int32_t cp;
+    int32_t written; /* cp before simplified/traditional folding */
     uint32_t start_byte, end_byte, start_char, end_char;
 };
 
@@ -218,6 +219,11 @@ static void cjk_add(struct scan *s, const struct norm_char *c, uint32_t end_char
         .kind = TOKEN_CJK_CHAR,
     };
     emit(s, &hidden);
+    if (c->written != c->cp) { /* the form as written, for ranking */
+        term[0] = TERM_VARIANT_PREFIX;
+        hidden.term_len = 1 + utf8_put(c->written, term + 1);
+        emit(s, &hidden);
+    }
 
     if (s->run_len) {
         size_t len = utf8_put(s->prev.cp, term);
@@ -283,10 +289,9 @@ static void cluster_flush(struct scan *s, struct cluster *cl)
     }
     for (int k = 0; k < n && !s->stopped; k++) {
         int32_t cp = cl->cps[k];
-        if ((s->flags & TOKENIZE_FOLD_VARIANTS) && cp >= 0x3400)
-            cp = variant_fold(cp);
         struct norm_char c = {
-            .cp = cp,
+            .cp = (s->flags & TOKENIZE_FOLD_VARIANTS) && cp >= 0x3400 ? variant_fold(cp) : cp,
+            .written = cp,
             .start_byte = cl->start_byte,
             .end_byte = cl->end_byte,
             .start_char = cl->start_char,

@@ -13,7 +13,9 @@
  * take no position of their own.
  *
  * With TOKENIZE_FOLD_VARIANTS, traditional characters become their
- * simplified forms (index/variants.h): 馬斯克 -> 马斯 斯克.
+ * simplified forms (index/variants.h): 馬斯克 -> 马斯 斯克. A character that
+ * folding changed also gets a hidden TOKEN_CJK_CHAR term "\x04" + the
+ * character as written, so that ranking can prefer the form a query typed.
  *
  * Offsets point back into the original text, in bytes and in code points, so
  * snippets and /analyze can mark exactly what was matched.
@@ -30,6 +32,8 @@
 /* First byte of hidden one-character terms; never part of a visible term
  * because control characters are separators. */
 #define TERM_CHAR_PREFIX '\x01'
+/* First byte of hidden exact-form terms: a character as written, before folding. */
+#define TERM_VARIANT_PREFIX '\x04'
 
 enum token_kind {
     TOKEN_WORD,       /* letters, digits and marks of a non-CJK script */

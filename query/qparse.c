@@ -40,6 +40,8 @@ void query_free(struct query *q)
 {
     if (!q)
         return;
+    for (uint32_t i = 0; i < q->n_forms; i++)
+        free(q->forms[i].text);
     node_free(q->root);
     free(q);
 }
@@ -104,17 +106,35 @@ static int split_chunks(const char *s, size_t len, struct chunk *out, int cap)
 struct collect {
     struct qterm terms[QUERY_MAX_TERMS + 1];
     uint32_t n;
+    struct query *q; /* its forms, when the chunk is not negated; else NULL */
     uint32_t first_position;
     bool overflow, nomem;
     bool single_cjk;
 };
 
+/* Keeps a written form for ranking, once; a full list or no memory only loses the preference. */
+static void add_form(struct collect *c, const struct token *tok)
+{
+    struct query *q = c->q;
+    for (uint32_t i = 0; i < q->n_forms; i++)
+        if (q->forms[i].len == tok->term_len && !memcmp(q->forms[i].text, tok->term, tok->term_len))
+            return;
+    char *text = q->n_forms < QUERY_MAX_FORMS ? malloc(tok->term_len) : NULL;
+    if (!text)
+        return;
+    memcpy(text, tok->term, tok->term_len);
+    q->forms[q->n_forms++] = (struct qterm){ text, tok->term_len, 0 };
+}
+
 static int collect_token(void *ctx, const struct token *tok)
 {
     struct collect *c = ctx;
 
-    if (tok->kind == TOKEN_CJK_CHAR)
+    if (tok->kind == TOKEN_CJK_CHAR) {
+        if (tok->term[0] == TERM_VARIANT_PREFIX && c->q)
+            add_form(c, tok);
         return 0;
+    }
     if (c->n == QUERY_MAX_TERMS) {
         c->overflow = true;
         return 1;
@@ -133,14 +153,14 @@ static int collect_token(void *ctx, const struct token *tok)
 }
 
 /* A leaf for one chunk, or NULL with *rc set (XE_OK and NULL: nothing searchable). */
-static struct qnode *chunk_leaf(const struct chunk *ch, unsigned tokenize_flags, uint32_t *budget,
+static struct qnode *chunk_leaf(const struct chunk *ch, struct query *q, uint32_t *budget,
                                 int *rc, struct xerr *err)
 {
-    struct collect c = { 0 };
+    struct collect c = { .q = ch->negated ? NULL : q };
     struct qnode *n;
 
     *rc = XE_OK;
-    tokenize(ch->text, ch->len, 0, tokenize_flags, collect_token, &c);
+    tokenize(ch->text, ch->len, 0, q->tokenize_flags, collect_token, &c);
     if (c.nomem || c.overflow || c.n > *budget) {
         for (uint32_t i = 0; i < c.n; i++)
             free(c.terms[i].text);
@@ -249,7 +269,7 @@ int query_parse(const char *text, size_t len, unsigned tokenize_flags, struct qu
         bool joins_next = i + 2 < n && chunks[i + 1].is_or;
         if (chunks[i].is_or && i > 0 && i + 1 < n)
             continue;
-        struct qnode *leaf = chunk_leaf(&chunks[i], tokenize_flags, &budget, &rc, err);
+        struct qnode *leaf = chunk_leaf(&chunks[i], q, &budget, &rc, err);
         if (rc)
             goto fail;
         if (leaf && (joins_next || or_node) && leaf->negated) {

@@ -25,6 +25,8 @@
 
 struct xerr;
 
+#define QUERY_MAX_FORMS 16
+
 enum qnode_type { QNODE_TERM, QNODE_PHRASE, QNODE_AND, QNODE_OR };
 
 struct qterm {
@@ -48,6 +50,11 @@ struct query {
     uint32_t n_leaves;   /* TERM and PHRASE nodes */
     uint32_t n_terms;    /* terms over all leaves */
     unsigned tokenize_flags; /* the analyzer it was parsed with; snippets use it too */
+    /* Characters typed in a form that folding changed ("\x04" + the character,
+     * tokenizer.h), from words that are not negated: documents that have
+     * them as written rank a little higher. At most QUERY_MAX_FORMS. */
+    struct qterm forms[QUERY_MAX_FORMS];
+    uint32_t n_forms;
 };
 
 /*

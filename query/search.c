@@ -13,7 +13,8 @@
  * of neighbours in the query adds a bonus when they stand close together in
  * the document (see SEARCH_PROXIMITY_* in search.h). The bonus needs
  * positions, so it is computed only for documents that could reach the top k
- * with it: the ranking stays exact.
+ * with it: the ranking stays exact. So is the preference for the written
+ * forms a query typed (馬 over 马 when the query says 馬).
  *
  * Per-request memory comes from one arena, freed once.
  */
@@ -80,6 +81,10 @@ struct exec {
     uint32_t *pos_buf[QUERY_MAX_TERMS]; /* positions of a phrase's terms */
     uint32_t pos_cap[QUERY_MAX_TERMS];
     bool corrupt, nomem;
+
+    /* written forms the query typed (qparse.h), in this segment; NULL where absent */
+    struct postings_cursor *forms[QUERY_MAX_FORMS];
+    uint32_t n_forms;
 
     /* proximity: the query's top-level words and phrases, in query order */
     const struct qnode *prox_parent; /* the AND whose children they are */
@@ -665,6 +670,43 @@ static double prox_bonus(struct exec *ex)
     return bonus;
 }
 
+/* Cursors over the query's written forms in the current segment. */
+static void forms_plan(struct exec *ex, const struct query *q)
+{
+    ex->n_forms = q->n_forms;
+    for (uint32_t i = 0; i < q->n_forms; i++) {
+        struct segment_term st;
+        ex->forms[i] = NULL;
+        if (!segment_lookup(ex->seg, q->forms[i].text, q->forms[i].len, &st))
+            continue;
+        struct postings_cursor *c = ex_alloc(ex, sizeof *c);
+        if (!c)
+            return;
+        postings_cursor_init(c, st.postings, st.postings_len, st.has_positions,
+                             segment_n_docs(ex->seg));
+        ex->forms[i] = c;
+    }
+}
+
+/* The factor for the share of the query's written forms the current document has. */
+static double forms_factor(struct exec *ex, uint32_t docid)
+{
+    uint32_t have = 0;
+
+    for (uint32_t i = 0; i < ex->n_forms; i++) {
+        struct postings_cursor *c = ex->forms[i];
+        if (!c)
+            continue;
+        if (!postings_advance(c, docid)) { /* at its end (or damaged) */
+            ex->corrupt |= c->corrupt;
+            ex->forms[i] = NULL;
+        } else {
+            have += c->docid == docid;
+        }
+    }
+    return 1 + SEARCH_FORM_WEIGHT * have / ex->n_forms;
+}
+
 static void prox_plan(struct exec *ex)
 {
     ex->prox_max = 0;
@@ -1002,6 +1044,8 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         ex.prox_parent = q->root->type == QNODE_AND && !opts->sort_by_date ? q->root : NULL;
         struct iter *root = with_filters(&ex, build(&ex, q->root, idfs, &term_index), opts);
         prox_plan(&ex);
+        forms_plan(&ex, q);
+        double extra_max = ex.n_forms && !opts->sort_by_date ? 1 + SEARCH_FORM_WEIGHT : 1;
         const struct deletions *deleted = snap->deleted[s];
         uint64_t *matched = NULL;
         if (root && (want_facet[0] || want_facet[1]))
@@ -1023,10 +1067,15 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 double age = d.date_s < opts->now_s ? (double)(opts->now_s - d.date_s) : 0;
                 boost += SEARCH_RECENCY_WEIGHT * exp2(-age * recency_scale);
             }
-            /* the bonus only where it could lift the document into the top k */
-            if (ex.n_prox &&
-                (top.n < top.k || (h.score + ex.prox_max) * boost >= top.heap[0].score))
-                h.score += prox_bonus(&ex);
+            /* bonuses only where they could lift the document into the top k */
+            if ((ex.n_prox || extra_max > 1) &&
+                (top.n < top.k ||
+                 (h.score + ex.prox_max) * boost * extra_max >= top.heap[0].score)) {
+                if (ex.n_prox)
+                    h.score += prox_bonus(&ex);
+                if (extra_max > 1)
+                    boost *= forms_factor(&ex, root->docid);
+            }
             h.score *= boost;
             /* by date: newest first, undated after every dated one */
             h.sort_key = !opts->sort_by_date ? h.score

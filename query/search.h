@@ -43,6 +43,14 @@ struct xerr;
 #define SEARCH_PROXIMITY_WEIGHT 0.5
 #define SEARCH_PROXIMITY_WINDOW 8
 
+/*
+ * Written forms: when a query types characters that folding changes (馬),
+ * a document's score is multiplied by 1 + SEARCH_FORM_WEIGHT * the share of
+ * those characters it has as typed, so that among equal matches the ones in
+ * the reader's script come first.
+ */
+#define SEARCH_FORM_WEIGHT 0.05
+
 #define SEARCH_MAX_FILTER_VALUES 16
 #define SEARCH_FACET_VALUES 20
 

@@ -678,6 +678,36 @@ static void test_search_proximity_ranks_nearby_words_first(void **state)
     assert_true(scores[0] == scores[3]);
 }
 
+/* Simplified and traditional match alike; among equals, the form the query typed comes first. */
+static void test_search_folds_variants_and_prefers_the_typed_form(void **state)
+{
+    struct fixture *f = *state;
+    static const struct tdoc docs[] = {
+        { "a-simplified", NULL, "马斯克说人工智能", NULL },
+        { "b-traditional", NULL, "馬斯克說人工智能", NULL },
+        { "c-other", NULL, "特斯拉的新闻", NULL },
+    };
+    char ids[IDS_MAX_BYTES];
+    double scores[8];
+    uint64_t total;
+
+    add_segment(f->ix, docs, 3);
+    search_ids(f->ix, "马斯克", 10, ids, sizeof ids, &total, scores);
+    assert_string_equal(ids, "a-simplified b-traditional");
+    assert_true(scores[0] == scores[1]);
+    search_ids(f->ix, "馬斯克", 10, ids, sizeof ids, &total, scores);
+    assert_string_equal(ids, "b-traditional a-simplified");
+    assert_true(fabs(scores[0] / scores[1] - (1 + SEARCH_FORM_WEIGHT)) < 1e-9);
+    /* the top 1 is the same */
+    search_ids(f->ix, "馬斯克", 1, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "b-traditional");
+    /* a negated word asks for no form */
+    search_ids(f->ix, "人工智能 -說", 10, ids, sizeof ids, &total, NULL);
+    assert_string_equal(ids, "");
+    search_ids(f->ix, "人工智能 -特斯拉", 10, ids, sizeof ids, &total, scores);
+    assert_string_equal(ids, "a-simplified b-traditional");
+}
+
 /* Fresher documents rank higher by relevance, by the documented half-life formula. */
 static void test_search_recency_boosts_fresh_documents(void **state)
 {
@@ -1298,6 +1328,8 @@ int main(void)
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_recency_boosts_fresh_documents, fixture_setup,
                                         fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_folds_variants_and_prefers_the_typed_form,
+                                        fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_ties_break_by_id_ascending, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_total_counts_past_k, fixture_setup,

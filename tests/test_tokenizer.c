@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "index/limits.h"
+#include <utf8proc.h>
+
 #include "index/tokenizer.h"
 #include "index/variants.h"
 
@@ -93,6 +95,7 @@ struct lists {
     char terms[LIST_MAX_BYTES], positions[LIST_MAX_BYTES];
     char bytes[LIST_MAX_BYTES], chars[LIST_MAX_BYTES];
     char hidden[LIST_MAX_BYTES]; /* the hidden terms' characters, prefix removed, run together */
+    char forms[LIST_MAX_BYTES];  /* the same for the written forms ("\x04" terms) */
 };
 
 static void lists_of(const struct collect *c, struct lists *l)
@@ -101,9 +104,10 @@ static void lists_of(const struct collect *c, struct lists *l)
     for (size_t i = 0; i < c->n; i++) {
         const struct got_token *g = &c->toks[i];
         if (g->kind == TOKEN_CJK_CHAR) {
-            size_t used = strlen(l->hidden);
+            char *list = g->term[0] == TERM_VARIANT_PREFIX ? l->forms : l->hidden;
+            size_t used = strlen(list);
             assert_true(used + g->term_len < LIST_MAX_BYTES);
-            memcpy(l->hidden + used, g->term + 1, g->term_len - 1);
+            memcpy(list + used, g->term + 1, g->term_len - 1);
             continue;
         }
         list_add(l->terms, "%s", g->term);
@@ -125,7 +129,8 @@ static bool is_cjk_visible(const struct got_token *g)
  * separators between starts one position further (a visible CJK token that
  * does not overlap the CJK token before it); every hidden term is "\x01" +
  * one character, covering one code point, at the position of the first
- * visible token over that character.
+ * visible token over that character; a hidden "\x04" term (the form as
+ * written) follows the "\x01" term of its character, which it folds to.
  */
 static void check_invariants(const char *text, size_t len, uint32_t first_position,
                              const struct collect *c)
@@ -148,6 +153,19 @@ static void check_invariants(const char *text, size_t len, uint32_t first_positi
             assert_int_equal(g->position, next_visible + (new_cjk_run ? 1 : 0));
             next_visible = g->position + 1;
             prev_visible = g;
+            continue;
+        }
+        if (g->term[0] == TERM_VARIANT_PREFIX) {
+            const struct got_token *folded = i ? &c->toks[i - 1] : NULL;
+            assert_non_null(folded);
+            assert_int_equal(folded->term[0], TERM_CHAR_PREFIX);
+            assert_int_equal(folded->position, g->position);
+            assert_int_equal(folded->start_byte, g->start_byte);
+            int32_t written, simple;
+            utf8proc_iterate((const utf8proc_uint8_t *)g->term + 1, -1, &written);
+            utf8proc_iterate((const utf8proc_uint8_t *)folded->term + 1, -1, &simple);
+            assert_int_not_equal(written, simple);
+            assert_int_equal(variant_fold(written), simple);
             continue;
         }
         assert_int_equal(g->term[0], TERM_CHAR_PREFIX);
@@ -728,19 +746,19 @@ static void terms_of(const char *text, unsigned flags, struct lists *l)
 static void test_tokenize_folds_traditional_to_simplified(void **state)
 {
     static const struct {
-        const char *traditional, *simplified, *terms;
+        const char *traditional, *simplified, *terms, *forms;
     } pairs[] = {
-        { "馬斯克", "马斯克", "马斯 斯克" },
-        { "香港貿發局", "香港贸发局", "香港 港贸 贸发 发局" },
+        { "馬斯克", "马斯克", "马斯 斯克", "馬" },
+        { "香港貿發局", "香港贸发局", "香港 港贸 贸发 发局", "貿發" },
         /* one-to-many: 發 (emit) and 髮 (hair) both fold to 发, 後 to 后 */
-        { "頭髮", "头发", "头发" },
-        { "發展", "发展", "发展" },
-        { "後來", "后来", "后来" },
+        { "頭髮", "头发", "头发", "頭髮" },
+        { "發展", "发展", "发展", "發" },
+        { "後來", "后来", "后来", "後來" },
         /* TW and HK variant forms fold too */
-        { "裡面", "里面", "里面" },
-        { "為了", "为了", "为了" },
+        { "裡面", "里面", "里面", "裡" },
+        { "為了", "为了", "为了", "為" },
         /* a lone character and a hidden one-character term */
-        { "龍", "龙", "龙" },
+        { "龍", "龙", "龙", "龍" },
     };
     struct lists *a = malloc(sizeof *a), *b = malloc(sizeof *b);
 
@@ -757,6 +775,9 @@ static void test_tokenize_folds_traditional_to_simplified(void **state)
                      b->hidden, pairs[i].terms);
         /* offsets still point at the original characters */
         assert_string_equal(a->chars, b->chars);
+        /* the characters folding changed are kept as written, for ranking */
+        assert_string_equal(a->forms, pairs[i].forms);
+        assert_string_equal(b->forms, "");
         /* without folding the forms stay apart */
         terms_of(pairs[i].traditional, 0, a);
         terms_of(pairs[i].simplified, 0, b);
