@@ -22,6 +22,7 @@
 #include "index/deletions.h"
 #include "index/error.h"
 #include "index/fsutil.h"
+#include "index/merge.h"
 #include "index/postings.h"
 #include "index/segment.h"
 
@@ -601,5 +602,54 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
         return rc;
     }
     index_publish(ix, snap);
+    return XE_OK;
+}
+
+int index_compact(struct index *ix, struct xerr *err)
+{
+    struct snapshot *old = index_snapshot(ix);
+    uint32_t n = old->n_segments;
+    struct segment **in = n > 1 ? malloc(n * sizeof *in) : NULL;
+    struct index_segment *merged = NULL;
+    struct snapshot *snap = NULL;
+    char name[INDEX_NAME_BYTES], path[4096];
+    int rc = XE_OK;
+
+    if (n < 2) {
+        snapshot_release(old);
+        return XE_OK;
+    }
+    if (!in) {
+        snapshot_release(old);
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < n; i++)
+        in[i] = old->segments[i]->seg;
+    index_new_name(ix, "seg", "xseg", name);
+    index_path(ix, name, path, sizeof path);
+    rc = merge_segments(in, old->deleted, n, path, true, NULL, err);
+    free(in);
+    snapshot_release(old);
+    if (!rc)
+        rc = index_segment_open(ix, name, &merged, err);
+    if (!rc) {
+        merged->durable = true;
+        snap = snapshot_make(&merged, NULL, 1);
+        if (!snap) {
+            segment_close(merged->seg);
+            free(merged);
+            rc = xerr_set(err, XE_NOMEM, "out of memory");
+        }
+    }
+    if (!rc)
+        rc = index_checkpoint(ix, snap, ix->applied_seq, ix->wal_name, err);
+    if (rc) {
+        if (snap)
+            snapshot_release(snap);
+        unlink(path); /* never named by MANIFEST */
+        return rc;
+    }
+    index_publish(ix, snap);
+    remove_unnamed(ix, snap, false); /* the merged inputs */
     return XE_OK;
 }

@@ -131,4 +131,12 @@ void index_remove_unnamed(struct index *ix, const struct snapshot *snap);
 int index_reserve_segment(struct index *ix, char *path, size_t cap, struct xerr *err);
 int index_commit_segment(struct index *ix, const char *path, struct xerr *err);
 
+/*
+ * Merges all segments into one, dropping deleted documents, and makes that
+ * the durable state: what a bulk load ends with, since a query pays for
+ * every segment it visits. Only for the process's sole writer (no writer
+ * thread running).
+ */
+int index_compact(struct index *ix, struct xerr *err);
+
 #endif

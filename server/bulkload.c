@@ -250,10 +250,8 @@ static int load_file(struct index *ix, const char *path, int n_threads, struct p
         if (!rc && pt->rc)
             rc = xerr_set(err, pt->rc, "%s", pt->err.msg);
         for (uint32_t k = 0; k < pt->n_segments; k++) {
-            if (!rc) {
+            if (!rc)
                 rc = index_commit_segment(ix, pt->segments[k], err);
-                stats->segments += !rc;
-            }
             if (rc)
                 unlink(pt->segments[k]); /* never committed */
             free(pt->segments[k]);
@@ -291,5 +289,17 @@ int bulkload_files(struct index *ix, char *const *files, int n_files, int thread
         rc = load_file(ix, files[i], threads, &prog, errors, stats, err);
     stats->bytes = atomic_load(&prog.bytes);
     draw_progress(&prog, true);
+    /* the parts were built in parallel; queries want them as one segment */
+    struct snapshot *snap = index_snapshot(ix);
+    uint32_t n_segments = snap->n_segments;
+    snapshot_release(snap);
+    if (!rc && n_segments > 1) {
+        if (progress)
+            fprintf(stderr, "merging %u segments into one\n", n_segments);
+        rc = index_compact(ix, err);
+    }
+    snap = index_snapshot(ix);
+    stats->segments = snap->n_segments;
+    snapshot_release(snap);
     return rc;
 }

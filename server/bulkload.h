@@ -19,7 +19,7 @@ struct xerr;
 
 struct bulkload_stats {
     uint64_t docs, bad_lines, bytes;
-    uint32_t segments;
+    uint32_t segments; /* in the index once loaded (and merged) */
 };
 
 /*

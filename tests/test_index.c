@@ -345,6 +345,51 @@ static void test_index_snapshot_outlives_index_close(void **state)
     snapshot_release(snap);
 }
 
+/* Compacting merges every segment into one, drops replaced versions and survives a reopen. */
+static void test_index_compact_merges_all_segments_into_one(void **state)
+{
+    struct index *ix = open_ok(*state);
+    struct xerr err = { 0 };
+    char *a = commit_docs(ix, docs_a, 3);
+    char *b = commit_docs(ix, docs_b, 2);
+
+    struct snapshot *before = index_snapshot(ix);
+    assert_int_equal(before->n_segments, 2);
+    assert_int_equal(before->n_docs, 4);
+    assert_int_equal(before->n_docs_stored, 5);
+    assert_ok(index_compact(ix, &err), &err);
+    /* a snapshot taken before keeps its segments */
+    assert_int_equal(before->n_segments, 2);
+    assert_title(before, "x", "new x");
+    snapshot_release(before);
+
+    struct snapshot *snap = index_snapshot(ix);
+    assert_int_equal(snap->n_segments, 1);
+    assert_int_equal(snap->n_docs, 4);
+    assert_int_equal(snap->n_docs_stored, 4); /* the old x is gone for good */
+    assert_null(snap->deleted[0]);
+    assert_title(snap, "a1", "alpha one");
+    assert_title(snap, "x", "new x");
+    assert_title(snap, "b1", "beta one");
+    snapshot_release(snap);
+    assert_false(exists(*state, a));
+    assert_false(exists(*state, b));
+    /* one segment: nothing to do */
+    assert_ok(index_compact(ix, &err), &err);
+    index_close(ix);
+
+    ix = open_ok(*state);
+    snap = index_snapshot(ix);
+    assert_int_equal(snap->n_segments, 1);
+    assert_int_equal(snap->n_docs, 4);
+    assert_title(snap, "x", "new x");
+    assert_title(snap, "a2", "alpha two");
+    snapshot_release(snap);
+    index_close(ix);
+    free(a);
+    free(b);
+}
+
 static void test_index_reserve_gives_fresh_names_above_listed_ones(void **state)
 {
     char path1[PATH_BYTES], path2[PATH_BYTES], small[8];
@@ -688,6 +733,7 @@ int main(void)
         T(test_index_snapshot_keeps_its_view_across_a_commit),
         T(test_index_snapshot_outlives_index_close),
         T(test_index_reserve_gives_fresh_names_above_listed_ones),
+        T(test_index_compact_merges_all_segments_into_one),
         T(test_index_refuses_damaged_manifest),
         T(test_index_refuses_manifest_cut_short),
         T(test_index_refuses_damaged_listed_segment),
