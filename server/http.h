@@ -22,7 +22,11 @@ struct server_config {
     bool quiet;           /* no access log */
     size_t max_body_bytes;
     size_t max_uri_bytes;
-    int idle_timeout_s;
+    int idle_timeout_s;   /* a connection silent this long is closed (evhttp's timeout) */
+    /* A request must arrive whole, head and body, within this many seconds of
+     * its first byte, or it is answered 408 and its connection closed; a head
+     * over 64 KiB is answered 431 (414 if the request line alone is). */
+    int request_timeout_s;
     const char *cors_origin; /* NULL: no CORS headers; else Access-Control-Allow-Origin */
     /* Connections with a request in hand, past which new ones get 503 and are
      * closed: a bound on memory and file descriptors under a flood. */

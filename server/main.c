@@ -27,7 +27,8 @@ static const char usage[] =
     "\n"
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "          [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
-    "          [--idle-timeout S] [--recency-half-life DAYS] [--no-fold-variants] [--quiet]\n"
+    "          [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
+    "          [--no-fold-variants] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
     "  index   --data DIR [--threads N] [--no-fold-variants] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
@@ -42,8 +43,8 @@ static const char usage[] =
 static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "                 [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
-    "                 [--idle-timeout S] [--recency-half-life DAYS] [--no-fold-variants]\n"
-    "                 [--quiet]\n"
+    "                 [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
+    "                 [--no-fold-variants] [--quiet]\n"
     "\n"
     "  --data DIR          the index folder (created if absent)\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
@@ -54,6 +55,9 @@ static const char serve_help[] =
     "  --max-connections N  connections at once; more are answered 503 (default 4096)\n"
     "  --max-body-bytes N   largest request body, POST /documents (default 64 MiB)\n"
     "  --idle-timeout S     close a connection silent this long (default 30)\n"
+    "  --request-timeout S  a request must arrive whole, headers and body, within S\n"
+    "                      seconds of its first byte, or it is answered 408 and its\n"
+    "                      connection closed (default 10)\n"
     "  --recency-half-life DAYS  relevance ranking favours fresh documents: a match\n"
     "                      DAYS old gets half the boost of one dated today (default 30;\n"
     "                      0 ranks by text alone)\n"
@@ -153,6 +157,7 @@ static int cmd_serve(int argc, char **argv)
         { "max-connections", required_argument, NULL, 'c' },
         { "max-body-bytes", required_argument, NULL, 'b' },
         { "idle-timeout", required_argument, NULL, 'i' },
+        { "request-timeout", required_argument, NULL, 'R' },
         { "recency-half-life", required_argument, NULL, 'r' },
         { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
@@ -192,6 +197,14 @@ static int cmd_serve(int argc, char **argv)
         case 'r':
             if (!parse_half_life(optarg, &cfg.recency_half_life_days))
                 return 2;
+            break;
+        case 'R':
+            if (!parse_int(optarg, 1, 3600, &threads)) {
+                fprintf(stderr, "xun serve: --request-timeout wants 1 to 3600, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            cfg.request_timeout_s = (int)threads;
             break;
         case 'c':
         case 'b':

@@ -23,12 +23,15 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "index/error.h"
@@ -46,6 +49,13 @@
 #define STOP_WATCHDOG_S 20
 #define LOAD_THREADS 8
 #define LOAD_REQUESTS 50
+#define HEAD_CAP_BYTES (64u << 10)      /* HTTP_HEAD_MAX_BYTES in server/http.c */
+#define DEADLINE_S 1                    /* --request-timeout of the deadline server */
+#define DEADLINE_THREADS 1              /* one worker: a slow client must not hold it */
+#define SLOW_BYTE_MS 300                /* the slow client's pace */
+#define SLOW_CLOSED_MAX_MS 3000         /* the slow client is gone by then */
+#define SPLIT_PAUSE_MS 200              /* between the parts of a split request */
+#define KEEP_ALIVE_REQUESTS 50
 
 /* ---- requests, through tests/httpc.h ---- */
 
@@ -781,10 +791,9 @@ static void test_stats_count_documents_segments_queries(void **state)
 }
 
 /*
- * Not tested: a request line or headers past 64 KiB, an unknown method
- * (BREW) or a malformed request line get libevent's own HTML pages (400,
- * 501) instead of JSON; a 70,000-byte URI should be 414 uri_too_long like
- * the 20,000-byte one above.
+ * Not tested: an unknown method (BREW) or a malformed request line get
+ * libevent's own HTML pages (400, 501) instead of JSON. A head past 64 KiB
+ * is tested below (test_oversized_head_is_json_431_or_414).
  */
 
 /* ---- HEAD ---- */
@@ -1112,6 +1121,382 @@ static void test_concurrent_clients_all_get_200(void **state)
     }
 }
 
+/* ---- request deadlines and the head cap ---- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* True when fd has something to read (a reply, EOF or a reset) within timeout_ms. */
+static bool readable_within(int fd, int timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int n;
+
+    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return n > 0;
+}
+
+/* The reply that ends a refused connection: status, our JSON error with code,
+ * "Connection: close"; then the server closes. */
+static void expect_refusal(struct httpc_conn *c, int status, const char *code)
+{
+    struct httpc_reply r;
+    char value[64];
+
+    if (!httpc_read_reply(c, &r))
+        fail_msg("no %d reply before the close (bytes: %.80s)", status, c->buf ? c->buf : "");
+    if (r.status != status)
+        fail_msg("want %d, got %d: %.200s", status, r.status, r.body);
+    assert_json_content_type(&r);
+    if (!httpc_reply_header(&r, "Connection", value, sizeof value) || strcasecmp(value, "close"))
+        fail_msg("%d without Connection: close: %s", status, r.head);
+    json_t *v = parse_body(&r);
+    assert_error_body(v, code);
+    json_decref(v);
+    httpc_reply_fini(&r);
+    assert_true(peer_closed(c->fd));
+}
+
+/* A server with --request-timeout DEADLINE_S and one worker, over a fresh
+ * empty index of its own (the tests write to it). */
+struct deadline_server {
+    char *dir;
+    struct index *ix;
+    struct server *srv;
+    uint16_t port;
+};
+
+static int deadline_setup(void **state)
+{
+    struct deadline_server *ds = calloc(1, sizeof *ds);
+    struct server_config cfg;
+    struct xerr err = { 0 };
+
+    if (!ds || !(ds->dir = test_mkdtemp()))
+        return -1;
+    *state = ds;
+    if (index_open(ds->dir, TOKENIZE_DEFAULT, &ds->ix, &err) != XE_OK) {
+        fprintf(stderr, "%s: %s\n", ds->dir, err.msg);
+        return -1;
+    }
+    server_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = DEADLINE_THREADS;
+    cfg.quiet = true;
+    cfg.request_timeout_s = DEADLINE_S;
+    if (server_start(ds->ix, &cfg, &ds->srv, &err) != XE_OK) {
+        fprintf(stderr, "server_start: %s\n", err.msg);
+        return -1;
+    }
+    ds->port = server_port(ds->srv);
+    return ds->port ? 0 : -1;
+}
+
+static int deadline_teardown(void **state)
+{
+    struct deadline_server *ds = *state;
+
+    if (!ds)
+        return 0;
+    server_stop(ds->srv);
+    if (ds->ix)
+        index_close(ds->ix);
+    test_rmtree(ds->dir);
+    free(ds->dir);
+    free(ds);
+    return 0;
+}
+
+static void test_slow_request_is_408_and_closed_while_others_are_answered(void **state)
+{
+    static const char head[] = "GET /health HTTP/1.1\r\nHost: x\r\n"; /* 9 s at this pace */
+    struct deadline_server *ds = *state;
+    struct httpc_conn slow;
+    size_t sent = 0;
+    bool closed = false;
+
+    assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
+    uint64_t start = mono_ms();
+    while (!closed && sent < sizeof head - 1) {
+        if (!httpc_send(&slow, head + sent, 1))
+            fail_msg("byte %zu: the server reset the connection without a reply", sent);
+        sent++;
+        /* meanwhile another client, on the same (only) worker */
+        uint64_t asked = mono_ms();
+        json_decref(request_json_at(ds->port, "GET", "/health", 200));
+        uint64_t waited = mono_ms() - asked;
+        if (waited >= DEADLINE_S * 1000u)
+            fail_msg("another client waited %llu ms while the slow one sent byte %zu",
+                     (unsigned long long)waited, sent);
+        closed = readable_within(slow.fd, SLOW_BYTE_MS);
+    }
+    uint64_t took = mono_ms() - start;
+    if (!closed)
+        fail_msg("all %zu bytes sent over %llu ms and the connection is still open", sent,
+                 (unsigned long long)took);
+    if (took < DEADLINE_S * 1000u || took > SLOW_CLOSED_MAX_MS)
+        fail_msg("closed after %llu ms (%zu bytes); want %u to %u ms", (unsigned long long)took,
+                 sent, DEADLINE_S * 1000u, SLOW_CLOSED_MAX_MS);
+    expect_refusal(&slow, 408, "request_timeout");
+    httpc_close(&slow);
+}
+
+static void test_slow_body_is_408_and_not_stored(void **state)
+{
+    static const char body[] = "{\"title\":\"sent one byte at a time\"}";
+    struct deadline_server *ds = *state;
+    struct httpc_conn slow;
+    char head[256];
+    size_t sent = 0;
+    bool closed = false;
+
+    int n = snprintf(head, sizeof head,
+                     "PUT /documents/slow HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof body - 1);
+    assert_true(n > 0 && (size_t)n < sizeof head);
+    assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
+    uint64_t start = mono_ms();
+    assert_true(httpc_send(&slow, head, (size_t)n));
+    while (!closed && sent < sizeof body - 1) {
+        closed = readable_within(slow.fd, SLOW_BYTE_MS);
+        if (!closed && !httpc_send(&slow, body + sent++, 1))
+            fail_msg("body byte %zu: the server reset the connection without a reply", sent);
+    }
+    uint64_t took = mono_ms() - start;
+    if (!closed || took > SLOW_CLOSED_MAX_MS)
+        fail_msg("%zu of %zu body bytes over %llu ms, %s", sent, sizeof body - 1,
+                 (unsigned long long)took, closed ? "closed too late" : "still open");
+    expect_refusal(&slow, 408, "request_timeout");
+    httpc_close(&slow);
+    json_t *v = request_json_at(ds->port, "GET", "/documents/slow", 404);
+    assert_error_body(v, "not_found");
+    json_decref(v);
+}
+
+/* One request on c; checks its status and that the body holds must_contain. */
+static void keep_alive_step(struct httpc_conn *c, unsigned i, const char *method,
+                            const char *target, const char *body, int status,
+                            const char *must_contain)
+{
+    struct httpc_reply r;
+
+    if (!httpc_request(c, method, target, NULL, body, body ? strlen(body) : 0, &r))
+        fail_msg("request %u, %s %s: no reply on the kept-alive connection", i, method, target);
+    if (r.status != status || !strstr(r.body, must_contain))
+        fail_msg("request %u, %s %s: want %d with %s, got %d: %.200s", i, method, target, status,
+                 must_contain, r.status, r.body);
+    httpc_reply_fini(&r);
+}
+
+static void test_keep_alive_serves_50_requests_with_bodies(void **state)
+{
+    struct deadline_server *ds = *state;
+    struct httpc_conn c;
+    char target[64], body[128];
+
+    assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+    for (unsigned i = 0; i < KEEP_ALIVE_REQUESTS; i++) {
+        unsigned doc = i / 4;
+        snprintf(target, sizeof target, "/documents/ka-%u", doc);
+        switch (i % 4) {
+        case 0: keep_alive_step(&c, i, "GET", "/health", NULL, 200, "\"ok\""); break;
+        case 1:
+            snprintf(body, sizeof body, "{\"title\":\"kept alive %u\",\"body\":\"text\"}", doc);
+            keep_alive_step(&c, i, "PUT", target, body, 201, "\"created\"");
+            break;
+        case 2: /* (a GET could miss it: writes are visible within a second) */
+            snprintf(body, sizeof body, "{\"title\":\"kept alive %u again\"}", doc);
+            keep_alive_step(&c, i, "PUT", target, body, 200, "\"updated\"");
+            break;
+        default:
+            snprintf(body, sizeof body, "{\"id\":\"ka-post-%u\",\"title\":\"posted\"}\n", doc);
+            keep_alive_step(&c, i, "POST", "/documents", body, 200, "\"indexed\":1");
+            break;
+        }
+    }
+
+    /* a pipelined pair, the first with a body */
+    static const char two[] = "PUT /documents/piped HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Length: 18\r\n\r\n{\"title\":\"piped\"}\n"
+                              "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct httpc_reply r;
+    assert_true(httpc_send(&c, two, sizeof two - 1));
+    assert_true(httpc_read_reply(&c, &r));
+    if (r.status != 201 || !strstr(r.body, "\"created\""))
+        fail_msg("pipelined PUT: want 201, got %d: %.200s", r.status, r.body);
+    httpc_reply_fini(&r);
+    assert_true(httpc_read_reply(&c, &r));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"ok\""));
+    httpc_reply_fini(&r);
+    keep_alive_step(&c, KEEP_ALIVE_REQUESTS, "GET", "/health", NULL, 200, "\"ok\"");
+    httpc_close(&c);
+}
+
+static void test_idle_keep_alive_outlives_request_timeout(void **state)
+{
+    struct deadline_server *ds = *state;
+    struct httpc_conn c;
+
+    assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+    keep_alive_step(&c, 0, "GET", "/health", NULL, 200, "\"ok\"");
+    /* idle between requests is --idle-timeout's (30 s here), not the deadline's */
+    sleep_ms(DEADLINE_S * 1000u + 500);
+    keep_alive_step(&c, 1, "GET", "/health", NULL, 200, "\"ok\"");
+    httpc_close(&c);
+}
+
+static void test_pipelined_partial_request_is_408_after_the_first_reply(void **state)
+{
+    static const char one_and_a_half[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /hea";
+    struct deadline_server *ds = *state;
+    struct httpc_conn c;
+    struct httpc_reply r;
+
+    assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_send(&c, one_and_a_half, sizeof one_and_a_half - 1));
+    assert_true(httpc_read_reply(&c, &r));
+    assert_int_equal(r.status, 200);
+    httpc_reply_fini(&r);
+    uint64_t start = mono_ms();
+    expect_refusal(&c, 408, "request_timeout");
+    uint64_t took = mono_ms() - start;
+    if (took > SLOW_CLOSED_MAX_MS)
+        fail_msg("the half request was dropped after %llu ms", (unsigned long long)took);
+    httpc_close(&c);
+}
+
+static const struct {
+    const char *text;
+    size_t split_at[2]; /* where to pause (0: no more pauses) */
+    int status;
+    const char *must_contain;
+} split_cases[] = {
+    { "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", { 8 }, 200, "\"ok\"" }, /* mid-word */
+    { "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", { 22 }, 200, "\"ok\"" }, /* between lines */
+    { "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", { 32 }, 200, "\"ok\"" }, /* inside the CRLF */
+    { "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", { 4, 30 }, 200, "\"ok\"" },
+    { "PUT /documents/split-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n"
+      "{\"title\":\"split body\"}",
+      { 64 }, 201, "\"created\"" }, /* head, then body */
+    { "PUT /documents/split-2 HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n"
+      "{\"title\":\"split body\"}",
+      { 40, 70 }, 201, "\"created\"" }, /* mid-head, mid-body */
+};
+
+static void test_request_split_across_writes_is_answered(void **state)
+{
+    struct deadline_server *ds = *state;
+
+    for (size_t i = 0; i < sizeof split_cases / sizeof *split_cases; i++) {
+        const char *text = split_cases[i].text;
+        size_t len = strlen(text), at = 0;
+        struct httpc_conn c;
+        struct httpc_reply r;
+
+        assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+        for (size_t k = 0; k < 2 && split_cases[i].split_at[k]; k++) {
+            size_t to = split_cases[i].split_at[k];
+            assert_true(to > at && to < len);
+            assert_true(httpc_send(&c, text + at, to - at));
+            at = to;
+            sleep_ms(SPLIT_PAUSE_MS);
+        }
+        assert_true(httpc_send(&c, text + at, len - at));
+        if (!httpc_read_reply(&c, &r))
+            fail_msg("row %zu: no reply", i);
+        if (r.status != split_cases[i].status || !strstr(r.body, split_cases[i].must_contain))
+            fail_msg("row %zu: want %d with %s, got %d: %.200s", i, split_cases[i].status,
+                     split_cases[i].must_contain, r.status, r.body);
+        httpc_reply_fini(&r);
+        httpc_close(&c);
+    }
+}
+
+static const struct {
+    const char *what;
+    size_t uri_bytes;    /* past "/" */
+    size_t header_bytes; /* of each X-Filler header's value */
+    unsigned n_headers;
+    bool after_a_request; /* on a connection that was answered once already */
+    int status;
+    const char *code; /* NULL: answered, not refused */
+} head_cases[] = {
+    { "one 80 KiB header", 0, 80u << 10, 1, false, 431, "headers_too_large" },
+    { "1,000 headers of 80 bytes", 0, 80, 1000, false, 431, "headers_too_large" },
+    { "a 70,000-byte request line", 70000, 0, 0, false, 414, "uri_too_long" },
+    { "one 80 KiB header, kept alive", 0, 80u << 10, 1, true, 431, "headers_too_large" },
+    { "one 60 KiB header", 0, 60u << 10, 1, false, 200, NULL },
+    { "1,000 headers of 40 bytes", 0, 40, 1000, true, 200, NULL },
+};
+_Static_assert((80u << 10) > HEAD_CAP_BYTES && (60u << 10) < HEAD_CAP_BYTES,
+               "the rows sit on both sides of the cap");
+
+/* "GET /<uri> HTTP/1.1", Host, n X-Filler headers, Connection: close; caller frees. */
+static char *big_request(size_t uri_bytes, size_t header_bytes, unsigned n_headers, size_t *len)
+{
+    size_t cap = uri_bytes + n_headers * (header_bytes + 32) + 256, n = 0;
+    char *text = malloc(cap);
+
+    assert_non_null(text);
+    n += (size_t)snprintf(text, cap, "GET /%s", uri_bytes ? "" : "health");
+    memset(text + n, 'u', uri_bytes);
+    n += uri_bytes;
+    n += (size_t)snprintf(text + n, cap - n, " HTTP/1.1\r\nHost: x\r\n");
+    for (unsigned h = 0; h < n_headers; h++) {
+        n += (size_t)snprintf(text + n, cap - n, "X-Filler-%u: ", h);
+        memset(text + n, 'h', header_bytes);
+        n += header_bytes;
+        n += (size_t)snprintf(text + n, cap - n, "\r\n");
+    }
+    n += (size_t)snprintf(text + n, cap - n, "Connection: close\r\n\r\n");
+    assert_true(n < cap);
+    *len = n;
+    return text;
+}
+
+static void test_oversized_head_is_json_431_or_414(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof head_cases / sizeof *head_cases; i++) {
+        struct httpc_conn c;
+        struct httpc_reply r;
+        size_t len;
+        char *text = big_request(head_cases[i].uri_bytes, head_cases[i].header_bytes,
+                                 head_cases[i].n_headers, &len);
+
+        assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+        if (head_cases[i].after_a_request)
+            keep_alive_step(&c, 0, "GET", "/health", NULL, 200, "\"ok\"");
+        if (!httpc_send(&c, text, len))
+            fail_msg("row %zu (%s): reset while sending %zu bytes", i, head_cases[i].what, len);
+        if (head_cases[i].code) {
+            expect_refusal(&c, head_cases[i].status, head_cases[i].code);
+        } else {
+            if (!httpc_read_reply(&c, &r))
+                fail_msg("row %zu (%s): no reply", i, head_cases[i].what);
+            if (r.status != head_cases[i].status)
+                fail_msg("row %zu (%s): want %d, got %d: %.200s", i, head_cases[i].what,
+                         head_cases[i].status, r.status, r.body);
+            httpc_reply_fini(&r);
+        }
+        httpc_close(&c);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1137,6 +1522,21 @@ int main(void)
         cmocka_unit_test(test_pipelined_requests_answer_in_order),
         cmocka_unit_test(test_server_stop_returns_with_idle_keep_alive_open),
         cmocka_unit_test(test_concurrent_clients_all_get_200),
+        cmocka_unit_test(test_oversized_head_is_json_431_or_414),
+        cmocka_unit_test_setup_teardown(
+            test_slow_request_is_408_and_closed_while_others_are_answered, deadline_setup,
+            deadline_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_body_is_408_and_not_stored, deadline_setup,
+                                        deadline_teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_serves_50_requests_with_bodies,
+                                        deadline_setup, deadline_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_keep_alive_outlives_request_timeout,
+                                        deadline_setup, deadline_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pipelined_partial_request_is_408_after_the_first_reply, deadline_setup,
+            deadline_teardown),
+        cmocka_unit_test_setup_teardown(test_request_split_across_writes_is_answered,
+                                        deadline_setup, deadline_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
