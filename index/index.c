@@ -37,6 +37,7 @@ struct index {
     uint64_t applied_seq;
     char wal_name[INDEX_NAME_BYTES];
     unsigned tokenize_flags;
+    uint64_t generation; /* of the current snapshot; guarded by lock */
 };
 
 /* The words of the MANIFEST "analyzer" line, one per TOKENIZE_* flag. */
@@ -455,6 +456,7 @@ void index_publish(struct index *ix, struct snapshot *snap)
     pthread_mutex_lock(&ix->lock);
     struct snapshot *old = ix->current;
     snap->tokenize_flags = ix->tokenize_flags; /* before any reader can see it */
+    snap->generation = ++ix->generation;
     ix->current = snap;
     pthread_mutex_unlock(&ix->lock);
     snapshot_release(old);

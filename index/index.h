@@ -62,6 +62,7 @@ struct snapshot {
     uint64_t field_tokens[N_FIELDS];
     uint64_t bytes;
     unsigned tokenize_flags; /* the index's analyzer, for queries and snippets */
+    uint64_t generation;     /* grows with each snapshot the index publishes */
 };
 
 /*

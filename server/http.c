@@ -47,6 +47,7 @@
 #include "index/docstore.h"
 #include "index/error.h"
 #include "query/search.h"
+#include "server/cache.h"
 #include "server/respond.h"
 #include "server/routes.h"
 
@@ -148,6 +149,7 @@ void server_config_defaults(struct server_config *cfg)
         .request_timeout_s = 10,
         .max_connections = 4096,
         .recency_half_life_days = SEARCH_RECENCY_HALF_LIFE_DAYS,
+        .cache_bytes = (size_t)CACHE_DEFAULT_MB << 20,
     };
 }
 

@@ -32,6 +32,7 @@ struct server_config {
      * closed: a bound on memory and file descriptors under a flood. */
     uint32_t max_connections;
     double recency_half_life_days; /* relevance ranking's freshness boost; 0: none */
+    size_t cache_bytes;            /* the /search response cache; 0: none */
 };
 
 void server_config_defaults(struct server_config *cfg);

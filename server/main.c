@@ -28,7 +28,7 @@ static const char usage[] =
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "          [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
     "          [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
-    "          [--no-fold-variants] [--quiet]\n"
+    "          [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
     "  index   --data DIR [--threads N] [--no-fold-variants] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
@@ -44,7 +44,7 @@ static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "                 [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
     "                 [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
-    "                 [--no-fold-variants] [--quiet]\n"
+    "                 [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "\n"
     "  --data DIR          the index folder (created if absent)\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
@@ -61,6 +61,8 @@ static const char serve_help[] =
     "  --recency-half-life DAYS  relevance ranking favours fresh documents: a match\n"
     "                      DAYS old gets half the boost of one dated today (default 30;\n"
     "                      0 ranks by text alone)\n"
+    "  --cache-mb N        memory for repeated searches' answers, dropped whenever\n"
+    "                      the index changes and after 10 s (default 64; 0: none)\n"
     "  --no-fold-variants  keep traditional and simplified characters apart (the\n"
     "                      index must have been built so too)\n"
     "  --quiet             no access log on standard error\n"
@@ -158,6 +160,7 @@ static int cmd_serve(int argc, char **argv)
         { "max-body-bytes", required_argument, NULL, 'b' },
         { "idle-timeout", required_argument, NULL, 'i' },
         { "request-timeout", required_argument, NULL, 'R' },
+        { "cache-mb", required_argument, NULL, 'C' },
         { "recency-half-life", required_argument, NULL, 'r' },
         { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
@@ -198,31 +201,36 @@ static int cmd_serve(int argc, char **argv)
             if (!parse_half_life(optarg, &cfg.recency_half_life_days))
                 return 2;
             break;
-        case 'R':
-            if (!parse_int(optarg, 1, 3600, &threads)) {
-                fprintf(stderr, "xun serve: --request-timeout wants 1 to 3600, got \"%s\"\n",
-                        optarg);
-                return 2;
-            }
-            cfg.request_timeout_s = (int)threads;
-            break;
         case 'c':
         case 'b':
-        case 'i': {
-            long lo = 1, hi = c == 'c' ? 1000000 : c == 'b' ? (long)1 << 30 : 3600;
-            const char *name = c == 'c' ? "max-connections" : c == 'b' ? "max-body-bytes"
-                                                                       : "idle-timeout";
-            if (!parse_int(optarg, lo, hi, &threads)) {
-                fprintf(stderr, "xun serve: --%s wants %ld to %ld, got \"%s\"\n", name, lo, hi,
-                        optarg);
+        case 'i':
+        case 'R':
+        case 'C': {
+            static const struct {
+                int code;
+                const char *name;
+                long lo, hi;
+            } ranges[] = {
+                { 'c', "max-connections", 1, 1000000 }, { 'b', "max-body-bytes", 1, 1L << 30 },
+                { 'i', "idle-timeout", 1, 3600 },       { 'R', "request-timeout", 1, 3600 },
+                { 'C', "cache-mb", 0, 1L << 16 },
+            };
+            size_t k = 0;
+            long v;
+            while (ranges[k].code != c)
+                k++;
+            if (!parse_int(optarg, ranges[k].lo, ranges[k].hi, &v)) {
+                fprintf(stderr, "xun serve: --%s wants %ld to %ld, got \"%s\"\n",
+                        ranges[k].name, ranges[k].lo, ranges[k].hi, optarg);
                 return 2;
             }
-            if (c == 'c')
-                cfg.max_connections = (uint32_t)threads;
-            else if (c == 'b')
-                cfg.max_body_bytes = (size_t)threads;
-            else
-                cfg.idle_timeout_s = (int)threads;
+            switch (c) {
+            case 'c': cfg.max_connections = (uint32_t)v; break;
+            case 'b': cfg.max_body_bytes = (size_t)v; break;
+            case 'i': cfg.idle_timeout_s = (int)v; break;
+            case 'R': cfg.request_timeout_s = (int)v; break;
+            default: cfg.cache_bytes = (size_t)v << 20; break;
+            }
             break;
         }
         default: fputs(serve_help, stderr); return 2;

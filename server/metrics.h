@@ -46,6 +46,7 @@ void metrics_observe(struct metrics *m, enum route_id route, int status, uint64_
 struct metrics_index {
     uint64_t documents, segments, index_bytes, terms, queries, uptime_s;
     uint64_t wal_fsyncs, merges, refreshes, checkpoints;
+    uint64_t cache_hits, cache_misses;
 };
 
 /* Appends the Prometheus text exposition of everything to out. */

@@ -27,6 +27,7 @@
 #include "server/documents.h"
 #include "server/page.h"
 #include "server/http.h"
+#include "server/cache.h"
 #include "server/respond.h"
 #include "server/urlquery.h"
 
@@ -39,14 +40,26 @@ int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_con
     ctx->cfg = cfg;
     ctx->started = time(NULL);
     atomic_init(&ctx->queries, 0);
+    atomic_init(&ctx->cache_hits, 0);
+    atomic_init(&ctx->cache_misses, 0);
     metrics_init(&ctx->metrics);
-    return writer_start(ix, &ctx->writer, err);
+    ctx->cache = NULL;
+    if (cfg->cache_bytes && !(ctx->cache = result_cache_new(cfg->cache_bytes)))
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    int rc = writer_start(ix, &ctx->writer, err);
+    if (rc) {
+        result_cache_free(ctx->cache);
+        ctx->cache = NULL;
+    }
+    return rc;
 }
 
 void routes_fini(struct route_ctx *ctx)
 {
     writer_stop(ctx->writer);
     ctx->writer = NULL;
+    result_cache_free(ctx->cache);
+    ctx->cache = NULL;
 }
 
 /* ---- parameters ---- */
@@ -196,7 +209,42 @@ static bool param_date(struct exchange *ex, const struct url_query *uq, const ch
     return true;
 }
 
-static void route_search(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
+static const char json_content_type[] = "application/json; charset=utf-8";
+
+/* Where the value of took_ms stands in a /search body (keys and strings in it are escaped). */
+static bool find_took(const char *text, size_t len, struct cached_body *b)
+{
+    static const char key[] = "\"took_ms\":";
+    const char *at = memmem(text, len, key, sizeof key - 1);
+    if (!at)
+        return false;
+    b->took_at = (size_t)(at - text) + sizeof key - 1;
+    b->took_len = strspn(text + b->took_at, "0123456789.eE+-");
+    return true;
+}
+
+/* A cached body with this request's took_ms. */
+static void respond_cached(struct exchange *ex, const struct cached_body *b)
+{
+    char took[32];
+    int took_len = snprintf(took, sizeof took, "%.6g", (double)(now_ns() - ex->start_ns) / 1e6);
+    size_t len = b->len - b->took_len + (size_t)took_len;
+    char *text = malloc(len);
+
+    if (!text) {
+        respond_error(ex, 500, "out of memory");
+        return;
+    }
+    memcpy(text, b->data, b->took_at);
+    memcpy(text + b->took_at, took, (size_t)took_len);
+    memcpy(text + b->took_at + took_len, b->data + b->took_at + b->took_len,
+           b->len - b->took_at - b->took_len);
+    respond_bytes(ex, 200, json_content_type, text, len);
+    free(text);
+}
+
+static void route_search(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq,
+                         const char *qs, size_t qs_len)
 {
     uint32_t limit, offset;
     bool highlight, exact_total;
@@ -266,6 +314,19 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
     sp.limit = limit;
     sp.offset = offset;
     sp.highlight = highlight;
+    /* the same query string over the same snapshot: the same answer */
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    uint64_t generation = snap->generation;
+    snapshot_release(snap);
+    struct cached_body cached = { 0 };
+    if (ctx->cache &&
+        result_cache_get(ctx->cache, qs, qs_len, generation, ex->start_ns, &cached)) {
+        atomic_fetch_add(&ctx->queries, 1);
+        atomic_fetch_add(&ctx->cache_hits, 1);
+        respond_cached(ex, &cached);
+        free(cached.data);
+        return;
+    }
     json_t *body;
     int rc = search_json(ctx->ix, &sp, &body, &err);
     if (rc) {
@@ -273,7 +334,22 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
         return;
     }
     atomic_fetch_add(&ctx->queries, 1);
-    respond_json(ex, 200, body);
+    if (!ctx->cache) {
+        respond_json(ex, 200, body);
+        return;
+    }
+    atomic_fetch_add(&ctx->cache_misses, 1);
+    cached.data = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(body);
+    if (!cached.data) {
+        respond_error(ex, 500, "out of memory");
+        return;
+    }
+    cached.len = strlen(cached.data);
+    if (find_took(cached.data, cached.len, &cached))
+        result_cache_put(ctx->cache, qs, qs_len, generation, ex->start_ns, &cached);
+    respond_bytes(ex, 200, json_content_type, cached.data, cached.len);
+    free(cached.data);
 }
 
 static json_t *facets_json(const struct search_result *res, const struct search_options *o)
@@ -483,6 +559,8 @@ static void route_stats(struct route_ctx *ctx, struct exchange *ex)
 static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
 {
     struct metrics_index mi = { .queries = atomic_load(&ctx->queries),
+                                .cache_hits = atomic_load(&ctx->cache_hits),
+                                .cache_misses = atomic_load(&ctx->cache_misses),
                                 .uptime_s = (uint64_t)(time(NULL) - ctx->started) };
     struct snapshot *snap = index_snapshot(ctx->ix);
     struct writer_stats ws;
@@ -605,7 +683,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
             respond_bytes(&ex, 200, "text/html; charset=utf-8", page_html, page_html_len);
     } else if (path_is(uri, path_len, "/search")) {
         if (get)
-            route_search(ctx, &ex, &uq);
+            route_search(ctx, &ex, &uq, qs, qs_len);
     } else if (path_is(uri, path_len, "/suggest")) {
         if (get)
             route_suggest(ctx, &ex, &uq);

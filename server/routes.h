@@ -17,17 +17,20 @@
 #include "server/metrics.h"
 
 struct evhttp_request;
+struct result_cache;
 struct index;
 struct server_config;
 struct xerr;
 
 struct route_ctx {
     struct metrics metrics;
+    struct result_cache *cache; /* NULL: responses are not cached */
     struct index *ix;
     struct writer *writer; /* started by routes_init, stopped by routes_fini */
     const struct server_config *cfg;
     time_t started;
     atomic_uint_fast64_t queries;
+    atomic_uint_fast64_t cache_hits, cache_misses; /* of /search responses */
 };
 
 int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_config *cfg,
