@@ -10,8 +10,8 @@ static const char *const route_names[N_ROUTES] = {
     "health", "stats", "metrics", "other",
 };
 
-static const int statuses[METRICS_STATUSES] = { 200, 201, 204, 400, 401, 404, 405,
-                                                413, 414, 429, 500, 501, 503 };
+static const int statuses[METRICS_STATUSES] = { 200, 201, 204, 400, 401, 404, 405, 408,
+                                                413, 414, 429, 431, 500, 501, 503 };
 
 /* Upper bounds in microseconds: 100 us to 2.5 s, roughly x2.5 apart. */
 static const uint64_t bucket_us[METRICS_BUCKETS] = { 100,    250,    500,    1000,

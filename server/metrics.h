@@ -27,7 +27,7 @@ enum route_id {
 };
 
 /* Status codes xun answers with; anything else is counted as "other". */
-#define METRICS_STATUSES 13
+#define METRICS_STATUSES 15
 /* Latency buckets, seconds: upper bounds (the last, +Inf, is implied). */
 #define METRICS_BUCKETS 12
 

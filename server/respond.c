@@ -31,8 +31,10 @@ static const struct {
     { 401, "unauthorized", "Unauthorized" },
     { 404, "not_found", "Not Found" },
     { 405, "method_not_allowed", "Method Not Allowed" },
+    { 408, "request_timeout", "Request Timeout" },
     { 413, "payload_too_large", "Payload Too Large" },
     { 414, "uri_too_long", "URI Too Long" },
+    { 431, "headers_too_large", "Request Header Fields Too Large" },
     { 500, "internal", "Internal Server Error" },
     { 503, "unavailable", "Service Unavailable" },
 };

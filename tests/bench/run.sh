@@ -78,12 +78,26 @@ for i in $(seq 50); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1
 done
 wrk_run() { wrk -t1 -c16 -d"${secs}s" --latency "$@" 2>&1; }
+# the mix twice: with the response cache (the default; wrk repeats the mix, so
+# most answers come from it) and with --cache-mb 0 (every query searched)
+mix_runs() {
+    wrk_run -s tests/bench/mix.lua "http://127.0.0.1:$port" -- ../shared/bench/mix.txt \
+        > "$out/wrk-snippets$1.txt"
+    wrk_run -s tests/bench/mix.lua "http://127.0.0.1:$port" -- ../shared/bench/mix.txt \
+        "&highlight=0" > "$out/wrk-plain$1.txt"
+}
 wrk_run "http://127.0.0.1:$base_port/" > "$out/wrk-baseline.txt"
-wrk_run -s tests/bench/mix.lua "http://127.0.0.1:$port" -- ../shared/bench/mix.txt \
-    > "$out/wrk-snippets.txt"
-wrk_run -s tests/bench/mix.lua "http://127.0.0.1:$port" -- ../shared/bench/mix.txt "&highlight=0" \
-    > "$out/wrk-plain.txt"
-python3 tests/bench/wrk_table.py "$out/wrk-baseline.txt" "$out/wrk-snippets.txt" "$out/wrk-plain.txt"
+mix_runs ""
+kill $xun_pid 2>/dev/null || true
+wait $xun_pid 2>/dev/null || true
+./xun serve --data "$out/poetry-index" --listen 127.0.0.1:$port --quiet --cache-mb 0 2>/dev/null &
+xun_pid=$!
+for i in $(seq 50); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1
+done
+mix_runs "-nocache"
+python3 tests/bench/wrk_table.py "$out/wrk-baseline.txt" "$out/wrk-snippets.txt" "$out/wrk-plain.txt" \
+    "$out/wrk-snippets-nocache.txt" "$out/wrk-plain-nocache.txt"
 kill $xun_pid $base_pid 2>/dev/null || true
 wait 2>/dev/null || true
 trap - EXIT INT TERM

@@ -18,7 +18,9 @@ def parse(path):
 
 names = {"wrk-baseline": "baseline: fixed 2 KB reply",
          "wrk-snippets": "xun /search, with snippets",
-         "wrk-plain": "xun /search, highlight=0"}
+         "wrk-plain": "xun /search, highlight=0",
+         "wrk-snippets-nocache": "  same, --cache-mb 0",
+         "wrk-plain-nocache": "  highlight=0, --cache-mb 0"}
 base = None
 print("  %-30s %10s %9s %9s %9s %8s %s" % ("", "req/s", "p50", "p90", "p99", "of base", "non-2xx"))
 for path in sys.argv[1:]:
