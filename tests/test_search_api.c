@@ -15,6 +15,12 @@
  *   /search parameters source, tag, from, to, sort and facets with their 400
  *   errors, /suggest, OPTIONS preflight and CORS headers with and without
  *   server_config.cors_origin, and the search page at GET / and HEAD /.
+ * - The /search response cache (server/cache.h) end to end: a repeated URL
+ *   answers the same bytes but for took_ms and counts a miss then a hit in
+ *   /metrics; a PUT, replace or DELETE shows in a cached search within a
+ *   second; HEAD of a cached search has the GET's length (but for took_ms's
+ *   digits) and no body; with cache_bytes 0 the answers are the same and no
+ *   search is a hit.
  *
  * In-process indexes are built in a fresh mkdtemp() folder per test with
  * posting blocks of two documents, so that even a handful of documents
@@ -35,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "index/deletions.h"
 #include "index/doc.h"
@@ -1119,8 +1126,14 @@ struct http_server {
 
 static struct http_server plain_srv; /* the group's server, without CORS */
 
-/* Loads http_corpus into a fresh index and serves it; cors_origin may be NULL. */
-static int http_server_start(struct http_server *hs, const char *cors_origin)
+#define CACHE_BYTES_DEFAULT SIZE_MAX /* http_server_start_with(): server_config_defaults()'s */
+
+/*
+ * Loads http_corpus into a fresh index and serves it; cors_origin may be
+ * NULL; cache_bytes is server_config.cache_bytes, or CACHE_BYTES_DEFAULT.
+ */
+static int http_server_start_with(struct http_server *hs, const char *cors_origin,
+                                  size_t cache_bytes)
 {
     struct bulkload_stats stats;
     struct server_config cfg;
@@ -1153,12 +1166,19 @@ static int http_server_start(struct http_server *hs, const char *cors_origin)
     cfg.threads = SERVER_THREADS;
     cfg.quiet = true;
     cfg.cors_origin = cors_origin;
+    if (cache_bytes != CACHE_BYTES_DEFAULT)
+        cfg.cache_bytes = cache_bytes;
     if (server_start(hs->ix, &cfg, &hs->srv, &err) != XE_OK) {
         fprintf(stderr, "server_start: %s\n", err.msg);
         return -1;
     }
     hs->port = server_port(hs->srv);
     return hs->port ? 0 : -1;
+}
+
+static int http_server_start(struct http_server *hs, const char *cors_origin)
+{
+    return http_server_start_with(hs, cors_origin, CACHE_BYTES_DEFAULT);
 }
 
 static void http_server_stop(struct http_server *hs)
@@ -1195,6 +1215,20 @@ static void http_do(uint16_t port, const char *method, const char *target,
     snprintf(extra, sizeof extra, "Connection: close\r\n%s", headers ? headers : "");
     bool ok = httpc_open(&c, port, HTTP_IO_TIMEOUT_S) &&
               httpc_request(&c, method, target, extra, NULL, 0, r);
+    httpc_close(&c);
+    if (!ok)
+        fail_msg("%s %.200s: no reply", method, target);
+}
+
+/* http_do() with a request body (NULL for none). */
+static void http_do_body(uint16_t port, const char *method, const char *target, const char *body,
+                         struct httpc_reply *r)
+{
+    struct httpc_conn c;
+
+    bool ok = httpc_open(&c, port, HTTP_IO_TIMEOUT_S) &&
+              httpc_request(&c, method, target, "Connection: close\r\n", body,
+                            body ? strlen(body) : 0, r);
     httpc_close(&c);
     if (!ok)
         fail_msg("%s %.200s: no reply", method, target);
@@ -1702,6 +1736,337 @@ static void test_http_search_page_get_and_head(void **state)
     httpc_reply_fini(&r);
 }
 
+/* ---- the /search response cache (server/cache.h) ---- */
+
+#define CACHE_POLL_MS 10        /* between searches while a write becomes visible */
+#define VISIBLE_WITHIN_MS 1000  /* a write shows in searches within a second (API.md) */
+#define TOOK_TEXT_MAX_BYTES 12  /* "%.6g" of a non-negative number: at most "1.23457e+06" */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The value of the unlabelled counter name in a /metrics reply of the server at port. */
+static uint64_t metric_value(uint16_t port, const char *name)
+{
+    struct httpc_reply r;
+    char line[128];
+
+    http_do(port, "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    int n = snprintf(line, sizeof line, "\n%s ", name);
+    assert_true(n > 0 && (size_t)n < sizeof line);
+    const char *at = strstr(r.body, line);
+    if (!at)
+        fail_msg("/metrics has no %s line:\n%.2000s", name, r.body);
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(at + n, &end, 10);
+    if (errno || end == at + n || *end != '\n')
+        fail_msg("/metrics: %s is not a count: \"%.40s\"", name, at + n);
+    httpc_reply_fini(&r);
+    return v;
+}
+
+struct cache_counts {
+    uint64_t hits, misses;
+};
+
+static struct cache_counts cache_counts(uint16_t port)
+{
+    return (struct cache_counts){ metric_value(port, "xun_search_cache_hits_total"),
+                                  metric_value(port, "xun_search_cache_misses_total") };
+}
+
+/* Where the took_ms value stands in a /search body: [*at, *at + *len). */
+static void took_span(const struct httpc_reply *r, size_t *at, size_t *len)
+{
+    static const char key[] = "\"took_ms\":";
+    const char *p = strstr(r->body, key);
+
+    if (!p)
+        fail_msg("no took_ms in %.300s", r->body);
+    *at = (size_t)(p - r->body) + sizeof key - 1;
+    *len = strspn(r->body + *at, "0123456789.eE+-");
+    if (*len == 0 || *len > TOOK_TEXT_MAX_BYTES)
+        fail_msg("took_ms is \"%.20s\"", r->body + *at);
+    char *end;
+    double took = strtod(r->body + *at, &end);
+    if (end != r->body + *at + *len || !(took >= 0) || !isfinite(took))
+        fail_msg("took_ms is \"%.*s\"", (int)*len, r->body + *at);
+}
+
+/* The two /search replies are the same bytes but for their took_ms values. */
+static void assert_same_but_took(const struct httpc_reply *a, const struct httpc_reply *b)
+{
+    size_t at_a, len_a, at_b, len_b;
+
+    took_span(a, &at_a, &len_a);
+    took_span(b, &at_b, &len_b);
+    if (at_a != at_b || a->body_len - len_a != b->body_len - len_b ||
+        memcmp(a->body, b->body, at_a) != 0 ||
+        memcmp(a->body + at_a + len_a, b->body + at_b + len_b, a->body_len - at_a - len_a) != 0)
+        fail_msg("replies differ beyond took_ms:\n%.600s\n%.600s", a->body, b->body);
+}
+
+/* GET target from the server at port: 200, JSON; the reply is the caller's to free. */
+static void search_reply(uint16_t port, const char *target, struct httpc_reply *r)
+{
+    char type[128];
+
+    http_do(port, "GET", target, NULL, r);
+    if (r->status != 200)
+        fail_msg("GET %.200s: %d: %.300s", target, r->status, r->body);
+    if (!httpc_reply_header(r, "Content-Type", type, sizeof type) ||
+        strcmp(type, "application/json; charset=utf-8") != 0)
+        fail_msg("GET %.200s: Content-Type \"%s\"", target, type);
+}
+
+/* The hit ids of a /search reply, in order, and its total. */
+static void reply_ids(const struct httpc_reply *r, char *ids, size_t cap, json_int_t *total)
+{
+    json_t *body = parse_body(r);
+
+    body_ids(body, ids, cap);
+    assert_true(json_is_integer(json_object_get(body, "total")));
+    *total = json_integer_value(json_object_get(body, "total"));
+    json_decref(body);
+}
+
+static const char cache_target[] = "/search?q=bedrock&facets=source,tag&limit=7";
+
+static void test_http_cache_repeats_the_reply_with_a_fresh_took_ms(void **state)
+{
+    struct httpc_reply first, second, again;
+    char ids[256];
+    json_int_t total;
+
+    (void)state;
+    struct cache_counts c0 = cache_counts(plain_srv.port);
+    search_reply(plain_srv.port, cache_target, &first);
+    struct cache_counts c1 = cache_counts(plain_srv.port);
+    search_reply(plain_srv.port, cache_target, &second);
+    struct cache_counts c2 = cache_counts(plain_srv.port);
+    /* the first was searched (a miss), the second served from the cache (a hit) */
+    assert_int_equal(c1.misses - c0.misses, 1);
+    assert_int_equal(c1.hits - c0.hits, 0);
+    assert_int_equal(c2.misses - c1.misses, 0);
+    assert_int_equal(c2.hits - c1.hits, 1);
+    assert_same_but_took(&first, &second);
+    reply_ids(&second, ids, sizeof ids, &total);
+    assert_string_equal(ids, "h2 h1");
+    assert_int_equal(total, 2);
+    json_t *body = parse_body(&second);
+    assert_true(json_is_number(json_object_get(body, "took_ms")));
+    assert_string_equal(json_string_value(json_object_get(body, "query")), "bedrock");
+    assert_int_equal(json_integer_value(json_object_get(body, "limit")), 7);
+    assert_non_null(json_object_get(body, "facets"));
+    json_decref(body);
+    /* the same parameters in another order: another key, searched again, same answer */
+    search_reply(plain_srv.port, "/search?limit=7&q=bedrock&facets=source,tag", &again);
+    struct cache_counts c3 = cache_counts(plain_srv.port);
+    assert_int_equal(c3.misses - c2.misses, 1);
+    assert_int_equal(c3.hits - c2.hits, 0);
+    assert_same_but_took(&first, &again);
+    httpc_reply_fini(&again);
+    /* errors are not cached: the second bad request is checked again, not a hit */
+    expect_400("/search?q=bedrock&sort=newest", "sort must be");
+    expect_400("/search?q=bedrock&sort=newest", "sort must be");
+    assert_int_equal(cache_counts(plain_srv.port).hits, c3.hits);
+    httpc_reply_fini(&first);
+    httpc_reply_fini(&second);
+}
+
+/* The hit ids of target at port, polled until has (or lacks) id, within VISIBLE_WITHIN_MS. */
+static void wait_for_id(uint16_t port, const char *target, const char *id, bool has,
+                        uint64_t since_ms)
+{
+    char ids[256], word[64];
+    json_int_t total;
+    int n = snprintf(word, sizeof word, " %s ", id);
+
+    assert_true(n > 0 && (size_t)n < sizeof word);
+    for (;;) {
+        struct httpc_reply r;
+        char padded[260];
+        search_reply(port, target, &r);
+        reply_ids(&r, ids, sizeof ids, &total);
+        httpc_reply_fini(&r);
+        snprintf(padded, sizeof padded, " %s ", ids);
+        if ((strstr(padded, word) != NULL) == has)
+            return;
+        if (now_ms() - since_ms > VISIBLE_WITHIN_MS)
+            fail_msg("GET %s: %s still %s after %d ms: \"%s\"", target, id,
+                     has ? "missing" : "there", VISIBLE_WITHIN_MS, ids);
+        sleep_ms(CACHE_POLL_MS);
+    }
+}
+
+/*
+ * With the search cached (and then asked for without a pause, so that a
+ * cache that outlived a snapshot would answer from it until its TTL), a new
+ * matching document shows within a second of its PUT, a replaced one's new
+ * text likewise, and a deleted one goes; from then on every reply agrees.
+ */
+static void check_writes_show_through(uint16_t port)
+{
+    static const char target[] = "/search?q=bedrock&highlight=0";
+    static const char doc[] =
+        "{\"id\":\"h9\",\"title\":\"Bedrock outage\",\"body\":\"bedrock news\"}";
+    static const char other[] = "{\"id\":\"h9\",\"title\":\"Outage over\",\"body\":\"news\"}";
+    struct httpc_reply r;
+    char ids[256];
+    json_int_t total;
+
+    for (int i = 0; i < 3; i++) {
+        search_reply(port, target, &r);
+        reply_ids(&r, ids, sizeof ids, &total);
+        httpc_reply_fini(&r);
+        assert_string_equal(ids, "h2 h1");
+    }
+    /* a new document */
+    http_do_body(port, "PUT", "/documents/h9", doc, &r);
+    assert_int_equal(r.status, 201);
+    httpc_reply_fini(&r);
+    wait_for_id(port, target, "h9", true, now_ms());
+    for (int i = 0; i < 5; i++) {
+        search_reply(port, target, &r);
+        reply_ids(&r, ids, sizeof ids, &total);
+        httpc_reply_fini(&r);
+        assert_int_equal(total, 3);
+        assert_non_null(strstr(ids, "h9"));
+    }
+    /* replaced by a text without the word */
+    http_do_body(port, "PUT", "/documents/h9", other, &r);
+    assert_int_equal(r.status, 200);
+    httpc_reply_fini(&r);
+    wait_for_id(port, target, "h9", false, now_ms());
+    /* back, then deleted */
+    http_do_body(port, "PUT", "/documents/h9", doc, &r);
+    assert_int_equal(r.status, 200);
+    httpc_reply_fini(&r);
+    wait_for_id(port, target, "h9", true, now_ms());
+    http_do_body(port, "DELETE", "/documents/h9", NULL, &r);
+    assert_int_equal(r.status, 200);
+    httpc_reply_fini(&r);
+    wait_for_id(port, target, "h9", false, now_ms());
+    for (int i = 0; i < 5; i++) {
+        search_reply(port, target, &r);
+        reply_ids(&r, ids, sizeof ids, &total);
+        httpc_reply_fini(&r);
+        assert_string_equal(ids, "h2 h1");
+        assert_int_equal(total, 2);
+    }
+}
+
+static void test_http_cache_never_serves_a_search_older_than_a_write(void **state)
+{
+    struct http_server hs;
+
+    (void)state;
+    assert_int_equal(http_server_start(&hs, NULL), 0); /* its own: the writes change results */
+    struct cache_counts c0 = cache_counts(hs.port);
+    check_writes_show_through(hs.port);
+    /* not vacuous: the cache was in use all along */
+    struct cache_counts c1 = cache_counts(hs.port);
+    assert_true(c1.hits - c0.hits >= 5);
+    assert_true(c1.misses - c0.misses >= 5); /* one per snapshot at least */
+    http_server_stop(&hs);
+}
+
+static void test_http_cache_head_has_the_length_of_the_get(void **state)
+{
+    static const char target[] = "/search?q=news&facets=tag&limit=3";
+    static const char head[] = "HEAD /search?q=news&facets=tag&limit=3 HTTP/1.1\r\n"
+                               "Host: 127.0.0.1\r\n\r\n";
+    struct httpc_conn c;
+    struct httpc_reply r, get;
+    char value[64];
+    size_t head_len[2], took_at, took_len;
+
+    (void)state;
+    struct cache_counts c0 = cache_counts(plain_srv.port);
+    assert_true(httpc_open(&c, plain_srv.port, HTTP_IO_TIMEOUT_S));
+    /* HEAD first (a miss that fills the cache), GET (a hit), HEAD again (a hit) */
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) {
+            assert_true(httpc_request(&c, "GET", target, NULL, NULL, 0, &get));
+            assert_int_equal(get.status, 200);
+            continue;
+        }
+        assert_true(httpc_send(&c, head, sizeof head - 1));
+        assert_true(httpc_read_head_reply(&c, &r));
+        assert_int_equal(r.status, 200);
+        assert_true(httpc_reply_header(&r, "Content-Type", value, sizeof value));
+        assert_string_equal(value, "application/json; charset=utf-8");
+        assert_true(httpc_reply_header(&r, "Content-Length", value, sizeof value));
+        head_len[round / 2] = strtoull(value, NULL, 10);
+        httpc_reply_fini(&r);
+    }
+    /* no body came after the heads: the connection still reads replies in step */
+    assert_true(httpc_request(&c, "GET", "/health", NULL, NULL, 0, &r));
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    httpc_reply_fini(&r);
+    httpc_close(&c);
+    struct cache_counts c1 = cache_counts(plain_srv.port);
+    assert_int_equal(c1.misses - c0.misses, 1);
+    assert_int_equal(c1.hits - c0.hits, 2);
+    /*
+     * Each reply carries its own took_ms, whose digits vary ("0.5" or
+     * "0.123456"), so the lengths agree but for those: the GET's length
+     * without its took_ms, plus 1 to TOOK_TEXT_MAX_BYTES.
+     */
+    took_span(&get, &took_at, &took_len);
+    size_t rest = get.body_len - took_len;
+    for (int i = 0; i < 2; i++)
+        if (head_len[i] <= rest || head_len[i] > rest + TOOK_TEXT_MAX_BYTES)
+            fail_msg("HEAD %d: Content-Length %zu; the GET's is %zu, %zu of it took_ms", i,
+                     head_len[i], get.body_len, took_len);
+    httpc_reply_fini(&get);
+}
+
+static void test_http_cache_off_answers_the_same_and_counts_no_hits(void **state)
+{
+    struct http_server off;
+    struct httpc_reply a, b, cached;
+    char ids_a[256], ids_cached[256];
+    json_int_t total_a, total_cached;
+
+    (void)state;
+    assert_int_equal(http_server_start_with(&off, NULL, 0), 0);
+    search_reply(off.port, cache_target, &a);
+    search_reply(off.port, cache_target, &b);
+    assert_same_but_took(&a, &b);
+    /* what a server with the cache answers (the body may differ in the last digits of
+     * scores, which move with the clock) */
+    search_reply(plain_srv.port, cache_target, &cached);
+    reply_ids(&a, ids_a, sizeof ids_a, &total_a);
+    reply_ids(&cached, ids_cached, sizeof ids_cached, &total_cached);
+    assert_string_equal(ids_a, "h2 h1");
+    assert_string_equal(ids_a, ids_cached);
+    assert_int_equal(total_a, total_cached);
+    httpc_reply_fini(&a);
+    httpc_reply_fini(&b);
+    httpc_reply_fini(&cached);
+    assert_int_equal(metric_value(off.port, "xun_search_cache_hits_total"), 0);
+    /* writes show as they do with the cache, and still nothing is a hit */
+    check_writes_show_through(off.port);
+    assert_int_equal(metric_value(off.port, "xun_search_cache_hits_total"), 0);
+    http_server_stop(&off);
+}
+
 int main(void)
 {
     const struct CMUnitTest engine[] = {
@@ -1729,6 +2094,10 @@ int main(void)
         cmocka_unit_test(test_http_options_and_no_cors_headers_by_default),
         cmocka_unit_test(test_http_cors_origin_on_every_reply_and_preflight),
         cmocka_unit_test(test_http_search_page_get_and_head),
+        cmocka_unit_test(test_http_cache_repeats_the_reply_with_a_fresh_took_ms),
+        cmocka_unit_test(test_http_cache_never_serves_a_search_older_than_a_write),
+        cmocka_unit_test(test_http_cache_head_has_the_length_of_the_get),
+        cmocka_unit_test(test_http_cache_off_answers_the_same_and_counts_no_hits),
     };
     int failed = cmocka_run_group_tests_name("search_run_opts and suggest_run", engine, NULL,
                                              NULL);
