@@ -11,6 +11,17 @@
 #include <stdint.h>
 #include <string.h>
 
+static inline void put_u16le(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static inline uint16_t get_u16le(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline void put_u32le(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)v;

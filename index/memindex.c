@@ -603,6 +603,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
 {
     struct segment_writer *sw = segment_writer_new();
     uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
+    uint32_t *lengths = malloc(sizeof *lengths * N_FIELDS * ((size_t)mi->n_docs + 1));
     struct term_key *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
     uint32_t *positions = NULL;
     size_t positions_cap = 0;
@@ -613,10 +614,11 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
     postings_writer_init(&pw, mi->block_docs);
     buf_init(&list, (size_t)1 << 36);
     buf_init(&store, (size_t)1 << 40);
-    if (!sw || !new_id || !order) {
+    if (!sw || !new_id || !order || !lengths) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
         goto out;
     }
+    postings_writer_set_lengths(&pw, lengths);
     uint32_t next = 0;
     for (uint32_t i = 0; i < mi->n_docs && !rc; i++) {
         const struct mdoc *d = &mi->docs[i];
@@ -633,6 +635,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
         };
         memcpy(sd.field_tokens, d->field_tokens, sizeof sd.field_tokens);
         memcpy(sd.field_start, d->field_start, sizeof sd.field_start);
+        memcpy(lengths + (size_t)new_id[i] * N_FIELDS, d->field_tokens, sizeof d->field_tokens);
         rc = segment_writer_add_doc(sw, &sd, err);
     }
     for (uint32_t i = 0; i < mi->n_terms; i++)
@@ -669,6 +672,7 @@ out:
     buf_fini(&store);
     free(positions);
     free(order);
+    free(lengths);
     free(new_id);
     segment_writer_free(sw);
     return rc;

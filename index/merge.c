@@ -90,7 +90,7 @@ static int merge_list(const struct segment_term *t, uint32_t max_docid, const ui
 }
 
 static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const *map,
-                       struct segment_writer *sw, struct xerr *err)
+                       const uint32_t *lengths, struct segment_writer *sw, struct xerr *err)
 {
     struct segment_term_iter *its = calloc(n, sizeof *its);
     struct segment_term *cur = calloc(n, sizeof *cur);
@@ -101,6 +101,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
     int rc = XE_OK;
 
     postings_writer_init(&pw, POSTINGS_BLOCK_DOCS);
+    postings_writer_set_lengths(&pw, lengths);
     buf_init(&list, MERGE_SCRATCH_MAX);
     if (!its || !cur || !live) {
         rc = xerr_set(err, XE_NOMEM, "out of memory");
@@ -160,9 +161,29 @@ out:
     return rc;
 }
 
+/* The field lengths of the merged documents, by new docid (for the blocks' score bounds). */
+static uint32_t *merged_lengths(struct segment *const *segs, uint32_t n, uint32_t *const *map)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += segment_n_docs(segs[i]);
+    uint32_t *lengths = malloc(sizeof *lengths * N_FIELDS * (total + 1));
+    for (uint32_t i = 0; lengths && i < n; i++)
+        for (uint32_t d = 0; d < segment_n_docs(segs[i]); d++) {
+            struct segment_doc doc;
+            if (map[i][d] == UINT32_MAX)
+                continue;
+            segment_doc(segs[i], d, &doc);
+            memcpy(lengths + (size_t)map[i][d] * N_FIELDS, doc.field_tokens,
+                   sizeof doc.field_tokens);
+        }
+    return lengths;
+}
+
 int merge_segments(struct segment *const *segs, struct deletions *const *dels, uint32_t n,
                    const char *path, bool durable, uint32_t **maps, struct xerr *err)
 {
+    uint32_t *lengths = NULL;
     struct segment_writer *sw = segment_writer_new();
     struct docstore_writer *store = docstore_writer_new();
     uint32_t **map = calloc(n ? n : 1, sizeof *map);
@@ -181,8 +202,10 @@ int merge_segments(struct segment *const *segs, struct deletions *const *dels, u
     }
     if (!rc)
         rc = merge_docs(segs, dels, n, map, sw, store, err);
+    if (!rc && !(lengths = merged_lengths(segs, n, map)))
+        rc = xerr_set(err, XE_NOMEM, "out of memory");
     if (!rc)
-        rc = merge_terms(segs, n, map, sw, err);
+        rc = merge_terms(segs, n, map, lengths, sw, err);
     if (!rc)
         rc = docstore_writer_finish(store, &store_bytes, err);
     if (!rc)
@@ -195,6 +218,7 @@ out:
             free(map[i]);
     }
     free(map);
+    free(lengths);
     buf_fini(&store_bytes);
     docstore_writer_free(store);
     segment_writer_free(sw);

@@ -31,30 +31,59 @@ void postings_writer_fini(struct postings_writer *w)
     buf_fini(&w->block_pos_buf);
 }
 
+void postings_writer_set_lengths(struct postings_writer *w, const uint32_t *doc_lengths)
+{
+    w->doc_lengths = doc_lengths;
+}
+
+static void block_bound_reset(struct postings_writer *w)
+{
+    for (int f = 0; f < N_FIELDS; f++) {
+        w->block_max_tf[f] = 0;
+        w->block_min_len[f] = UINT32_MAX;
+    }
+}
+
 void postings_writer_begin(struct postings_writer *w, bool has_positions)
 {
     w->has_positions = has_positions;
     w->n_docs = w->n_blocks = w->in_block = 0;
     w->last_docid = -1;
-    w->block_start_prev = 0;
+    block_bound_reset(w);
     buf_reset(&w->skip);
     buf_reset(&w->data);
     buf_reset(&w->block_docs_buf);
     buf_reset(&w->block_pos_buf);
 }
 
+#define SKIP_ENTRY_BYTES 24
+#define BOUND_SATURATED 65535u
+
 static void writer_end_block(struct postings_writer *w)
 {
     if (!w->in_block)
         return;
-    buf_append_varint(&w->skip, (uint64_t)(w->last_docid - w->block_start_prev));
-    buf_append_varint(&w->skip, w->block_docs_buf.len);
-    buf_append_varint(&w->skip, w->block_pos_buf.len);
+    uint64_t docs_end = w->data.len + w->block_docs_buf.len;
+    uint64_t pos_end = docs_end + w->block_pos_buf.len;
+    if (pos_end > UINT32_MAX) {
+        w->skip.rc = XE_LIMIT; /* offsets are u32: no list holds 4 GiB */
+        return;
+    }
+    buf_append_u32le(&w->skip, (uint32_t)w->last_docid);
+    buf_append_u32le(&w->skip, (uint32_t)docs_end);
+    buf_append_u32le(&w->skip, (uint32_t)pos_end);
+    unsigned char bound[4 * N_FIELDS];
+    for (int f = 0; f < N_FIELDS; f++) {
+        uint32_t tf = w->block_max_tf[f], len = w->block_min_len[f];
+        put_u16le(bound + 4 * f, (uint16_t)(tf < BOUND_SATURATED ? tf : BOUND_SATURATED));
+        put_u16le(bound + 4 * f + 2, (uint16_t)(len < BOUND_SATURATED ? len : BOUND_SATURATED));
+    }
+    buf_append(&w->skip, bound, sizeof bound);
+    block_bound_reset(w);
     buf_append(&w->data, w->block_docs_buf.data, w->block_docs_buf.len);
     buf_append(&w->data, w->block_pos_buf.data, w->block_pos_buf.len);
     buf_reset(&w->block_docs_buf);
     buf_reset(&w->block_pos_buf);
-    w->block_start_prev = w->last_docid;
     w->in_block = 0;
     w->n_blocks++;
 }
@@ -83,6 +112,13 @@ int postings_writer_add(struct postings_writer *w, uint32_t docid, const uint32_
             buf_append_varint(&w->block_pos_buf, (uint64_t)((int64_t)positions[i] - prev - 1));
             prev = positions[i];
         }
+    }
+    for (int f = 0; f < N_FIELDS; f++) {
+        uint32_t len = w->doc_lengths ? w->doc_lengths[(size_t)docid * N_FIELDS + f] : 0;
+        if (tf[f] > w->block_max_tf[f])
+            w->block_max_tf[f] = tf[f];
+        if (len < w->block_min_len[f])
+            w->block_min_len[f] = len;
     }
     w->last_docid = docid;
     w->n_docs++;
@@ -116,7 +152,7 @@ static bool cursor_fail(struct postings_cursor *c)
 {
     c->corrupt = true;
     c->docid = DOCID_END;
-    c->blocks_left = 0;
+    c->next_block = c->n_blocks;
     c->docs_p = c->docs_end;
     return false;
 }
@@ -136,39 +172,31 @@ void postings_cursor_init(struct postings_cursor *c, const unsigned char *data, 
         return;
     }
     n_docs = (uint32_t)(head >> 1);
+    c->n_docs = n_docs;
+    c->n_blocks = n_blocks;
+    c->end = end;
     if (!(head & 1)) {
         /* one block: its docs_bytes stands in for the skip table */
         uint64_t docs_bytes;
-        const unsigned char *q = p;
-        if (!n_docs || !varint_get(&q, end, &docs_bytes) || !docs_bytes ||
-            docs_bytes > (uint64_t)(end - q)) {
+        if (!n_docs || !varint_get(&p, end, &docs_bytes) || !docs_bytes ||
+            docs_bytes > (uint64_t)(end - p)) {
             cursor_fail(c);
             return;
         }
         c->one_block = true;
-        c->n_docs = n_docs;
-        c->blocks_left = 1;
-        c->skip_p = p;
-        c->skip_end = q;
-        c->block_p = q;
-        c->end = end;
+        c->data = p;
+        c->docs_end = p + docs_bytes; /* kept here until the block is entered */
         return;
     }
-    c->n_docs = n_docs;
-    c->blocks_left = n_blocks;
-    c->skip_p = p;
-    c->end = end;
-    /* The data starts after the skip table: walk it once to find where. */
-    for (uint32_t i = 0; i < n_blocks; i++) {
-        uint64_t v;
-        for (int k = 0; k < 3; k++)
-            if (!varint_get(&p, end, &v)) {
-                cursor_fail(c);
-                return;
-            }
+    if ((uint64_t)n_blocks * SKIP_ENTRY_BYTES > (uint64_t)(end - p)) {
+        cursor_fail(c);
+        return;
     }
-    c->skip_end = p;
-    c->block_p = p;
+    c->skip = p;
+    c->data = p + (size_t)n_blocks * SKIP_ENTRY_BYTES;
+    /* the last block ends where the list does: a cut list is damage at once */
+    if (n_blocks && get_u32le(c->data - SKIP_ENTRY_BYTES + 8) != (uint64_t)(end - c->data))
+        cursor_fail(c);
 }
 
 uint32_t postings_cursor_n_docs(const struct postings_cursor *c)
@@ -176,54 +204,82 @@ uint32_t postings_cursor_n_docs(const struct postings_cursor *c)
     return c->n_docs;
 }
 
-/* Reads the next skip entry; the block is not decoded, only located. */
-static bool cursor_load_block(struct postings_cursor *c, int64_t *last_docid,
-                              const unsigned char **docs, size_t *docs_bytes, size_t *pos_bytes)
+static uint32_t block_last(const struct postings_cursor *c, uint32_t i)
 {
-    uint64_t delta, d_bytes, p_bytes;
+    return get_u32le(c->skip + (size_t)i * SKIP_ENTRY_BYTES);
+}
 
+/* The first block from lo whose last docid reaches target (n_blocks: none). */
+static uint32_t block_search(const struct postings_cursor *c, uint32_t lo, uint32_t target)
+{
+    uint32_t hi = c->n_blocks;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (block_last(c, mid) < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool postings_block_bound(const struct postings_cursor *c, uint32_t target,
+                          struct postings_bound *out)
+{
+    if (c->corrupt || !c->n_blocks)
+        return false;
     if (c->one_block) {
-        if (!varint_get(&c->skip_p, c->skip_end, &d_bytes))
-            return cursor_fail(c);
-        *docs = c->block_p;
-        *docs_bytes = (size_t)d_bytes;
-        *pos_bytes = (size_t)(c->end - c->block_p) - (size_t)d_bytes;
-        *last_docid = (int64_t)c->max_docid - 1; /* unknown until the end */
+        if (c->started && c->docs_p == c->docs_end)
+            return false;
+        out->last_docid = c->max_docid - 1;
+        for (int f = 0; f < N_FIELDS; f++) {
+            out->max_tf[f] = UINT32_MAX;
+            out->min_len[f] = 0;
+        }
         return true;
     }
-    if (!varint_get(&c->skip_p, c->skip_end, &delta) ||
-        !varint_get(&c->skip_p, c->skip_end, &d_bytes) ||
-        !varint_get(&c->skip_p, c->skip_end, &p_bytes))
-        return cursor_fail(c);
-    if (d_bytes > (uint64_t)(c->end - c->block_p) ||
-        p_bytes > (uint64_t)(c->end - c->block_p) - d_bytes || d_bytes == 0)
-        return cursor_fail(c);
-    if (delta >= c->max_docid || (c->started && delta == 0))
-        return cursor_fail(c);
-    *last_docid = (c->started ? c->block_last_docid : 0) + (int64_t)delta;
-    if (*last_docid >= c->max_docid)
-        return cursor_fail(c);
-    *docs = c->block_p;
-    *docs_bytes = (size_t)d_bytes;
-    *pos_bytes = (size_t)p_bytes;
+    /* from the current block on: earlier ones are behind the cursor */
+    uint32_t from = c->started && c->next_block ? c->next_block - 1 : 0;
+    uint32_t i = block_search(c, from, target);
+    if (i >= c->n_blocks)
+        return false;
+    const unsigned char *e = c->skip + (size_t)i * SKIP_ENTRY_BYTES;
+    out->last_docid = get_u32le(e);
+    for (int f = 0; f < N_FIELDS; f++) {
+        uint32_t tf = get_u16le(e + 12 + 4 * f);
+        out->max_tf[f] = tf == BOUND_SATURATED ? UINT32_MAX : tf;
+        out->min_len[f] = get_u16le(e + 14 + 4 * f);
+    }
     return true;
 }
 
-static bool cursor_enter_block(struct postings_cursor *c)
+/* Enters block i: checks its entry against the one before, so that docids only grow. */
+static bool cursor_enter_block(struct postings_cursor *c, uint32_t i)
 {
-    int64_t last;
-    const unsigned char *docs;
-    size_t d_bytes, p_bytes;
-
-    if (!c->blocks_left || !cursor_load_block(c, &last, &docs, &d_bytes, &p_bytes))
+    if (i >= c->n_blocks)
         return false;
-    c->blocks_left--;
-    c->docs_p = docs;
-    c->docs_end = docs + d_bytes;
-    c->pos_p = c->docs_end;
-    c->pos_end = c->pos_p + p_bytes;
-    c->block_p = c->pos_end;
-    c->block_last_docid = last;
+    if (c->one_block) {
+        c->docs_p = c->data;
+        c->pos_p = c->docs_end;
+        c->pos_end = c->end;
+        c->block_last_docid = (int64_t)c->max_docid - 1; /* unknown until the end */
+    } else {
+        const unsigned char *e = c->skip + (size_t)i * SKIP_ENTRY_BYTES;
+        uint64_t last = get_u32le(e), docs_end = get_u32le(e + 4), pos_end = get_u32le(e + 8);
+        uint64_t start = i ? get_u32le(e - SKIP_ENTRY_BYTES + 8) : 0;
+        int64_t prev_last = i ? (int64_t)get_u32le(e - SKIP_ENTRY_BYTES) : -1;
+        if (start >= docs_end || docs_end > pos_end || pos_end > (uint64_t)(c->end - c->data) ||
+            last >= c->max_docid || (int64_t)last <= prev_last || prev_last < c->prev_docid)
+            return cursor_fail(c);
+        c->prev_docid = prev_last; /* the first gap counts from the last docid before */
+        c->docs_p = c->data + start;
+        c->docs_end = c->data + docs_end;
+        c->pos_p = c->docs_end;
+        c->pos_end = c->data + pos_end;
+        c->block_last_docid = (int64_t)last;
+    }
+    c->next_block = i + 1;
     c->pos_skip = 0;
     c->started = true;
     return true;
@@ -271,8 +327,9 @@ bool postings_next(struct postings_cursor *c)
     if (c->docid != DOCID_END && !c->pos_read)
         c->pos_skip += postings_tf_total(c);
     if (c->docs_p == c->docs_end || !c->started) {
-        if (!cursor_enter_block(c)) {
+        if (!cursor_enter_block(c, c->next_block)) {
             c->docid = DOCID_END;
+            c->docs_p = c->docs_end;
             return false;
         }
     }
@@ -285,35 +342,16 @@ bool postings_advance(struct postings_cursor *c, uint32_t target)
         return false;
     if (c->docid != DOCID_END && c->docid >= target && c->started)
         return true;
-    /* Skip whole blocks whose last docid is below target. */
+    /* Jump to the first block whose last docid reaches target: a binary
+     * search of the table from the next block on. */
     if (!c->started || c->docs_p == c->docs_end || c->block_last_docid < target) {
-        if (c->started)
-            c->prev_docid = c->block_last_docid; /* the rest of this block is passed over */
-        for (;;) {
-            int64_t last;
-            const unsigned char *docs;
-            size_t d_bytes, p_bytes;
-            const unsigned char *save = c->skip_p;
-
-            if (!c->blocks_left) {
-                c->docid = DOCID_END;
-                c->docs_p = c->docs_end;
-                return false;
-            }
-            if (!cursor_load_block(c, &last, &docs, &d_bytes, &p_bytes))
-                return false;
-            if (last >= target) {
-                c->skip_p = save; /* enter it properly */
-                break;
-            }
-            c->blocks_left--;
-            c->block_p = docs + d_bytes + p_bytes;
-            c->block_last_docid = last;
-            c->prev_docid = last;
-            c->started = true;
-        }
-        if (!cursor_enter_block(c))
+        uint32_t lo = c->one_block ? c->next_block : block_search(c, c->next_block, target);
+        if (!cursor_enter_block(c, lo)) { /* no block reaches target: the end */
+            c->docid = DOCID_END;
+            c->docs_p = c->docs_end;
+            c->next_block = c->n_blocks;
             return false;
+        }
         c->docid = DOCID_END;
     }
     while (postings_next(c))

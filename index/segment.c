@@ -241,6 +241,7 @@ struct segment {
     const unsigned char *id_order, *ids;
     size_t ids_len;
     struct docstore ds;
+    int64_t newest_date; /* DOC_DATE_NONE when no document has a date */
 };
 
 static const char *base_name(const char *path)
@@ -368,6 +369,12 @@ int segment_open(const char *path, struct segment **out, struct xerr *err)
     if (rc)
         goto out_unmap;
     close(fd);
+    seg->newest_date = DOC_DATE_NONE;
+    for (uint32_t d = 0; d < seg->n_docs; d++) {
+        int64_t date = (int64_t)get_u64le(seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 16);
+        if (date != DOC_DATE_NONE && (seg->newest_date == DOC_DATE_NONE || date > seg->newest_date))
+            seg->newest_date = date;
+    }
     *out = seg;
     return XE_OK;
 out_unmap:
@@ -528,6 +535,11 @@ void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *
     out->field_start[FIELD_TITLE] = 0;
     out->field_start[FIELD_BODY] = get_u32le(e + 32);
     out->field_start[FIELD_META] = get_u32le(e + 36);
+}
+
+int64_t segment_newest_date(const struct segment *seg)
+{
+    return seg->newest_date;
 }
 
 uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)

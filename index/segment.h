@@ -1,7 +1,8 @@
 /*
  * Segments: immutable index files, written once, then memory-mapped.
  *
- * Segment file, version 4. Integers little-endian; varint is LEB128.
+ * Segment file, version 5 (posting lists of version 3, index/postings.h).
+ * Integers little-endian; varint is LEB128.
  *   off  size  field
  *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
  *   8    4     format version; readers refuse others and say which they found
@@ -52,7 +53,7 @@
 struct xerr;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
-#define SEGMENT_VERSION 4
+#define SEGMENT_VERSION 5
 #define SEGMENT_HEADER_BYTES 128
 #define SEGMENT_DOC_ENTRY_BYTES 40
 #define SEGMENT_TERMS_PER_BLOCK 32
@@ -110,6 +111,8 @@ uint32_t segment_n_docs(const struct segment *seg);
 uint32_t segment_n_terms(const struct segment *seg);
 uint64_t segment_field_tokens(const struct segment *seg, enum doc_field f);
 uint64_t segment_file_bytes(const struct segment *seg);
+/* The newest date of its documents, or DOC_DATE_NONE (for ranking's freshness bound). */
+int64_t segment_newest_date(const struct segment *seg);
 const char *segment_path(const struct segment *seg);
 
 /* False when the term is absent (or its entry is damaged). */

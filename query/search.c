@@ -49,6 +49,9 @@ struct iter_ops {
     bool (*next)(struct iter *it);
     bool (*advance)(struct iter *it, uint32_t target);
     double (*score)(struct iter *it, const struct doc_norms *norms);
+    /* The highest score of a match in [from, *upto] (it sets upto >= from),
+     * or < 0 when it has no match at or after from. Reads skip tables only. */
+    double (*bound)(struct iter *it, uint32_t from, uint32_t *upto);
 };
 
 struct iter {
@@ -91,6 +94,10 @@ struct exec {
     struct prox_leaf prox[QUERY_MAX_TERMS];
     uint32_t n_prox;
     double prox_max; /* the largest bonus a document can get */
+
+    /* pruning: docids up to here lie in a region found competitive; it is
+     * scanned as is (a higher threshold since would only prune more) */
+    int64_t competitive_upto;
 };
 
 /* BM25 of one leaf given its frequency per field. */
@@ -101,6 +108,23 @@ static double bm25f(double idf, const uint32_t tf[N_FIELDS], const struct doc_no
     for (int f = 0; f < N_FIELDS; f++)
         if (tf[f])
             tfn += field_weight[f] * tf[f] * norms->inv_norm[f];
+    return idf * tfn * (BM25_K1 + 1) / (tfn + BM25_K1);
+}
+
+/* The highest bm25f of a leaf with at most max_tf per field in fields at least min_len long. */
+static double bm25f_bound(const double avg_len[N_FIELDS], double idf,
+                          const uint32_t max_tf[N_FIELDS], const uint32_t min_len[N_FIELDS],
+                          bool title_only)
+{
+    double tfn = 0;
+
+    for (int f = 0; f < N_FIELDS; f++) {
+        if (!max_tf[f] || (title_only && f != FIELD_TITLE))
+            continue;
+        if (max_tf[f] == UINT32_MAX)
+            return idf * (BM25_K1 + 1); /* unknown: the limit of saturation */
+        tfn += field_weight[f] * max_tf[f] / (1 - BM25_B + BM25_B * min_len[f] / avg_len[f]);
+    }
     return idf * tfn * (BM25_K1 + 1) / (tfn + BM25_K1);
 }
 
@@ -157,7 +181,18 @@ static double term_score(struct iter *it, const struct doc_norms *norms)
     return bm25f(t->idf, tf, norms);
 }
 
-static const struct iter_ops term_ops = { term_next, term_advance, term_score };
+static double term_bound(struct iter *it, uint32_t from, uint32_t *upto)
+{
+    struct term_iter *t = (struct term_iter *)it;
+    struct postings_bound b;
+
+    if (!postings_block_bound(&t->cursor, from, &b))
+        return -1;
+    *upto = b.last_docid;
+    return bm25f_bound(t->ex->avg_len, t->idf, b.max_tf, b.min_len, t->title_only);
+}
+
+static const struct iter_ops term_ops = { term_next, term_advance, term_score, term_bound };
 
 /* ---- phrase ---- */
 
@@ -166,6 +201,7 @@ struct phrase_iter {
     struct postings_cursor *cursors; /* one per term, in phrase order */
     const struct qterm *terms;
     uint32_t n;
+    uint32_t lead; /* the cursor with the fewest documents: it drives the others */
     double idf;
     bool title_only;
     uint32_t freq[N_FIELDS]; /* of the current document */
@@ -261,13 +297,16 @@ static bool phrase_check(struct phrase_iter *ph)
     return any;
 }
 
-/* From cursor 0 at some docid, aligns all cursors on a document with the phrase. */
+/* From the lead cursor at some docid, aligns all cursors on a document with the phrase. */
 static bool phrase_align(struct phrase_iter *ph, bool ok)
 {
+    struct postings_cursor *lead = &ph->cursors[ph->lead];
+
     while (ok) {
-        uint32_t target = ph->cursors[0].docid;
-        uint32_t i;
-        for (i = 1; i < ph->n; i++) {
+        uint32_t target = lead->docid, i;
+        for (i = 0; i < ph->n; i++) {
+            if (i == ph->lead)
+                continue;
             if (!postings_advance(&ph->cursors[i], target)) {
                 ok = false;
                 break;
@@ -278,7 +317,7 @@ static bool phrase_align(struct phrase_iter *ph, bool ok)
         if (!ok)
             break;
         if (i < ph->n) {
-            ok = postings_advance(&ph->cursors[0], ph->cursors[i].docid);
+            ok = postings_advance(lead, ph->cursors[i].docid);
             continue;
         }
         ph->base.docid = target;
@@ -286,7 +325,7 @@ static bool phrase_align(struct phrase_iter *ph, bool ok)
             return true;
         if (ph->ex->corrupt || ph->ex->nomem)
             break;
-        ok = postings_next(&ph->cursors[0]);
+        ok = postings_next(lead);
     }
     for (uint32_t i = 0; i < ph->n; i++)
         if (ph->cursors[i].corrupt)
@@ -298,7 +337,7 @@ static bool phrase_align(struct phrase_iter *ph, bool ok)
 static bool phrase_next(struct iter *it)
 {
     struct phrase_iter *ph = (struct phrase_iter *)it;
-    return phrase_align(ph, postings_next(&ph->cursors[0]));
+    return phrase_align(ph, postings_next(&ph->cursors[ph->lead]));
 }
 
 static bool phrase_advance(struct iter *it, uint32_t target)
@@ -306,7 +345,7 @@ static bool phrase_advance(struct iter *it, uint32_t target)
     struct phrase_iter *ph = (struct phrase_iter *)it;
     if (ph->base.docid != DOCID_END && ph->base.docid >= target)
         return true;
-    return phrase_align(ph, postings_advance(&ph->cursors[0], target));
+    return phrase_align(ph, postings_advance(&ph->cursors[ph->lead], target));
 }
 
 static double phrase_score(struct iter *it, const struct doc_norms *norms)
@@ -315,7 +354,34 @@ static double phrase_score(struct iter *it, const struct doc_norms *norms)
     return bm25f(ph->idf, ph->freq, norms);
 }
 
-static const struct iter_ops phrase_ops = { phrase_next, phrase_advance, phrase_score };
+/* A phrase occurs in a field at most as often as each of its terms, in documents
+ * at least as long as any term's block says. */
+static double phrase_bound(struct iter *it, uint32_t from, uint32_t *upto)
+{
+    struct phrase_iter *ph = (struct phrase_iter *)it;
+    uint32_t tf[N_FIELDS], len[N_FIELDS] = { 0 };
+
+    *upto = DOCID_END - 1;
+    for (int f = 0; f < N_FIELDS; f++)
+        tf[f] = UINT32_MAX;
+    for (uint32_t i = 0; i < ph->n; i++) {
+        struct postings_bound b;
+        if (!postings_block_bound(&ph->cursors[i], from, &b))
+            return -1;
+        if (b.last_docid < *upto)
+            *upto = b.last_docid;
+        for (int f = 0; f < N_FIELDS; f++) {
+            if (b.max_tf[f] < tf[f])
+                tf[f] = b.max_tf[f];
+            if (b.min_len[f] > len[f])
+                len[f] = b.min_len[f];
+        }
+    }
+    return bm25f_bound(ph->ex->avg_len, ph->idf, tf, len, ph->title_only);
+}
+
+static const struct iter_ops phrase_ops = { phrase_next, phrase_advance, phrase_score,
+                                            phrase_bound };
 
 /* ---- and ---- */
 
@@ -393,7 +459,27 @@ static double and_score(struct iter *it, const struct doc_norms *norms)
     return s;
 }
 
-static const struct iter_ops and_ops = { and_next, and_advance, and_score };
+static double and_bound(struct iter *it, uint32_t from, uint32_t *upto)
+{
+    struct and_iter *a = (struct and_iter *)it;
+    double sum = 0;
+
+    *upto = DOCID_END - 1;
+    for (uint32_t i = 0; i < a->n_pos; i++) {
+        uint32_t u;
+        double b = a->pos[i]->ops->bound(a->pos[i], from, &u);
+        if (b < 0)
+            return -1; /* a required part has ended */
+        if (a->pos[i]->unscored)
+            continue; /* a filter: no score, and its blocks say nothing of others' */
+        sum += b;
+        if (u < *upto)
+            *upto = u;
+    }
+    return sum;
+}
+
+static const struct iter_ops and_ops = { and_next, and_advance, and_score, and_bound };
 
 /* ---- or ---- */
 
@@ -456,7 +542,25 @@ static double or_score(struct iter *it, const struct doc_norms *norms)
     return s;
 }
 
-static const struct iter_ops or_ops = { or_next, or_advance, or_score };
+static double or_bound(struct iter *it, uint32_t from, uint32_t *upto)
+{
+    struct or_iter *o = (struct or_iter *)it;
+    double sum = -1;
+
+    *upto = DOCID_END - 1;
+    for (uint32_t i = 0; i < o->n; i++) {
+        uint32_t u;
+        double b = o->children[i]->ops->bound(o->children[i], from, &u);
+        if (b < 0)
+            continue;
+        sum = (sum < 0 ? 0 : sum) + b;
+        if (u < *upto)
+            *upto = u;
+    }
+    return sum;
+}
+
+static const struct iter_ops or_ops = { or_next, or_advance, or_score, or_bound };
 
 /* ---- planning ---- */
 
@@ -556,9 +660,12 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
         *ph = (struct phrase_iter){ .base = { &phrase_ops, DOCID_END, min_df, n->negated },
                                     .cursors = cursors, .terms = n->terms, .n = n->n_terms,
                                     .idf = idf, .title_only = n->title_only, .ex = ex };
-        for (uint32_t i = 0; i < n->n_terms; i++)
+        for (uint32_t i = 0; i < n->n_terms; i++) {
             postings_cursor_init(&cursors[i], st[i].postings, st[i].postings_len, true,
                                  max_docid);
+            if (st[i].df < st[ph->lead].df)
+                ph->lead = i;
+        }
         return &ph->base;
     }
 
@@ -716,6 +823,54 @@ static void prox_plan(struct exec *ex)
         ex->prox_max += SEARCH_PROXIMITY_WEIGHT * fmin(ex->prox[i].idf, ex->prox[i + 1].idf);
 }
 
+/* ---- pruning ---- */
+
+/* The largest freshness factor a document of seg can get. */
+static double recency_max(const struct search_options *o, double scale, const struct segment *seg)
+{
+    int64_t newest = segment_newest_date(seg);
+
+    if (scale <= 0 || newest == DOC_DATE_NONE)
+        return 1;
+    double age = newest < o->now_s ? (double)(o->now_s - newest) : 0;
+    return 1 + SEARCH_RECENCY_WEIGHT * exp2(-age * scale);
+}
+
+struct topk;
+static double topk_threshold(const struct topk *t);
+
+/*
+ * next() for a full top k: passes over regions whose blocks bound every score
+ * below the worst hit kept (times gain_max, the largest factor freshness and
+ * written forms can add, plus the largest proximity bonus). Sets *skipped when
+ * it passes over any, since matches there then go uncounted.
+ */
+static bool next_competitive(struct exec *ex, struct iter *root, const struct topk *top,
+                             double gain_max, bool *skipped)
+{
+    uint32_t from = root->docid == DOCID_END ? 0 : root->docid + 1;
+    double threshold = topk_threshold(top);
+
+    if ((int64_t)from <= ex->competitive_upto)
+        return root->ops->next(root);
+    for (;;) {
+        uint32_t upto;
+        double bound = root->ops->bound(root, from, &upto);
+        if (bound < 0)
+            return false; /* nothing matches from here on */
+        /* a hair of slack: the bound and the score add the same terms in other orders */
+        if ((bound + ex->prox_max) * gain_max * (1 + 1e-9) >= threshold) {
+            ex->competitive_upto = upto;
+            break;
+        }
+        *skipped = true;
+        if (upto >= DOCID_END - 1)
+            return false;
+        from = upto + 1;
+    }
+    return root->ops->advance(root, from);
+}
+
 /* ---- top k ---- */
 
 struct topk {
@@ -758,6 +913,12 @@ static void heap_sift_down(struct topk *t, uint32_t i)
         t->heap[m] = tmp;
         i = m;
     }
+}
+
+/* The score a hit must reach to enter a full top k. */
+static double topk_threshold(const struct topk *t)
+{
+    return t->heap[0].score;
 }
 
 static void topk_push(struct topk *t, const struct search_hit *h)
@@ -1008,6 +1169,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
     bool want_facet[2] = { opts->facet_source, opts->facet_tag };
     const char facet_prefix[2] = { TERM_SOURCE_PREFIX, TERM_TAG_PREFIX };
     double idfs[QUERY_MAX_TERMS];
+    bool stopped = false; /* max_matches reached */
     int rc = XE_OK;
 
     *out = (struct search_result){ 0 };
@@ -1041,6 +1203,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         ex.seg_index = s;
         memset(ex.pos_cap, 0, sizeof ex.pos_cap);
         ex.n_prox = 0;
+        ex.competitive_upto = -1;
         ex.prox_parent = q->root->type == QNODE_AND && !opts->sort_by_date ? q->root : NULL;
         struct iter *root = with_filters(&ex, build(&ex, q->root, idfs, &term_index), opts);
         prox_plan(&ex);
@@ -1050,7 +1213,15 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         uint64_t *matched = NULL;
         if (root && (want_facet[0] || want_facet[1]))
             matched = ex_alloc(&ex, ((size_t)n_docs / 64 + 1) * sizeof *matched);
-        while (root && !ex.nomem && root->ops->next(root)) {
+        /* past SEARCH_EXACT_TOTAL matches, skip blocks that cannot reach the top k */
+        bool prunable = !opts->exact_total && !opts->sort_by_date && !matched && top.k;
+        double gain_max = recency_max(opts, recency_scale, ex.seg) * extra_max;
+        while (root && !ex.nomem) {
+            bool more = prunable && top.n == top.k && out->total >= SEARCH_EXACT_TOTAL
+                            ? next_competitive(&ex, root, &top, gain_max, &out->total_is_bound)
+                            : root->ops->next(root);
+            if (!more)
+                break;
             if (deletions_has(deleted, root->docid))
                 continue; /* a tombstone: replaced or deleted since the segment was written */
             struct segment_doc d;
@@ -1085,7 +1256,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
             if (matched)
                 matched[root->docid / 64] |= 1ull << (root->docid % 64);
             if (opts->max_matches && out->total >= opts->max_matches) {
-                out->total_is_bound = true;
+                out->total_is_bound = stopped = true;
                 break;
             }
         }
@@ -1098,7 +1269,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         else if (ex.corrupt)
             rc = xerr_corrupt(err, "segment %s: damaged posting list",
                               segment_path(ex.seg));
-        if (out->total_is_bound)
+        if (stopped)
             break;
         /* iterators of this segment are dead; their memory goes with the arena */
     }

@@ -51,6 +51,13 @@ struct xerr;
  */
 #define SEARCH_FORM_WEIGHT 0.05
 
+/*
+ * Totals are exact up to this many matches; past it, blocks of postings whose
+ * highest possible score cannot reach the top k are skipped (Block-Max) and
+ * the total becomes a lower bound, unless exact_total asks for every match.
+ */
+#define SEARCH_EXACT_TOTAL 10000
+
 #define SEARCH_MAX_FILTER_VALUES 16
 #define SEARCH_FACET_VALUES 20
 
@@ -73,6 +80,7 @@ struct search_options {
     bool sort_by_date;                                  /* newest first, undated last */
     bool facet_source, facet_tag;
     uint64_t max_matches; /* stop after this many matches (0: all): total becomes a bound */
+    bool exact_total;     /* count every match; else past SEARCH_EXACT_TOTAL, skip ahead */
     double recency_half_life_days; /* > 0: freshness boost by relevance (see above) */
     int64_t now_s;                 /* the age of a document is measured from here */
 };

@@ -41,6 +41,12 @@ static uint64_t hash_of(const char *key, size_t len)
     return h ^ (h >> 33);
 }
 
+/* The shard takes the hash's low bits; the bucket within it, the next ones. */
+static size_t bucket_of(uint64_t hash)
+{
+    return (size_t)(hash / CACHE_SHARDS % CACHE_BUCKETS);
+}
+
 static size_t entry_bytes(const struct entry *e)
 {
     return sizeof *e + e->key_len + e->body_len;
@@ -102,7 +108,7 @@ static void list_push_newest(struct shard *s, struct entry *e)
 /* Takes e out of the shard and frees it. */
 static void evict(struct shard *s, struct entry *e)
 {
-    struct entry **link = &s->buckets[e->hash % CACHE_BUCKETS];
+    struct entry **link = &s->buckets[bucket_of(e->hash)];
     while (*link != e)
         link = &(*link)->chain;
     *link = e->chain;
@@ -113,15 +119,23 @@ static void evict(struct shard *s, struct entry *e)
 
 static struct entry *find(struct shard *s, uint64_t hash, const char *key, size_t key_len)
 {
-    for (struct entry *e = s->buckets[hash % CACHE_BUCKETS]; e; e = e->chain)
+    for (struct entry *e = s->buckets[bucket_of(hash)]; e; e = e->chain)
         if (e->hash == hash && e->key_len == key_len && !memcmp(e->bytes, key, key_len))
             return e;
     return NULL;
 }
 
-static bool fresh(const struct entry *e, uint64_t generation, uint64_t now_ns)
+/* An entry is stale when a newer snapshot exists or its time is up. A request
+ * that began before the entry was made (or holds an older snapshot) only misses. */
+static bool stale(const struct entry *e, uint64_t generation, uint64_t now_ns)
 {
-    return e->generation == generation && now_ns - e->born_ns < (uint64_t)CACHE_TTL_S * 1000000000u;
+    return e->generation < generation ||
+           (now_ns > e->born_ns && now_ns - e->born_ns >= (uint64_t)CACHE_TTL_S * 1000000000u);
+}
+
+static bool usable(const struct entry *e, uint64_t generation, uint64_t now_ns)
+{
+    return e->generation == generation && !stale(e, generation, now_ns);
 }
 
 bool result_cache_get(struct result_cache *c, const char *key, size_t key_len,
@@ -133,11 +147,11 @@ bool result_cache_get(struct result_cache *c, const char *key, size_t key_len,
 
     pthread_mutex_lock(&s->lock);
     struct entry *e = find(s, hash, key, key_len);
-    if (e && !fresh(e, generation, now_ns)) {
+    if (e && stale(e, generation, now_ns)) {
         evict(s, e);
         e = NULL;
     }
-    if (e && (out->data = malloc(e->body_len))) {
+    if (e && usable(e, generation, now_ns) && (out->data = malloc(e->body_len))) {
         memcpy(out->data, e->bytes + e->key_len, e->body_len);
         out->len = e->body_len;
         out->took_at = e->took_at;
@@ -170,12 +184,17 @@ void result_cache_put(struct result_cache *c, const char *key, size_t key_len,
 
     pthread_mutex_lock(&s->lock);
     struct entry *old = find(s, hash, key, key_len);
+    if (old && old->generation > generation) { /* a newer answer is there already */
+        pthread_mutex_unlock(&s->lock);
+        free(e);
+        return;
+    }
     if (old)
         evict(s, old);
     while (s->oldest && s->bytes + need > s->max_bytes)
         evict(s, s->oldest);
-    e->chain = s->buckets[hash % CACHE_BUCKETS];
-    s->buckets[hash % CACHE_BUCKETS] = e;
+    e->chain = s->buckets[bucket_of(hash)];
+    s->buckets[bucket_of(hash)] = e;
     list_push_newest(s, e);
     s->bytes += need;
     pthread_mutex_unlock(&s->lock);

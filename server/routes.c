@@ -228,6 +228,10 @@ static void respond_cached(struct exchange *ex, const struct cached_body *b)
 {
     char took[32];
     int took_len = snprintf(took, sizeof took, "%.6g", (double)(now_ns() - ex->start_ns) / 1e6);
+    if (took_len > 0 && !strpbrk(took, ".e") && took_len + 2 < (int)sizeof took) {
+        memcpy(took + took_len, ".0", 3); /* a real, as jansson writes it */
+        took_len += 2;
+    }
     size_t len = b->len - b->took_len + (size_t)took_len;
     char *text = malloc(len);
 
@@ -306,9 +310,7 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
             p += len + 1;
         } while (p <= end);
     }
-    /* total is exact (no early stop) unless asked otherwise: the engine has no
-     * pruning yet, so exact_total only documents the contract */
-    (void)exact_total;
+    o->exact_total = exact_total;
     sp.q = qp->value;
     sp.q_len = qp->value_len;
     sp.limit = limit;

@@ -264,6 +264,7 @@ static void test_another_key_misses(void **state)
     }
 }
 
+/* A newer snapshot drops the entry; a request still on an older one only misses. */
 static void test_another_generation_misses_and_drops_the_entry(void **state)
 {
     struct result_cache *c = result_cache_new(BUDGET_BYTES);
@@ -276,7 +277,11 @@ static void test_another_generation_misses_and_drops_the_entry(void **state)
     assert_false(get_check(c, "q=news", 8, T0_NS, NULL)); /* a newer snapshot */
     assert_false(get_check(c, "q=news", 7, T0_NS, NULL)); /* dropped, not kept aside */
     put(c, "q=news", 8, T0_NS, &b);
-    assert_false(get_check(c, "q=news", 6, T0_NS, NULL)); /* an older one misses too */
+    assert_false(get_check(c, "q=news", 6, T0_NS, NULL)); /* an older one misses too... */
+    assert_true(get_check(c, "q=news", 8, T0_NS, &b));    /* ...and leaves it in place */
+    put(c, "q=news", 6, T0_NS, &b);                       /* nor does it replace it */
+    assert_true(get_check(c, "q=news", 8, T0_NS, &b));
+    assert_false(get_check(c, "q=news", 9, T0_NS, NULL));
     assert_false(get_check(c, "q=news", 8, T0_NS, NULL));
     put(c, "q=news", 0, T0_NS, &b); /* generation 0 is a generation like any other */
     assert_true(get_check(c, "q=news", 0, T0_NS, &b));

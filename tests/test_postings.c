@@ -1,7 +1,7 @@
 /*
  * Tests of index/postings.h: writer -> cursor round trips with small blocks so
  * that a few documents cross block boundaries, every list checked against the
- * version 2 format by a parser of its own (one-block and several-block forms,
+ * version 3 format by a parser of its own (one-block and several-block forms,
  * the four document shapes), postings_advance() to every kind of target,
  * lazily skipped positions, lists without positions, and damage: every
  * truncation and every byte flip must end the list, set `corrupt`, or give
@@ -20,6 +20,7 @@
 
 #include "index/buf.h"
 #include "index/bytes.h"
+#include "index/error.h"
 #include "index/doc.h"
 #include "index/limits.h"
 #include "index/postings.h"
@@ -27,6 +28,26 @@
 #define PDOC_MAX_POSITIONS 16
 #define LIST_MAX_BYTES (1u << 24)
 #define POS_CAP 64 /* room passed to postings_positions() */
+
+/*
+ * Hand-made lists. Integers as the skip table stores them, little-endian; one
+ * skip entry: the block's last docid, where its docs bytes end and where its
+ * positions bytes end (offsets into the data after the table), then per field
+ * (title, body, meta) the largest tf in the block and the smallest field
+ * length, u16 each; hand-made entries claim nothing there (tf 65535:
+ * unknown, length 0). The cursor's walk does not read those bounds.
+ */
+#define U16LE(v) (unsigned char)((v) & 0xff), (unsigned char)((v) >> 8 & 0xff)
+#define U32LE(v) U16LE((v) & 0xffff), U16LE((v) >> 16 & 0xffff)
+#define NO_BOUND U16LE(65535), U16LE(0), U16LE(65535), U16LE(0), U16LE(65535), U16LE(0)
+#define SKIP_ENTRY(last_docid, docs_end, pos_end) \
+    U32LE(last_docid), U32LE(docs_end), U32LE(pos_end), NO_BOUND
+#define TEST_SKIP_ENTRY_BYTES 24
+_Static_assert(sizeof((unsigned char[]){ SKIP_ENTRY(0, 0, 0) }) == TEST_SKIP_ENTRY_BYTES,
+               "a skip entry is 3 u32 and 3 pairs of u16");
+#define BOUND_SATURATED 65535u /* a tf at or above it is stored as 65535, "unknown" */
+/* A table row's bytes and how many they are, whatever the width of an entry. */
+#define LIST(...) { __VA_ARGS__ }, sizeof((unsigned char[]){ __VA_ARGS__ })
 
 /* One document of a list as the test means it. */
 struct pdoc {
@@ -121,6 +142,7 @@ static bool check_format(const struct plist *l)
     uint64_t head = must_varint(&p, end);
     bool one_block = !(head & 1);
     uint64_t(*skip)[3] = calloc(want_blocks ? want_blocks : 1, sizeof *skip);
+    const unsigned char *table = NULL;
 
     assert_non_null(skip);
     assert_int_equal(head >> 1, l->n);
@@ -135,10 +157,20 @@ static bool check_format(const struct plist *l)
         assert_true(skip[0][1] > 0 && skip[0][1] <= (uint64_t)(end - p));
         skip[0][2] = (uint64_t)(end - p) - skip[0][1];
     } else {
+        /* entries of three u32: last docid, end of docs bytes, end of positions bytes;
+         * then the bounds, checked per block below */
         assert_int_equal(must_varint(&p, end), want_blocks);
-        for (size_t b = 0; b < want_blocks; b++)
-            for (int k = 0; k < 3; k++)
-                skip[b][k] = must_varint(&p, end);
+        assert_true(want_blocks * TEST_SKIP_ENTRY_BYTES <= (size_t)(end - p));
+        uint64_t start = 0;
+        table = p;
+        for (size_t b = 0; b < want_blocks; b++, p += TEST_SKIP_ENTRY_BYTES) {
+            uint64_t docs_end = get_u32le(p + 4), pos_end = get_u32le(p + 8);
+            assert_true(start < docs_end && docs_end <= pos_end);
+            skip[b][0] = get_u32le(p);
+            skip[b][1] = docs_end - start;
+            skip[b][2] = pos_end - docs_end;
+            start = pos_end;
+        }
     }
     int64_t prev = -1;
     for (size_t b = 0; b < want_blocks; b++) {
@@ -146,8 +178,20 @@ static bool check_format(const struct plist *l)
         const unsigned char *q = p, *docs_end = p + skip[b][1];
         assert_true(skip[b][1] <= (uint64_t)(end - p));
         assert_true(skip[b][2] <= (uint64_t)(end - docs_end));
-        if (!one_block) /* last docid, from the previous block's last docid or from 0 */
-            assert_int_equal(skip[b][0], l->docs[last - 1].docid - (b ? prev : 0));
+        if (!one_block) {
+            const unsigned char *bound = table + b * TEST_SKIP_ENTRY_BYTES + 12; /* after 3 u32 */
+            assert_int_equal(skip[b][0], l->docs[last - 1].docid);
+            for (int f = 0; f < N_FIELDS; f++) {
+                /* the largest tf, saturated; no field lengths were given: 0 */
+                uint32_t max_tf = 0;
+                for (size_t i = first; i < last; i++)
+                    if (l->docs[i].tf[f] > max_tf)
+                        max_tf = l->docs[i].tf[f];
+                assert_int_equal(get_u16le(bound + 4 * f),
+                                 max_tf < BOUND_SATURATED ? max_tf : BOUND_SATURATED);
+                assert_int_equal(get_u16le(bound + 4 * f + 2), 0);
+            }
+        }
         for (size_t i = first; i < last; i++) {
             const struct pdoc *d = &l->docs[i];
             uint64_t h = must_varint(&q, docs_end);
@@ -382,6 +426,70 @@ static void expect_encoding(const struct pdoc *docs, size_t n, uint32_t block_do
     plist_free(&l);
 }
 
+/* Each block's bound: its last docid, largest tf and shortest field per field. */
+static void test_postings_block_bounds(void **state)
+{
+    /* 5 documents, blocks of 2: {1, 4} {6, 9} {12}; lengths by docid */
+    static const uint32_t docids[] = { 1, 4, 6, 9, 12 };
+    static const uint32_t tfs[][N_FIELDS] = { { 1, 2, 0 }, { 0, 7, 0 }, { 0, 1, 0 },
+                                              { 3, 70000, 1 }, { 0, 4, 0 } };
+    uint32_t lengths[13 * N_FIELDS] = { 0 };
+    struct postings_writer w;
+    struct buf out;
+    struct postings_cursor c;
+    struct postings_bound b;
+
+    (void)state;
+    for (uint32_t d = 0; d < 13; d++)
+        for (int f = 0; f < N_FIELDS; f++)
+            lengths[d * N_FIELDS + f] = 10 * d + (uint32_t)f + 1;
+    lengths[9 * N_FIELDS + FIELD_BODY] = 100000; /* saturates at 65535: still a lower bound */
+    postings_writer_init(&w, 2);
+    postings_writer_set_lengths(&w, lengths);
+    buf_init(&out, 1u << 20);
+    postings_writer_begin(&w, false);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(postings_writer_add(&w, docids[i], tfs[i], NULL, 0), XE_OK);
+    assert_int_equal(postings_writer_finish(&w, &out), XE_OK);
+    postings_cursor_init(&c, out.data, out.len, false, 13);
+
+    assert_true(postings_block_bound(&c, 0, &b));
+    assert_int_equal(b.last_docid, 4);
+    assert_int_equal(b.max_tf[FIELD_TITLE], 1);
+    assert_int_equal(b.max_tf[FIELD_BODY], 7);
+    assert_int_equal(b.max_tf[FIELD_META], 0);
+    assert_int_equal(b.min_len[FIELD_TITLE], 11); /* docid 1 */
+    assert_int_equal(b.min_len[FIELD_BODY], 12);
+    assert_true(postings_block_bound(&c, 5, &b)); /* between blocks: the next one */
+    assert_int_equal(b.last_docid, 9);
+    assert_int_equal(b.max_tf[FIELD_BODY], UINT32_MAX); /* 70000: unknown */
+    assert_int_equal(b.max_tf[FIELD_TITLE], 3);
+    assert_int_equal(b.min_len[FIELD_BODY], 62); /* docid 6; docid 9's is larger */
+    assert_true(postings_block_bound(&c, 12, &b));
+    assert_int_equal(b.last_docid, 12);
+    assert_int_equal(b.max_tf[FIELD_BODY], 4);
+    assert_false(postings_block_bound(&c, 13, &b));
+    /* the cursor did not move; reading on, bounds never look behind it */
+    assert_true(postings_advance(&c, 6));
+    assert_int_equal(c.docid, 6);
+    assert_true(postings_block_bound(&c, 0, &b));
+    assert_int_equal(b.last_docid, 9);
+
+    /* one block: no table, so nothing known but that it may hold more */
+    buf_reset(&out);
+    postings_writer_begin(&w, false);
+    assert_int_equal(postings_writer_add(&w, 3, tfs[0], NULL, 0), XE_OK);
+    assert_int_equal(postings_writer_finish(&w, &out), XE_OK);
+    postings_cursor_init(&c, out.data, out.len, false, 13);
+    assert_true(postings_block_bound(&c, 0, &b));
+    assert_int_equal(b.max_tf[FIELD_BODY], UINT32_MAX);
+    assert_true(postings_next(&c));
+    assert_false(postings_next(&c));
+    assert_false(postings_block_bound(&c, 0, &b));
+    buf_fini(&out);
+    postings_writer_fini(&w);
+}
+
 static void test_postings_known_encoding(void **state)
 {
     static const unsigned char one_block[] = {
@@ -404,9 +512,14 @@ static void test_postings_known_encoding(void **state)
     static const unsigned char blocks_of_two[] = {
         0x0b,                     /* n_docs 5 << 1 | more than one block */
         0x03,                     /* n_blocks */
-        0x05, 0x05, 0x04,         /* skip: last docid 5, docs bytes 5, pos bytes 4 */
-        0x04, 0x03, 0x05,         /* last docid 9 (5 + 4), docs 3, pos 5 */
-        0xa3, 0x02, 0x05, 0x01,   /* last docid 300 (9 + 291), docs 5, pos 1 */
+        /* skip table, u32 each: last docid, docs bytes end, positions bytes end;
+         * then u16 each, per field: largest tf, smallest length (none given: 0) */
+        0x05, 0, 0, 0, 0x05, 0, 0, 0, 0x09, 0, 0, 0,    /* docs 0..5, positions 5..9 */
+        0x01, 0, 0, 0, 0x02, 0, 0, 0, 0x00, 0, 0, 0,    /* tf up to 1 2 0 */
+        0x09, 0, 0, 0, 0x0c, 0, 0, 0, 0x11, 0, 0, 0,    /* docs 9..12, positions 12..17 */
+        0x01, 0, 0, 0, 0x03, 0, 0, 0, 0x00, 0, 0, 0,    /* tf up to 1 3 0 */
+        0x2c, 0x01, 0, 0, 0x16, 0, 0, 0, 0x17, 0, 0, 0, /* last docid 300; 17..22, 22..23 */
+        0x00, 0, 0, 0, 0x00, 0, 0, 0, 0x01, 0, 0, 0,    /* tf up to 0 0 1 */
         0x00, 0x13, 0x01, 0x02, 0x00,   /* block 1 docs: 0, 5 */
         0x03, 0x00, 0x00, 0x08,         /* block 1 positions */
         0x01, 0x03, 0x0a,               /* block 2 docs: 6 (after 5), 9 */
@@ -1001,23 +1114,27 @@ static void test_postings_advance_from_mid_block_to_next_block(void **state)
 
 /*
  * Regression: signed overflow (undefined behaviour) on damaged lists. A gap or a
- * skip-table delta near 2^62 or 2^63 is cast to int64_t and added to a docid
- * (postings.c cursor_decode_doc: prev_docid + 1 + (int64_t)(head >> 2);
- * cursor_load_block: base + (int64_t)delta). gcc's UBSan happens not to
- * report these; clang's does ("signed integer overflow"), so `make fuzz` will.
+ * skip-table delta near 2^62 or 2^63 was cast to int64_t and added to a docid
+ * (postings.c cursor_decode_doc: prev_docid + 1 + (int64_t)(head >> 2); in
+ * version 2, cursor_load_block: base + (int64_t)delta). gcc's UBSan happens not
+ * to report these; clang's does ("signed integer overflow"), so `make fuzz` will.
+ * Version 3 stores each block's last docid whole, as a u32: no delta to add up,
+ * so the skip case is now the largest last docid a u32 holds.
  */
 static void test_postings_huge_gaps_are_corrupt_not_overflow(void **state)
 {
     /* one block of 2 docs, 11 docs bytes: doc 0, then a gap of 2^62 - 1 (head 2^64 - 4) */
     static const unsigned char gap[] = { 0x04, 0x0b, 0x00, 0xfc, 0xff, 0xff, 0xff, 0xff,
                                          0xff, 0xff, 0xff, 0xff, 0x01 };
-    /* the same in the several-block form: skip last docid 5, docs 11, pos 0 */
-    static const unsigned char gap_blocks[] = { 0x05, 0x01, 0x05, 0x0b, 0x00, 0x00, 0xfc, 0xff,
-                                                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
-    /* 2 docs, 2 blocks: the second block's last docid delta is 2^63 - 1 */
-    static const unsigned char skip[] = { 0x05, 0x02, 0x01, 0x01, 0x00, 0xff, 0xff, 0xff,
-                                          0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x01, 0x00,
-                                          0x04, 0x00 };
+    /* the same in the several-block form: one block, last docid 5, docs and positions
+     * end 11, then the same 11 docs bytes */
+    static const unsigned char gap_blocks[] = { 0x05, 0x01, SKIP_ENTRY(5, 11, 11), 0x00, 0xfc,
+                                                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                0x01 };
+    /* 2 docs, 2 blocks: doc 1 (gap 1: 04), then a block whose last docid is 2^32 - 1, at
+     * or past any max_docid, holding doc 2 (00) */
+    static const unsigned char skip[] = { 0x05, 0x02, SKIP_ENTRY(1, 1, 1),
+                                          SKIP_ENTRY(UINT32_MAX, 2, 2), 0x04, 0x00 };
     /* one block: 2^63 - 1 documents */
     static const unsigned char n_docs[] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                             0xff, 0x01, 0x01, 0x00 };
@@ -1307,7 +1424,7 @@ static void test_postings_damaged_headers_are_corrupt(void **state)
 {
     static const struct {
         const char *what;
-        unsigned char bytes[16];
+        unsigned char bytes[2 + 3 * TEST_SKIP_ENTRY_BYTES + 8]; /* room for 3 skip entries */
         size_t len;
         uint32_t max_docid;
         bool has_positions;
@@ -1332,32 +1449,98 @@ static void test_postings_damaged_headers_are_corrupt(void **state)
         { "one block: all tf zero", { 0x02, 0x04, 0x03, 0x00, 0x00, 0x00 }, 6, 10, false, 0 },
         { "one block: tf varint runs off", { 0x04, 0x04, 0x00, 0x07, 0x01, 0x01, 0x01 }, 7, 10,
           false, 1 },
-        /* the several-block form */
+        /*
+         * The several-block form: n_docs << 1 | 1, n_blocks, n_blocks skip entries
+         * (SKIP_ENTRY: last docid, docs end, positions end), then the data. The
+         * last entry's positions end must be the data's length, checked at init,
+         * so each list below is exactly as long as its table says unless the
+         * damage is there. Version 2 found a cut list only on reaching the cut.
+         */
         { "n_blocks missing", { 0x03 }, 1, 10, true, 0 },
-        { "more blocks than docs", { 0x03, 0x02, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00 },
-          10, 10, false, 0 },
-        { "more docs than max_docid", { 0x0b, 0x01, 0x04, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00,
-                                        0x00 }, 10, 4, false, 0 },
-        { "skip table runs off", { 0x03, 0x01, 0x00, 0x01 }, 4, 10, false, 0 },
-        { "docs bytes past the end", { 0x03, 0x01, 0x00, 0x05, 0x00, 0x00 }, 6, 10, false, 0 },
-        { "pos bytes past the end", { 0x03, 0x01, 0x00, 0x01, 0x03, 0x00, 0x00 }, 7, 10, true,
+        /* 1 doc in 2 blocks: docs 0 and 1 */
+        { "more blocks than docs",
+          LIST(0x03, 0x02, SKIP_ENTRY(0, 1, 1), SKIP_ENTRY(1, 2, 2), 0x00, 0x00), 10, false, 0 },
+        /* 5 docs 0..4, blocks of 3 and 2, max_docid 4 */
+        { "more docs than max_docid",
+          LIST(0x0b, 0x02, SKIP_ENTRY(2, 3, 3), SKIP_ENTRY(4, 5, 5), 0x00, 0x00, 0x00, 0x00,
+               0x00), 4, false, 0 },
+        /* 2 blocks, the table cut after entry 1's docs end, before its positions end
+         * (which init would compare with the length of the data) */
+        { "skip table runs off", { 0x05, 0x02, SKIP_ENTRY(0, 1, 1), SKIP_ENTRY(1, 2, 2) },
+          2 + TEST_SKIP_ENTRY_BYTES + 8, 10, false, 0 },
+        /* block 0's docs (and positions) end at 40 in 2 bytes of data */
+        { "docs bytes past the end",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 40, 40), SKIP_ENTRY(1, 2, 2), 0x00, 0x00), 10, false,
           0 },
-        { "block of zero docs bytes", { 0x03, 0x01, 0x00, 0x00, 0x00 }, 5, 10, false, 0 },
-        { "block last docid at max_docid", { 0x03, 0x01, 0x0a, 0x01, 0x00, 0x28 }, 6, 10, false,
-          0 },
-        { "doc past its block's last docid", { 0x03, 0x01, 0x02, 0x01, 0x00, 0x0c }, 6, 10,
+        /* docs 0 1 | 2; block 0's docs end 2 after its positions end 1 (and block
+         * 1 then starts at 1, inside block 0's docs) */
+        { "docs end after positions end",
+          LIST(0x07, 0x02, SKIP_ENTRY(1, 2, 1), SKIP_ENTRY(2, 3, 3), 0x00, 0x00, 0x00), 10,
           false, 0 },
-        { "block ends before its last docid", { 0x05, 0x01, 0x05, 0x01, 0x00, 0x00, 0x0c }, 7, 10,
+        /* docs 0 | 1 with a position each (00 00 | 00 00); block 0's positions end at 9
+         * of 4 bytes, instead of 2 */
+        { "pos bytes past the end",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 9), SKIP_ENTRY(1, 3, 4), 0x00, 0x00, 0x00, 0x00),
+          10, true, 0 },
+        /* the same list intact but its last byte cut: found at init, before doc 0 (version
+         * 2 gave doc 0 first: it found a cut only on reaching it) */
+        { "last entry's positions end past the list",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 2), SKIP_ENTRY(1, 3, 4), 0x00, 0x00, 0x00), 10,
+          true, 0 },
+        /* the same list with a byte after it: the table does not account for it */
+        { "last entry's positions end before the list's",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 2), SKIP_ENTRY(1, 3, 4), 0x00, 0x00, 0x00, 0x00,
+               0x00), 10, true, 0 },
+        /* docs 0 | 1, block 0 of zero docs bytes (and none of positions): next() finds
+         * no doc head there anyway, but advance(0) would step over it into block 1 */
+        { "first block of zero docs bytes",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 0, 0), SKIP_ENTRY(1, 1, 1), 0x00), 10, false, 0 },
+        /* docs 0 | 1, block 1 of zero docs bytes: its docs end where block 0 ends */
+        { "second block of zero docs bytes",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 1), SKIP_ENTRY(1, 1, 1), 0x00), 10, false, 1 },
+        /*
+         * docs 0 | 1 | 2 with a position each (data 00 00 | 00 00 | 00 00; block 1
+         * intact is SKIP_ENTRY(1, 3, 4)): block 1's offsets go backwards.
+         */
+        { "middle entry's docs end before its start",
+          LIST(0x07, 0x03, SKIP_ENTRY(0, 1, 2), SKIP_ENTRY(1, 1, 4), SKIP_ENTRY(2, 5, 6), 0x00,
+               0x00, 0x00, 0x00, 0x00, 0x00), 10, true, 1 },
+        { "middle entry's positions end before its docs end",
+          LIST(0x07, 0x03, SKIP_ENTRY(0, 1, 2), SKIP_ENTRY(1, 3, 1), SKIP_ENTRY(2, 5, 6), 0x00,
+               0x00, 0x00, 0x00, 0x00, 0x00), 10, true, 1 },
+        { "middle entry's positions end past the list",
+          LIST(0x07, 0x03, SKIP_ENTRY(0, 1, 2), SKIP_ENTRY(1, 3, 9), SKIP_ENTRY(2, 5, 6), 0x00,
+               0x00, 0x00, 0x00, 0x00, 0x00), 10, true, 1 },
+        /* one block of docs 0 and 10 (gap 9: 0x24), max_docid 10 */
+        { "block last docid at max_docid", LIST(0x05, 0x01, SKIP_ENTRY(10, 2, 2), 0x00, 0x24),
+          10, false, 0 },
+        /* docs 5 | 12 (gap 6: 0x18), max_docid 10: the gap alone is below it */
+        { "second block's last docid past max_docid",
+          LIST(0x05, 0x02, SKIP_ENTRY(5, 1, 1), SKIP_ENTRY(12, 2, 2), 0x14, 0x18), 10, false,
+          1 },
+        /* last docid 2, the doc is 3 */
+        { "doc past its block's last docid", LIST(0x03, 0x01, SKIP_ENTRY(2, 1, 1), 0x0c), 10,
           false, 0 },
-        { "all tf zero", { 0x03, 0x01, 0x00, 0x04, 0x00, 0x03, 0x00, 0x00, 0x00 }, 9, 10, false,
-          0 },
-        { "tf past FIELD_MAX_TOKENS", { 0x03, 0x01, 0x00, 0x07, 0x00, 0x03, 0x00, 0x00, 0x80,
-                                        0x80, 0x80, 0x04 }, 12, 10, false, 0 },
-        { "shape 1 tf 0", { 0x03, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00 }, 7, 10, false, 0 },
-        { "tf varint runs off the block", { 0x03, 0x01, 0x00, 0x02, 0x00, 0x03, 0x01 }, 7, 10,
+        /* last docid 5, the docs bytes hold only doc 0 */
+        { "block ends before its last docid", LIST(0x05, 0x01, SKIP_ENTRY(5, 1, 1), 0x00), 10,
           false, 0 },
-        { "second block does not move forward", { 0x05, 0x02, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00,
-                                                  0x04, 0x00 }, 10, 10, false, 1 },
+        /* doc 0, shape 3, tf 0 0 0 */
+        { "all tf zero", LIST(0x03, 0x01, SKIP_ENTRY(0, 4, 4), 0x03, 0x00, 0x00, 0x00), 10,
+          false, 0 },
+        /* doc 0, shape 3, tf 0 0 2^22 */
+        { "tf past FIELD_MAX_TOKENS",
+          LIST(0x03, 0x01, SKIP_ENTRY(0, 7, 7), 0x03, 0x00, 0x00, 0x80, 0x80, 0x80, 0x04), 10,
+          false, 0 },
+        { "shape 1 tf 0", LIST(0x03, 0x01, SKIP_ENTRY(0, 2, 2), 0x01, 0x00), 10, false, 0 },
+        /* doc 0, shape 3, one tf of three in the docs bytes; the two position
+         * bytes after them would read as tf 1 0 0 */
+        { "tf varint runs off the block",
+          LIST(0x03, 0x01, SKIP_ENTRY(0, 2, 4), 0x03, 0x01, 0x00, 0x00), 10, true, 0 },
+        /* docs 1 | 2 (data 04 00), block 1's last docid damaged to 1 (block 0's), then 0 */
+        { "second block does not move forward",
+          LIST(0x05, 0x02, SKIP_ENTRY(1, 1, 1), SKIP_ENTRY(1, 2, 2), 0x04, 0x00), 10, false, 1 },
+        { "second block goes backward",
+          LIST(0x05, 0x02, SKIP_ENTRY(1, 1, 1), SKIP_ENTRY(0, 2, 2), 0x04, 0x00), 10, false, 1 },
     };
 
     (void)state;
@@ -1385,27 +1568,90 @@ static void test_postings_damaged_headers_are_corrupt(void **state)
                      cases[i].what, c.corrupt, n, cases[i].docs_before_damage);
         free(copy);
     }
+
+    /*
+     * A middle entry that goes backwards where advance() jumps over it. Intact:
+     * docs 0 1 2 | 3 | 9. Damaged: block 1's last docid is 1, behind block 0's
+     * 2, and block 2's gap counts from it, so block 2 alone reads as doc 9.
+     * After block 0, advance(5) binary-searches straight to block 2 and never
+     * enters block 1: only the check that block 2 does not start behind the
+     * docids already read sees the damage (next() sees it on entering block 1).
+     */
+    static const unsigned char jump[2][2 + 3 * TEST_SKIP_ENTRY_BYTES + 5] = {
+        {
+            0x0b, 0x03,          /* 5 docs, 3 blocks */
+            SKIP_ENTRY(2, 3, 3), /* docs 0 1 2 */
+            SKIP_ENTRY(3, 4, 4), /* doc 3 */
+            SKIP_ENTRY(9, 5, 5), /* doc 9 */
+            0x00, 0x00, 0x00,    /* gaps 0 0 0 from -1: docs 0 1 2, shape 0 */
+            0x00,                /* doc 3 */
+            0x14,                /* doc 9: gap 5 from 3 */
+        },
+        {
+            0x0b, 0x03,
+            SKIP_ENTRY(2, 3, 3),
+            SKIP_ENTRY(1, 4, 4), /* last docid 1 */
+            SKIP_ENTRY(9, 5, 5),
+            0x00, 0x00, 0x00,
+            0x00,
+            0x1c,                /* doc 9: gap 7 from 1 */
+        },
+    };
+    unsigned char *copy = malloc(sizeof jump[0]);
+    assert_non_null(copy);
+    for (int damaged = 0; damaged <= 1; damaged++) {
+        struct postings_cursor c;
+        memcpy(copy, jump[damaged], sizeof jump[0]);
+        postings_cursor_init(&c, copy, sizeof jump[0], false, 10);
+        for (uint32_t docid = 0; docid <= 2; docid++) {
+            assert_true(postings_next(&c));
+            assert_int_equal(c.docid, docid);
+        }
+        if (damaged) {
+            assert_false(postings_advance(&c, 5));
+            assert_true(c.corrupt);
+            assert_int_equal(c.docid, DOCID_END);
+        } else {
+            assert_true(postings_advance(&c, 5));
+            assert_int_equal(c.docid, 9);
+            assert_false(postings_next(&c));
+            assert_false(c.corrupt);
+        }
+    }
+    free(copy);
 }
 
 static void test_postings_damaged_positions_are_corrupt(void **state)
 {
     static const struct {
         const char *what;
-        unsigned char bytes[12];
+        unsigned char bytes[2 + 2 * TEST_SKIP_ENTRY_BYTES + 16]; /* room for 2 skip entries */
         size_t len;
         uint32_t tf_total;
     } cases[] = {
+        /*
+         * The "blocks" cases put a second block after the damaged one (doc 1,
+         * shape 0, position 0: 00 | 00), so that a read past the first block's
+         * positions end finds bytes that would decode, not the end of the list.
+         */
         /* one doc, shape 1 with tf 2, but only one position byte */
         { "one block, short", { 0x02, 0x02, 0x01, 0x02, 0x05 }, 5, 2 },
-        { "blocks, short", { 0x03, 0x01, 0x00, 0x02, 0x01, 0x01, 0x02, 0x05 }, 8, 2 },
-        /* one doc, shape 0, but its position varint runs off the list / block */
+        { "blocks, short",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 2, 3), SKIP_ENTRY(1, 4, 5), 0x01, 0x02, 0x05, 0x00, 0x00),
+          2 },
+        /* one doc, shape 0, but its position varint runs off the list / block (into 00) */
         { "one block, open varint", { 0x02, 0x01, 0x00, 0x85 }, 4, 1 },
-        { "blocks, open varint", { 0x03, 0x01, 0x00, 0x01, 0x01, 0x00, 0x85, 0x01 }, 8, 1 },
-        /* one doc, shape 0, no positions at all */
+        { "blocks, open varint",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 2), SKIP_ENTRY(1, 3, 4), 0x00, 0x85, 0x00, 0x00), 1 },
+        /* one doc, shape 0, no positions at all: block 0's positions end where its docs do */
         { "one block, none", { 0x02, 0x01, 0x00 }, 3, 1 },
-        { "blocks, none", { 0x03, 0x01, 0x00, 0x01, 0x00, 0x00 }, 6, 1 },
+        { "blocks, none",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 1), SKIP_ENTRY(1, 2, 3), 0x00, 0x00, 0x00), 1 },
         /* one doc, shape 2, a position past UINT32_MAX */
         { "one block, too large", { 0x02, 0x01, 0x02, 0x80, 0x80, 0x80, 0x80, 0x10 }, 8, 1 },
+        { "blocks, too large",
+          LIST(0x05, 0x02, SKIP_ENTRY(0, 1, 6), SKIP_ENTRY(1, 7, 8), 0x02, 0x80, 0x80, 0x80, 0x80,
+               0x10, 0x00, 0x00), 1 },
     };
     uint32_t out[4];
 
@@ -1435,6 +1681,7 @@ int main(void)
         cmocka_unit_test(test_postings_next_round_trips_across_blocks),
         cmocka_unit_test(test_postings_header_counts_docs_and_blocks),
         cmocka_unit_test(test_postings_known_encoding),
+        cmocka_unit_test(test_postings_block_bounds),
         cmocka_unit_test(test_postings_each_shape),
         cmocka_unit_test(test_postings_empty_list_ends_at_once),
         cmocka_unit_test(test_postings_writer_reuses_buffers_between_lists),

@@ -614,6 +614,96 @@ static void test_search_title_match_ranks_first(void **state)
     assert_int_equal(total, 2);
 }
 
+/*
+ * Past SEARCH_EXACT_TOTAL matches the engine skips blocks that cannot reach
+ * the top k; the hits must be exactly those of a search that counts every
+ * match, and the total a lower bound only then. 15,000 generated documents
+ * in two segments, words drawn with a skewed frequency, some dated.
+ */
+static void test_search_pruning_finds_the_same_top_k(void **state)
+{
+    struct fixture *f = *state;
+    enum { N_A = 12000, N_B = 3000, WORDS = 12 };
+    static const char *const words[WORDS] = { "alpha", "beta", "gamma", "delta", "eps", "zeta",
+                                              "eta", "theta", "iota", "kappa", "lamda", "mu" };
+    static const char *const queries[] = { "alpha", "beta", "alpha beta", "alpha OR gamma",
+                                           "\"alpha beta\"", "beta -gamma", "title:alpha",
+                                           "alpha delta eps", "gamma OR zeta OR mu",
+                                           "alpha beta OR kappa" };
+    struct tdoc *docs = calloc(N_A + N_B, sizeof *docs);
+    char (*ids)[16] = calloc(N_A + N_B, sizeof *ids);
+    char (*bodies)[512] = calloc(N_A + N_B, sizeof *bodies);
+    char (*titles)[64] = calloc(N_A + N_B, sizeof *titles);
+    int64_t *dates = calloc(N_A + N_B, sizeof *dates);
+    uint64_t rng = 42;
+
+    assert_true(docs && ids && bodies && titles && dates);
+    for (size_t i = 0; i < N_A + N_B; i++) {
+        size_t len = 0, n = 3 + (size_t)((rng = rng * 6364136223846793005ull + 1) >> 59);
+        for (size_t w = 0; w < n; w++) {
+            rng = rng * 6364136223846793005ull + 1;
+            /* word k with probability about 2^-k: alpha in half the words */
+            unsigned k = (unsigned)__builtin_ctzll((rng >> 20) | 1ull << (WORDS - 1));
+            len += (size_t)snprintf(bodies[i] + len, sizeof bodies[i] - len, "%s ", words[k]);
+        }
+        snprintf(ids[i], sizeof ids[i], "d%06zu", i);
+        snprintf(titles[i], sizeof titles[i], "%s", i % 7 ? "" : words[i % 3]);
+        docs[i] = (struct tdoc){ ids[i], titles[i][0] ? titles[i] : NULL, bodies[i], NULL };
+        dates[i] = i % 5 ? DOC_DATE_NONE : 1790000000 - (int64_t)(i % 400) * 86400;
+    }
+    add_segment_dated(f->ix, docs, dates, N_A);
+    add_segment_dated(f->ix, docs + N_A, dates + N_A, N_B);
+
+    struct snapshot *snap = index_snapshot(f->ix);
+    uint32_t ks[] = { 1, 10, 100 };
+    size_t pruned = 0;
+    for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
+        struct query *q;
+        struct xerr err = { 0 };
+        assert_int_equal(query_parse(queries[qi], strlen(queries[qi]), TOKENIZE_DEFAULT, &q,
+                                     &err), XE_OK);
+        for (size_t ki = 0; ki < 3; ki++) {
+            for (int recency = 0; recency <= 1; recency++) {
+                struct search_options exact = { .k = ks[ki], .exact_total = true,
+                                                .recency_half_life_days = recency ? 30 : 0,
+                                                .now_s = 1790000000 };
+                struct search_options fast = exact;
+                fast.exact_total = false;
+                struct search_result a, b;
+                assert_int_equal(search_run_opts(snap, q, &exact, &a, &err), XE_OK);
+                assert_int_equal(search_run_opts(snap, q, &fast, &b, &err), XE_OK);
+                assert_false(a.total_is_bound);
+                if (a.n_hits != b.n_hits)
+                    fail_msg("%s, k %u: %u hits, pruned %u", queries[qi], ks[ki], a.n_hits,
+                             b.n_hits);
+                for (uint32_t i = 0; i < a.n_hits; i++)
+                    if (a.hits[i].segment != b.hits[i].segment ||
+                        a.hits[i].docid != b.hits[i].docid || a.hits[i].score != b.hits[i].score)
+                        fail_msg("%s, k %u, recency %d: hit %u differs", queries[qi], ks[ki],
+                                 recency, i);
+                if (b.total_is_bound) {
+                    pruned++;
+                    assert_true(b.total >= SEARCH_EXACT_TOTAL && b.total <= a.total);
+                } else {
+                    assert_int_equal(b.total, a.total);
+                }
+                if (a.total <= SEARCH_EXACT_TOTAL)
+                    assert_false(b.total_is_bound);
+                search_result_fini(&a);
+                search_result_fini(&b);
+            }
+        }
+        query_free(q);
+    }
+    assert_true(pruned > 0); /* the test reaches the pruning */
+    snapshot_release(snap);
+    free(docs);
+    free(ids);
+    free(bodies);
+    free(titles);
+    free(dates);
+}
+
 static void test_search_ties_break_by_id_ascending(void **state)
 {
     struct fixture *f = *state;
@@ -1330,6 +1420,8 @@ int main(void)
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_folds_variants_and_prefers_the_typed_form,
                                         fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_pruning_finds_the_same_top_k, fixture_setup,
+                                        fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_ties_break_by_id_ascending, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_total_counts_past_k, fixture_setup,
