@@ -524,7 +524,8 @@ int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq
     if (rc)
         return rc;
     ix->applied_seq = seq;
-    snprintf(ix->wal_name, sizeof ix->wal_name, "%s", wal_name);
+    if (wal_name != ix->wal_name) /* compaction passes the current name itself */
+        snprintf(ix->wal_name, sizeof ix->wal_name, "%s", wal_name);
     return XE_OK;
 }
 

@@ -227,10 +227,12 @@ static uint32_t block_search(const struct postings_cursor *c, uint32_t lo, uint3
 bool postings_block_bound(const struct postings_cursor *c, uint32_t target,
                           struct postings_bound *out)
 {
-    if (c->corrupt || !c->n_blocks)
+    if (c->corrupt || !c->n_blocks || target >= c->max_docid)
         return false;
     if (c->one_block) {
-        if (c->started && c->docs_p == c->docs_end)
+        /* ended, or on its last document and that one is short of target */
+        if (c->started && c->docs_p == c->docs_end &&
+            (c->docid == DOCID_END || c->docid < target))
             return false;
         out->last_docid = c->max_docid - 1;
         for (int f = 0; f < N_FIELDS; f++) {

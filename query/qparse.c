@@ -325,7 +325,7 @@ fail:
     node_free(or_node);
     node_free(and_node);
     free(chunks);
-    free(q);
+    query_free(q); /* its written forms; its root is not set yet */
     return rc;
 }
 

@@ -595,6 +595,14 @@ static void *ex_alloc(struct exec *ex, size_t bytes)
     return p;
 }
 
+static bool is_cjk_bigram(const struct qterm *t)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < t->len; i++)
+        chars += ((unsigned char)t->text[i] & 0xC0) != 0x80;
+    return chars == 2 && (unsigned char)t->text[0] >= 0xE3; /* from U+3040, kana and up */
+}
+
 /* Registers a child of the top-level AND for proximity, when it is a word or phrase with positions. */
 static void prox_add(struct exec *ex, const struct qnode *n, struct iter *c)
 {
@@ -603,6 +611,12 @@ static void prox_add(struct exec *ex, const struct qnode *n, struct iter *c)
     struct prox_leaf *l = &ex->prox[ex->n_prox];
     *l = (struct prox_leaf){ .it = c, .is_phrase = n->type == QNODE_PHRASE,
                              .span = n->terms[n->n_terms - 1].offset + 1 };
+    /* Bigrams overlap: a run of n + 1 characters holds n of them, and the
+     * next word's first bigram comes one position after the run's last
+     * (that position is the bigram across the two). Counting the run in
+     * characters makes touching words touch. */
+    if (is_cjk_bigram(&n->terms[0]))
+        l->span++;
     if (l->is_phrase) {
         struct phrase_iter *ph = (struct phrase_iter *)c;
         ph->prox = l;
@@ -858,6 +872,8 @@ static bool next_competitive(struct exec *ex, struct iter *root, const struct to
         double bound = root->ops->bound(root, from, &upto);
         if (bound < 0)
             return false; /* nothing matches from here on */
+        if (upto < from)
+            break; /* no region to judge (damaged bounds): just move on */
         /* a hair of slack: the bound and the score add the same terms in other orders */
         if ((bound + ex->prox_max) * gain_max * (1 + 1e-9) >= threshold) {
             ex->competitive_upto = upto;
@@ -1239,9 +1255,9 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 boost += SEARCH_RECENCY_WEIGHT * exp2(-age * recency_scale);
             }
             /* bonuses only where they could lift the document into the top k */
-            if ((ex.n_prox || extra_max > 1) &&
-                (top.n < top.k ||
-                 (h.score + ex.prox_max) * boost * extra_max >= top.heap[0].score)) {
+            if ((ex.n_prox || extra_max > 1) && top.k &&
+                (top.n < top.k || (h.score + ex.prox_max) * boost * extra_max * (1 + 1e-9) >=
+                                      topk_threshold(&top))) {
                 if (ex.n_prox)
                     h.score += prox_bonus(&ex);
                 if (extra_max > 1)

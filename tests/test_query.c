@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "index/buf.h"
 #include "index/doc.h"
@@ -701,6 +702,76 @@ static void test_search_pruning_finds_the_same_top_k(void **state)
     free(ids);
     free(bodies);
     free(titles);
+    free(dates);
+}
+
+/* Runs q both ways and checks that pruning keeps the exact top k. */
+static void expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
+{
+    struct query *q;
+    struct xerr err = { 0 };
+    struct search_options exact = { .k = k, .exact_total = true,
+                                    .recency_half_life_days = half_life, .now_s = 1790000000 };
+    struct search_options fast = exact;
+    struct search_result a, b;
+
+    fast.exact_total = false;
+    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
+    struct snapshot *snap = index_snapshot(ix);
+    assert_int_equal(search_run_opts(snap, q, &exact, &a, &err), XE_OK);
+    assert_int_equal(search_run_opts(snap, q, &fast, &b, &err), XE_OK);
+    assert_int_equal(a.n_hits, b.n_hits);
+    for (uint32_t i = 0; i < a.n_hits; i++)
+        if (a.hits[i].segment != b.hits[i].segment || a.hits[i].docid != b.hits[i].docid ||
+            a.hits[i].score != b.hits[i].score)
+            fail_msg("%s, k %u: hit %u differs", text, k, i);
+    search_result_fini(&a);
+    search_result_fini(&b);
+    snapshot_release(snap);
+    query_free(q);
+}
+
+/*
+ * Lists of one block have no bounds: pruning must neither loop on them nor
+ * drop their last document (a small second segment of older documents; a
+ * rare word whose best match is the list's last). Test segments have blocks
+ * of TEST_BLOCK_DOCS, so a list of that many documents or fewer is one block.
+ */
+static void test_search_pruning_with_one_block_lists(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 12000, SMALL = TEST_BLOCK_DOCS };
+    struct tdoc *docs = calloc(N, sizeof *docs);
+    char (*ids)[16] = calloc(N, sizeof *ids);
+    int64_t *dates = calloc(N, sizeof *dates);
+
+    assert_true(docs && ids && dates);
+    alarm(60); /* a loop would otherwise hang the test run */
+    for (size_t i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "a%06zu", i);
+        /* strong matches first, weak ones after (so that blocks get pruned); beta
+         * in the first ten and, alone and often, near the end: the best match */
+        const char *body = i == 0    ? "alpha alpha alpha alpha beta"
+                           : i < 100 ? "alpha alpha alpha alpha"
+                           : i == N - 10 ? "beta beta beta"
+                                         : "alpha x y z w v u";
+        docs[i] = (struct tdoc){ ids[i], NULL, body, NULL };
+        dates[i] = 1790000000 - (int64_t)(i % 3) * 86400; /* all fresh */
+    }
+    add_segment_dated(f->ix, docs, dates, N);
+    for (size_t i = 0; i < SMALL; i++) {
+        snprintf(ids[i], sizeof ids[i], "b%06zu", i);
+        docs[i] = (struct tdoc){ ids[i], NULL, "alpha q r", NULL };
+    }
+    add_segment(f->ix, docs, SMALL); /* undated: never fresh */
+    expect_same_top_k(f->ix, "alpha", 10, 30);
+    expect_same_top_k(f->ix, "alpha", 10, 0);
+    expect_same_top_k(f->ix, "alpha OR beta", 10, 0);
+    expect_same_top_k(f->ix, "alpha OR beta", 1, 30);
+    expect_same_top_k(f->ix, "beta OR alpha", 3, 0);
+    alarm(0);
+    free(docs);
+    free(ids);
     free(dates);
 }
 
@@ -1421,6 +1492,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search_folds_variants_and_prefers_the_typed_form,
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_pruning_finds_the_same_top_k, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_pruning_with_one_block_lists, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_ties_break_by_id_ascending, fixture_setup,
                                         fixture_teardown),
