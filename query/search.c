@@ -72,6 +72,12 @@ struct prox_leaf {
     uint32_t n_pos, cap;
 };
 
+/* An iterator before its first document. */
+static struct iter iter_base(const struct iter_ops *ops, uint64_t cost, bool negated)
+{
+    return (struct iter){ .ops = ops, .docid = DOCID_END, .cost = cost, .negated = negated };
+}
+
 /* The state one search shares across its iterators. */
 struct exec {
     struct arena arena;
@@ -603,7 +609,7 @@ static bool is_cjk_bigram(const struct qterm *t)
     return chars == 2 && (unsigned char)t->text[0] >= 0xE3; /* from U+3040, kana and up */
 }
 
-/* Registers a child of the top-level AND for proximity, when it is a word or phrase with positions. */
+/* Registers a child of the top-level AND for proximity: a word or phrase with positions. */
 static void prox_add(struct exec *ex, const struct qnode *n, struct iter *c)
 {
     if (n->negated || n->title_only || (n->type != QNODE_TERM && n->type != QNODE_PHRASE))
@@ -661,7 +667,7 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
             struct term_iter *t = ex_alloc(ex, sizeof *t);
             if (!t)
                 return NULL;
-            *t = (struct term_iter){ .base = { &term_ops, DOCID_END, st[0].df, n->negated },
+            *t = (struct term_iter){ .base = iter_base(&term_ops, st[0].df, n->negated),
                                      .idf = idf, .title_only = n->title_only, .ex = ex };
             postings_cursor_init(&t->cursor, st[0].postings, st[0].postings_len,
                                  st[0].has_positions, max_docid);
@@ -671,7 +677,7 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
         struct postings_cursor *cursors = ex_alloc(ex, n->n_terms * sizeof *cursors);
         if (!ph || !cursors)
             return NULL;
-        *ph = (struct phrase_iter){ .base = { &phrase_ops, DOCID_END, min_df, n->negated },
+        *ph = (struct phrase_iter){ .base = iter_base(&phrase_ops, min_df, n->negated),
                                     .cursors = cursors, .terms = n->terms, .n = n->n_terms,
                                     .idf = idf, .title_only = n->title_only, .ex = ex };
         for (uint32_t i = 0; i < n->n_terms; i++) {
@@ -707,7 +713,7 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
         uint64_t cost = 0;
         for (uint32_t i = 0; i < n_kids; i++)
             cost += kids[i]->cost;
-        *o = (struct or_iter){ .base = { &or_ops, DOCID_END, cost, n->negated },
+        *o = (struct or_iter){ .base = iter_base(&or_ops, cost, n->negated),
                                .children = kids, .n = n_kids };
         return &o->base;
     }
@@ -715,7 +721,7 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
     struct iter **neg = ex_alloc(ex, (n_kids ? n_kids : 1) * sizeof *neg);
     if (!a || !neg)
         return NULL;
-    *a = (struct and_iter){ .base = { &and_ops, DOCID_END, UINT64_MAX, n->negated },
+    *a = (struct and_iter){ .base = iter_base(&and_ops, UINT64_MAX, n->negated),
                             .pos = kids, .neg = neg };
     uint32_t n_pos = 0;
     for (uint32_t i = 0; i < n_kids; i++) {
@@ -1009,7 +1015,7 @@ static struct iter *build_filter(struct exec *ex, char prefix, const struct text
         struct term_iter *t = ex_alloc(ex, sizeof *t);
         if (!t)
             return NULL;
-        *t = (struct term_iter){ .base = { &term_ops, DOCID_END, st.df, false }, .ex = ex };
+        *t = (struct term_iter){ .base = iter_base(&term_ops, st.df, false), .ex = ex };
         postings_cursor_init(&t->cursor, st.postings, st.postings_len, st.has_positions,
                              segment_n_docs(ex->seg));
         kids[n_kids++] = &t->base;
@@ -1019,7 +1025,7 @@ static struct iter *build_filter(struct exec *ex, char prefix, const struct text
     struct or_iter *o = ex_alloc(ex, sizeof *o);
     if (!o)
         return NULL;
-    *o = (struct or_iter){ .base = { &or_ops, DOCID_END, n_kids, false },
+    *o = (struct or_iter){ .base = iter_base(&or_ops, n_kids, false),
                            .children = kids, .n = n_kids };
     return &o->base;
 }
@@ -1054,7 +1060,7 @@ static struct iter *with_filters(struct exec *ex, struct iter *root,
             kids[j] = kids[j - 1];
             kids[j - 1] = t;
         }
-    *a = (struct and_iter){ .base = { &and_ops, DOCID_END, root->cost, false },
+    *a = (struct and_iter){ .base = iter_base(&and_ops, root->cost, false),
                             .pos = kids, .n_pos = n + 1 };
     return &a->base;
 }

@@ -106,9 +106,11 @@ static int check_token(void *ctx, const struct token *tok)
                tok->start_char, tok->end_char);
     FUZZ_CHECK(tok->position >= FIRST_POSITION, "position %u below first_position",
                tok->position);
-    /* the hidden prefix only on hidden terms; no control character anywhere else */
-    FUZZ_CHECK((term[0] == (unsigned char)TERM_CHAR_PREFIX) == hidden,
-               "prefix byte on a term of kind %d", (int)tok->kind);
+    /* a hidden prefix (one character, or its written form) only on hidden
+     * terms; no control character anywhere else */
+    bool prefixed = term[0] == (unsigned char)TERM_CHAR_PREFIX ||
+                    term[0] == (unsigned char)TERM_VARIANT_PREFIX;
+    FUZZ_CHECK(prefixed == hidden, "prefix byte on a term of kind %d", (int)tok->kind);
     for (size_t i = hidden ? 1 : 0; i < tok->term_len; i++)
         FUZZ_CHECK(term[i] >= 0x20 && term[i] != 0x7F, "control byte 0x%02x at %zu of a term",
                    term[i], i);
