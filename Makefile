@@ -109,7 +109,7 @@ test: deps check $(addprefix build/san/,$(TESTS)) build/san/xun
 	    echo "== $$t"; \
 	    XUN_BIN=build/san/xun ./build/san/$$t || fail=$$((fail+1)); \
 	done; \
-	echo "== golden: xun analyze"; \
+	echo "== golden: xun analyze, highlights"; \
 	XUN_BIN=build/san/xun sh tests/golden.sh || fail=$$((fail+1)); \
 	echo "== fuzz: saved inputs"; \
 	WERROR=$(WERROR) bash tests/fuzz/regress.sh || fail=$$((fail+1)); \

@@ -191,7 +191,10 @@ int merge_segments(struct segment *const *segs, struct deletions *const *dels, u
     int rc = XE_OK;
 
     buf_init(&store_bytes, (size_t)1 << 40);
-    if (!sw || !store || !map) {
+    /* a large input was opened without its body checked: never merge damage */
+    for (uint32_t i = 0; i < n && !rc; i++)
+        rc = segment_verify(segs[i], err);
+    if (!rc && (!sw || !store || !map)) {
         rc = xerr_set(err, XE_NOMEM, "out of memory");
         goto out;
     }

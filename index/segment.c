@@ -250,6 +250,15 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+int segment_verify(const struct segment *seg, struct xerr *err)
+{
+    if (get_u32le(seg->map + 120) !=
+        crc32c(0, seg->map + SEGMENT_HEADER_BYTES, seg->map_len - SEGMENT_HEADER_BYTES))
+        return xerr_corrupt(err, "segment %s: checksum mismatch (damaged data)",
+                            base_name(seg->path));
+    return XE_OK;
+}
+
 static int segment_check(struct segment *seg, struct xerr *err)
 {
     const unsigned char *h = seg->map;
@@ -281,9 +290,8 @@ static int segment_check(struct segment *seg, struct xerr *err)
     }
     if (expect != seg->map_len)
         return xerr_corrupt(err, "segment %s: sections do not fill the file", name);
-    if (get_u32le(h + 120) !=
-        crc32c(0, seg->map + SEGMENT_HEADER_BYTES, seg->map_len - SEGMENT_HEADER_BYTES))
-        return xerr_corrupt(err, "segment %s: checksum mismatch (damaged data)", name);
+    if (seg->map_len <= SEGMENT_VERIFY_AT_OPEN_BYTES && segment_verify(seg, err))
+        return XE_CORRUPT;
 
     seg->n_docs = get_u32le(h + 16);
     seg->n_terms = get_u32le(h + 20);

@@ -17,6 +17,13 @@
  *   120  4     crc32c of bytes 128..file_bytes (all sections)
  *   124  4     zero
  *
+ * Opening checks the header's checksum and the structure (sections, the
+ * dictionary's block table, every document entry). The body's checksum costs
+ * a pass over the whole file, a second per few GB, so it is checked at open
+ * only up to SEGMENT_VERIFY_AT_OPEN_BYTES; a larger segment is checked in
+ * full by segment_verify() before a merge reads it, and meanwhile every read
+ * of it is bounds-checked (damage there is XE_CORRUPT, never a crash).
+ *
  * Terms section: the term dictionary, sorted by bytes, in blocks of
  * SEGMENT_TERMS_PER_BLOCK terms so that a lookup is a binary search over
  * block heads and a short scan, with nothing to rebuild at open:
@@ -103,8 +110,12 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
 /* Immutable once open: any thread may read it. */
 struct segment;
 
+#define SEGMENT_VERIFY_AT_OPEN_BYTES (64u << 20)
+
 /* Maps and checks the file; XE_CORRUPT with the file and what is wrong. */
 int segment_open(const char *path, struct segment **out, struct xerr *err);
+/* Checks the body's checksum (what open skips for large segments). */
+int segment_verify(const struct segment *seg, struct xerr *err);
 void segment_close(struct segment *seg);
 
 uint32_t segment_n_docs(const struct segment *seg);

@@ -29,6 +29,7 @@
 #include "index/docstore.h"
 #include "index/error.h"
 #include "index/memindex.h"
+#include "index/merge.h"
 #include "index/postings.h"
 #include "index/segment.h"
 #include "tests/testutil.h"
@@ -1187,6 +1188,37 @@ static void test_segment_refuses_flipped_byte_anywhere(void **state)
     free(data);
 }
 
+/*
+ * Large segments are opened without their body's checksum (segment.h), so
+ * segment_verify() and merges must find damage on their own: the file of an
+ * open segment is damaged under it (the mapping is shared), then checked.
+ */
+static void test_segment_verify_and_merge_refuse_damage_after_open(void **state)
+{
+    char *path = build_segment(*state, "victim.xseg", small_docs, N_SMALL);
+    char *out = join(*state, "merged.xseg");
+    struct segment *seg;
+    struct xerr err = { 0 };
+
+    assert_ok(segment_open(path, &seg, &err), &err);
+    assert_ok(segment_verify(seg, &err), &err);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, SEGMENT_HEADER_BYTES + 3, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, SEGMENT_HEADER_BYTES + 3, SEEK_SET), 0);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    assert_int_equal(segment_verify(seg, &err), XE_CORRUPT);
+    assert_non_null(strstr(err.msg, "victim.xseg"));
+    xerr_clear(&err);
+    assert_int_equal(merge_segments(&seg, NULL, 1, out, false, NULL, &err), XE_CORRUPT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    segment_close(seg);
+    free(out);
+    free(path);
+}
+
 static void test_segment_refuses_other_format_versions(void **state)
 {
     static const struct {
@@ -1435,6 +1467,7 @@ int main(void)
         T(test_segment_refuses_flipped_header_byte),
         T(test_segment_refuses_flipped_byte_anywhere),
         T(test_segment_refuses_other_format_versions),
+        T(test_segment_verify_and_merge_refuse_damage_after_open),
         T(test_segment_refuses_bad_structure_behind_valid_checksums),
         T(test_segment_damaged_stored_record_fails_its_load_not_open),
         T(test_segment_damaged_dictionary_entries_read_as_absent),
