@@ -86,6 +86,7 @@ struct memindex {
 
     struct dtok *toks;
     size_t n_toks, toks_cap;
+    uint64_t *order; /* toks sorted: term_id << 32 | index, room for toks_cap */
     int rc; /* sticky allocation failure of the token callback */
 
     struct docstore_writer *store;
@@ -148,6 +149,7 @@ void memindex_free(struct memindex *mi)
     free(mi->docs);
     free(mi->id_slots);
     free(mi->toks);
+    free(mi->order);
     buf_fini(&mi->term_bytes);
     buf_fini(&mi->id_bytes);
     buf_fini(&mi->record);
@@ -315,11 +317,14 @@ static int on_token(void *ctx, const struct token *tok)
     if (mi->n_toks == mi->toks_cap) {
         size_t cap = mi->toks_cap ? mi->toks_cap * 2 : 1024;
         struct dtok *grown = realloc(mi->toks, cap * sizeof *grown);
-        if (!grown) {
+        uint64_t *order = grown ? realloc(mi->order, cap * sizeof *order) : NULL;
+        if (grown)
+            mi->toks = grown;
+        if (!order) {
             mi->rc = XE_NOMEM;
             return 1;
         }
-        mi->toks = grown;
+        mi->order = order;
         mi->toks_cap = cap;
     }
     mi->toks[mi->n_toks++] = (struct dtok){ id, tok->position, mi->cur_field };
@@ -360,13 +365,42 @@ static void add_exact(struct memindex *mi, char prefix, struct text value)
         mi->rc = XE_NOMEM;
 }
 
-static int dtok_cmp(const void *a, const void *b)
+/* Sorts keys ascending: quicksort, insertion sort for short runs (a document's
+ * tokens: qsort's indirect calls cost more than the sorting). */
+static void sort_u64(uint64_t *keys, size_t n)
 {
-    const struct dtok *x = a, *y = b;
-
-    if (x->term_id != y->term_id)
-        return x->term_id < y->term_id ? -1 : 1;
-    return (x->position > y->position) - (x->position < y->position);
+    while (n > 16) {
+        uint64_t a = keys[0], b = keys[n / 2], c = keys[n - 1];
+        uint64_t pivot = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (keys[i] < pivot)
+                i++;
+            while (keys[j] > pivot)
+                j--;
+            if (i >= j)
+                break;
+            uint64_t t = keys[i];
+            keys[i++] = keys[j];
+            keys[j--] = t;
+        }
+        /* recurse into the smaller side, loop on the larger */
+        if (j + 1 < n - j - 1) {
+            sort_u64(keys, j + 1);
+            keys += j + 1;
+            n -= j + 1;
+        } else {
+            sort_u64(keys + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint64_t k = keys[i];
+        size_t j = i;
+        for (; j > 0 && keys[j - 1] > k; j--)
+            keys[j] = keys[j - 1];
+        keys[j] = k;
+    }
 }
 
 static bool list_reserve(struct memindex *mi, struct mlist *l, size_t more)
@@ -392,16 +426,25 @@ static void list_put(struct mlist *l, uint64_t v)
     l->len += (uint32_t)varint_put(l->data + l->len, v);
 }
 
-/* Appends the gathered tokens of document docid to their terms' lists. */
+/*
+ * Appends the gathered tokens of document docid to their terms' lists. They
+ * came in position order, so sorting by (term, arrival) sorts by (term,
+ * position).
+ */
 static int flush_tokens(struct memindex *mi, uint32_t docid)
 {
-    qsort(mi->toks, mi->n_toks, sizeof *mi->toks, dtok_cmp);
+    const struct dtok *toks = mi->toks;
+    uint64_t *order = mi->order;
+
+    for (size_t i = 0; i < mi->n_toks; i++)
+        order[i] = (uint64_t)toks[i].term_id << 32 | i;
+    sort_u64(order, mi->n_toks);
     for (size_t i = 0; i < mi->n_toks;) {
         size_t j = i;
-        uint32_t tf[N_FIELDS] = { 0 };
-        while (j < mi->n_toks && mi->toks[j].term_id == mi->toks[i].term_id)
-            tf[mi->toks[j++].field]++;
-        struct mterm *t = &mi->terms[mi->toks[i].term_id];
+        uint32_t tf[N_FIELDS] = { 0 }, term_id = (uint32_t)(order[i] >> 32);
+        while (j < mi->n_toks && (uint32_t)(order[j] >> 32) == term_id)
+            tf[toks[(uint32_t)order[j++]].field]++;
+        struct mterm *t = &mi->terms[term_id];
         size_t need = VARINT_MAX_BYTES * (4 + (t->has_positions ? j - i : 0));
         if (!list_reserve(mi, &t->list, need))
             return XE_NOMEM;
@@ -411,8 +454,9 @@ static int flush_tokens(struct memindex *mi, uint32_t docid)
         if (t->has_positions) {
             int64_t prev = -1;
             for (size_t k = i; k < j; k++) {
-                list_put(&t->list, (uint64_t)(mi->toks[k].position - prev - 1));
-                prev = mi->toks[k].position;
+                uint32_t position = toks[(uint32_t)order[k]].position;
+                list_put(&t->list, (uint64_t)(position - prev - 1));
+                prev = position;
             }
         }
         t->last_doc = docid;
