@@ -608,7 +608,7 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
     return XE_OK;
 }
 
-int index_compact(struct index *ix, struct xerr *err)
+int index_compact(struct index *ix, const struct merge_progress *progress, struct xerr *err)
 {
     struct snapshot *old = index_snapshot(ix);
     uint32_t n = old->n_segments;
@@ -630,7 +630,7 @@ int index_compact(struct index *ix, struct xerr *err)
         in[i] = old->segments[i]->seg;
     index_new_name(ix, "seg", "xseg", name);
     index_path(ix, name, path, sizeof path);
-    rc = merge_segments(in, old->deleted, n, path, true, NULL, err);
+    rc = merge_segments(in, old->deleted, n, path, true, NULL, progress, err);
     free(in);
     snapshot_release(old);
     if (!rc)

@@ -136,8 +136,9 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err);
  * Merges all segments into one, dropping deleted documents, and makes that
  * the durable state: what a bulk load ends with, since a query pays for
  * every segment it visits. Only for the process's sole writer (no writer
- * thread running).
+ * thread running). progress (may be NULL) follows the merge.
  */
-int index_compact(struct index *ix, struct xerr *err);
+struct merge_progress;
+int index_compact(struct index *ix, const struct merge_progress *progress, struct xerr *err);
 
 #endif

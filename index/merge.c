@@ -21,18 +21,33 @@
 #define MERGE_SCRATCH_MAX ((size_t)1 << 36)
 
 /* Copies the live documents; fills the maps. */
+/* Documents are about a third of a merge's work, terms the rest. */
+#define MERGE_DOCS_SHARE 0.3
+#define MERGE_REPORT_EVERY 4096
+
+static void report(const struct merge_progress *p, double done)
+{
+    if (p && p->fn)
+        p->fn(p->ctx, done);
+}
+
 static int merge_docs(struct segment *const *segs, struct deletions *const *dels, uint32_t n,
                       uint32_t **map, struct segment_writer *sw, struct docstore_writer *store,
-                      struct xerr *err)
+                      const struct merge_progress *progress, struct xerr *err)
 {
     struct buf scratch;
     uint32_t next = 0;
+    uint64_t total = 0, seen = 0;
     int rc = XE_OK;
 
+    for (uint32_t i = 0; i < n; i++)
+        total += segment_n_docs(segs[i]);
     buf_init(&scratch, MERGE_SCRATCH_MAX);
     for (uint32_t i = 0; i < n && !rc; i++) {
         uint32_t n_docs = segment_n_docs(segs[i]);
         for (uint32_t d = 0; d < n_docs && !rc; d++) {
+            if (++seen % MERGE_REPORT_EVERY == 0)
+                report(progress, MERGE_DOCS_SHARE * (double)seen / (double)total);
             if (deletions_has(dels[i], d)) {
                 map[i][d] = UINT32_MAX;
                 continue;
@@ -90,8 +105,10 @@ static int merge_list(const struct segment_term *t, uint32_t max_docid, const ui
 }
 
 static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const *map,
-                       const uint32_t *lengths, struct segment_writer *sw, struct xerr *err)
+                       const uint32_t *lengths, struct segment_writer *sw,
+                       const struct merge_progress *progress, struct xerr *err)
 {
+    uint64_t total = 0, seen = 0;
     struct segment_term_iter *its = calloc(n, sizeof *its);
     struct segment_term *cur = calloc(n, sizeof *cur);
     bool *live = calloc(n, sizeof *live);
@@ -110,6 +127,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
     for (uint32_t i = 0; i < n; i++) {
         segment_terms_from(segs[i], "", 0, &its[i]);
         live[i] = segment_terms_next(&its[i], &cur[i]);
+        total += segment_n_terms(segs[i]);
     }
     for (;;) {
         int lead = -1;
@@ -135,6 +153,9 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
                 rc = merge_list(&cur[i], segment_n_docs(segs[i]), map[i], &pw, &positions,
                                 &positions_cap, &df, segment_path(segs[i]), err);
             live[i] = segment_terms_next(&its[i], &cur[i]);
+            if (++seen % MERGE_REPORT_EVERY == 0)
+                report(progress, MERGE_DOCS_SHARE +
+                                     (1 - MERGE_DOCS_SHARE) * (double)seen / (double)total);
         }
         if (rc)
             break;
@@ -181,7 +202,8 @@ static uint32_t *merged_lengths(struct segment *const *segs, uint32_t n, uint32_
 }
 
 int merge_segments(struct segment *const *segs, struct deletions *const *dels, uint32_t n,
-                   const char *path, bool durable, uint32_t **maps, struct xerr *err)
+                   const char *path, bool durable, uint32_t **maps,
+                   const struct merge_progress *progress, struct xerr *err)
 {
     uint32_t *lengths = NULL;
     struct segment_writer *sw = segment_writer_new();
@@ -204,15 +226,17 @@ int merge_segments(struct segment *const *segs, struct deletions *const *dels, u
             rc = xerr_set(err, XE_NOMEM, "out of memory");
     }
     if (!rc)
-        rc = merge_docs(segs, dels, n, map, sw, store, err);
+        rc = merge_docs(segs, dels, n, map, sw, store, progress, err);
     if (!rc && !(lengths = merged_lengths(segs, n, map)))
         rc = xerr_set(err, XE_NOMEM, "out of memory");
     if (!rc)
-        rc = merge_terms(segs, n, map, lengths, sw, err);
+        rc = merge_terms(segs, n, map, lengths, sw, progress, err);
     if (!rc)
         rc = docstore_writer_finish(store, &store_bytes, err);
     if (!rc)
         rc = segment_writer_finish(sw, &store_bytes, path, durable, err);
+    if (!rc)
+        report(progress, 1);
 out:
     for (uint32_t i = 0; map && i < n; i++) {
         if (maps && !rc)

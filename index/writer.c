@@ -251,7 +251,7 @@ static int maybe_merge(struct writer *w, struct xerr *err)
     struct index_segment *merged;
     index_new_name(w->ix, "seg", "xseg", name);
     index_path(w->ix, name, path, sizeof path);
-    int rc = merge_segments(in, in_dels, n, path, false, NULL, err);
+    int rc = merge_segments(in, in_dels, n, path, false, NULL, NULL, err);
     if (!rc)
         rc = index_segment_open(w->ix, name, &merged, err);
     if (rc)

@@ -19,6 +19,7 @@
 #include "index/index.h"
 #include "index/limits.h"
 #include "index/memindex.h"
+#include "index/merge.h"
 #include "server/docjson.h"
 #include "server/respond.h"
 
@@ -80,6 +81,30 @@ static void draw_progress(struct progress *p, bool final)
     }
     if (final)
         fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* The bar of the merge that ends a load (on a terminal only). */
+struct merge_bar {
+    uint32_t n_segments;
+    uint64_t last_draw_ns;
+};
+
+static void draw_merge(void *ctx, double done)
+{
+    struct merge_bar *m = ctx;
+    uint64_t now = now_ns();
+
+    if (done < 1 && now - m->last_draw_ns < PROGRESS_INTERVAL_NS)
+        return;
+    m->last_draw_ns = now;
+    char bar[PROGRESS_BAR_WIDTH + 1];
+    int filled = (int)(done * PROGRESS_BAR_WIDTH);
+    for (int i = 0; i < PROGRESS_BAR_WIDTH; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[PROGRESS_BAR_WIDTH] = '\0';
+    fprintf(stderr, "\r[%s] %3d%%  merging %u segments into one ", bar, (int)(done * 100),
+            m->n_segments);
     fflush(stderr);
 }
 
@@ -294,9 +319,11 @@ int bulkload_files(struct index *ix, char *const *files, int n_files, int thread
     uint32_t n_segments = snap->n_segments;
     snapshot_release(snap);
     if (!rc && n_segments > 1) {
+        struct merge_bar bar = { .n_segments = n_segments };
+        struct merge_progress mp = { draw_merge, &bar };
+        rc = index_compact(ix, progress ? &mp : NULL, err);
         if (progress)
-            fprintf(stderr, "merging %u segments into one\n", n_segments);
-        rc = index_compact(ix, err);
+            fputc('\n', stderr);
     }
     snap = index_snapshot(ix);
     stats->segments = snap->n_segments;

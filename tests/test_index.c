@@ -28,6 +28,7 @@
 #include "index/fsutil.h"
 #include "index/index.h"
 #include "index/memindex.h"
+#include "index/merge.h"
 #include "index/postings.h"
 #include "index/segment.h"
 #include "tests/testutil.h"
@@ -345,6 +346,14 @@ static void test_index_snapshot_outlives_index_close(void **state)
     snapshot_release(snap);
 }
 
+/* Records what a merge reports: each value in [0, 1], never going back. */
+static void note_progress(void *ctx, double done)
+{
+    double *last = ctx;
+    assert_true(done >= *last && done <= 1);
+    *last = done;
+}
+
 /* Compacting merges every segment into one, drops replaced versions and survives a reopen. */
 static void test_index_compact_merges_all_segments_into_one(void **state)
 {
@@ -357,7 +366,10 @@ static void test_index_compact_merges_all_segments_into_one(void **state)
     assert_int_equal(before->n_segments, 2);
     assert_int_equal(before->n_docs, 4);
     assert_int_equal(before->n_docs_stored, 5);
-    assert_ok(index_compact(ix, &err), &err);
+    double done = 0;
+    struct merge_progress progress = { note_progress, &done };
+    assert_ok(index_compact(ix, &progress, &err), &err);
+    assert_true(done == 1);
     /* a snapshot taken before keeps its segments */
     assert_int_equal(before->n_segments, 2);
     assert_title(before, "x", "new x");
@@ -375,7 +387,7 @@ static void test_index_compact_merges_all_segments_into_one(void **state)
     assert_false(exists(*state, a));
     assert_false(exists(*state, b));
     /* one segment: nothing to do */
-    assert_ok(index_compact(ix, &err), &err);
+    assert_ok(index_compact(ix, NULL, &err), &err);
     index_close(ix);
 
     ix = open_ok(*state);

@@ -150,7 +150,7 @@ static struct segment *merge_open(const char *dir, const char *name, struct segm
     struct segment *seg = NULL;
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_ok(merge_segments(segs, dels, n, path, true, maps, &err), &err);
+    assert_ok(merge_segments(segs, dels, n, path, true, maps, NULL, &err), &err);
     assert_ok(segment_open(path, &seg, &err), &err);
     return seg;
 }

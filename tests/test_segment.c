@@ -1212,7 +1212,7 @@ static void test_segment_verify_and_merge_refuse_damage_after_open(void **state)
     assert_int_equal(segment_verify(seg, &err), XE_CORRUPT);
     assert_non_null(strstr(err.msg, "victim.xseg"));
     xerr_clear(&err);
-    assert_int_equal(merge_segments(&seg, NULL, 1, out, false, NULL, &err), XE_CORRUPT);
+    assert_int_equal(merge_segments(&seg, NULL, 1, out, false, NULL, NULL, &err), XE_CORRUPT);
     assert_non_null(strstr(err.msg, "checksum"));
     segment_close(seg);
     free(out);
