@@ -797,6 +797,18 @@ static double prox_bonus(struct exec *ex)
     return bonus;
 }
 
+/* The largest bonus of the segment's leaves; none with fewer than two. */
+static void prox_plan(struct exec *ex)
+{
+    ex->prox_max = 0;
+    if (ex->n_prox < 2)
+        ex->n_prox = 0;
+    for (uint32_t i = 0; i + 1 < ex->n_prox; i++)
+        ex->prox_max += SEARCH_PROXIMITY_WEIGHT * fmin(ex->prox[i].idf, ex->prox[i + 1].idf);
+}
+
+/* ---- written forms ---- */
+
 /* Cursors over the query's written forms in the current segment. */
 static void forms_plan(struct exec *ex, const struct query *q)
 {
@@ -832,15 +844,6 @@ static double forms_factor(struct exec *ex, uint32_t docid)
         }
     }
     return 1 + SEARCH_FORM_WEIGHT * have / ex->n_forms;
-}
-
-static void prox_plan(struct exec *ex)
-{
-    ex->prox_max = 0;
-    if (ex->n_prox < 2)
-        ex->n_prox = 0;
-    for (uint32_t i = 0; i + 1 < ex->n_prox; i++)
-        ex->prox_max += SEARCH_PROXIMITY_WEIGHT * fmin(ex->prox[i].idf, ex->prox[i + 1].idf);
 }
 
 /* ---- pruning ---- */
