@@ -79,20 +79,6 @@
 
 /* ---- time, randomness ---- */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        continue;
-}
-
 /* splitmix64: small, and the same numbers on every machine */
 static uint64_t rng_next(uint64_t *state)
 {
@@ -217,13 +203,13 @@ static bool server_ended(struct server_proc *p, int *status)
 /* Waits (bounded) for the server to end; its wait status. */
 static int server_wait(struct server_proc *p)
 {
-    uint64_t start = now_ms();
+    uint64_t start = test_now_ms();
     int status = 0;
 
     while (!server_ended(p, &status)) {
-        if (now_ms() - start > EXIT_TIMEOUT_MS)
+        if (test_now_ms() - start > EXIT_TIMEOUT_MS)
             fail_msg("server %d did not end within %d ms", (int)p->pid, EXIT_TIMEOUT_MS);
-        sleep_ms(5);
+        test_sleep_ms(5);
     }
     return status;
 }
@@ -286,9 +272,9 @@ static void server_start_healthy(const char *bin, const char *dir, const char *l
 {
     for (int attempt = 0; attempt < LISTEN_ATTEMPTS; attempt++) {
         server_spawn(bin, dir, log_path, p);
-        uint64_t start = now_ms();
+        uint64_t start = test_now_ms();
         int status;
-        while (now_ms() - start < HEALTH_TIMEOUT_MS) {
+        while (test_now_ms() - start < HEALTH_TIMEOUT_MS) {
             struct httpc_reply r;
             if (http_request(p->port, "GET", "/health", NULL, &r)) {
                 int code = r.status;
@@ -303,7 +289,7 @@ static void server_start_healthy(const char *bin, const char *dir, const char *l
                 fail_msg("xun serve --data %s ended before answering /health: status 0x%x",
                          dir, status);
             }
-            sleep_ms(10);
+            test_sleep_ms(10);
         }
         if (p->pid) {
             print_log_tail(log_path);
@@ -419,7 +405,7 @@ static void *writer_main(void *arg)
             break;
         /* a few back to back, so that kills land mid-request too */
         if (rng_range(&w->rng, 0, 4))
-            sleep_ms(rng_range(&w->rng, PAUSE_MIN_MS, PAUSE_MAX_MS));
+            test_sleep_ms(rng_range(&w->rng, PAUSE_MIN_MS, PAUSE_MAX_MS));
     }
     if (open)
         httpc_close(&c);
@@ -498,8 +484,8 @@ static bool check_doc(uint16_t port, struct crash_state *st, const struct doc *d
     bool there = doc_gettable(port, d);
     long total = search_total(port, d->token, d->id);
 
-    while (there && total != 1 && now_ms() - deadline_start < VISIBLE_WITHIN_MS) {
-        sleep_ms(POLL_SLEEP_MS);
+    while (there && total != 1 && test_now_ms() - deadline_start < VISIBLE_WITHIN_MS) {
+        test_sleep_ms(POLL_SLEEP_MS);
         total = search_total(port, d->token, d->id);
     }
     if (there && total != 1)
@@ -520,7 +506,7 @@ static bool check_doc(uint16_t port, struct crash_state *st, const struct doc *d
 /* Checks what the writes of one round left, and records the states found. */
 static void check_round(uint16_t port, struct crash_state *st, const struct writer_thread *w)
 {
-    uint64_t start = now_ms();
+    uint64_t start = test_now_ms();
 
     for (unsigned i = 0; i < w->n_ops; i++) {
         const struct op *op = &w->ops[i];
@@ -645,7 +631,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
     struct server_proc p;
     uint64_t rng = CRASH_SEED;
     struct writer_thread *w = f->writer;
-    uint64_t start = now_ms();
+    uint64_t start = test_now_ms();
 
     for (unsigned round = 0; round < CRASH_ROUNDS; round++) {
         server_start_healthy(bin, f->dir, f->log_path, &p);
@@ -666,7 +652,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
             stop_kind == 1 ? rng_range(&rng, DRAIN_KILL_MIN_MS, DRAIN_KILL_MAX_MS)
                            : rng_range(&rng, CHECKPOINT_KILL_MIN_MS, CHECKPOINT_KILL_MAX_MS);
         assert_int_equal(pthread_create(&w->thread, NULL, writer_main, w), 0);
-        sleep_ms(delay);
+        test_sleep_ms(delay);
         int status = 0;
         bool ended = server_ended(&p, &status);
         if (!ended && graceful) {
@@ -675,7 +661,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
                 status = server_wait(&p);
                 ended = true;
             } else {
-                sleep_ms(stop_delay);
+                test_sleep_ms(stop_delay);
                 ended = server_ended(&p, &status);
             }
             st->graceful_rounds++;
@@ -700,7 +686,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
     server_start_healthy(bin, f->dir, f->log_path, &p);
     check_round(p.port, st, w);
     check_total(p.port, st);
-    uint64_t all_start = now_ms();
+    uint64_t all_start = test_now_ms();
     for (uint32_t i = 0; i < st->n_docs; i++)
         check_doc(p.port, st, &st->docs[i],
                   st->docs[i].present ? EXPECT_PRESENT : EXPECT_ABSENT, all_start);
@@ -719,7 +705,7 @@ static void test_kill_9_loses_no_acknowledged_write(void **state)
                   CRASH_ROUNDS, st->puts_acked, st->lost, st->puts_doubt,
                   st->puts_doubt_present, st->puts_not_sent, st->deletes_acked,
                   st->deletes_doubt, st->deletes_doubt_done, st->graceful_rounds,
-                  st->graceful_exits, (double)(now_ms() - start) / 1000.0);
+                  st->graceful_exits, (double)(test_now_ms() - start) / 1000.0);
     assert_int_equal(st->lost, 0);
     assert_true(st->puts_acked > 0);
 }
@@ -782,7 +768,7 @@ static int serve_refusing(const char *bin, const char *dir, char *out, size_t ca
 {
     struct server_proc p;
     size_t len = 0;
-    uint64_t start = now_ms();
+    uint64_t start = test_now_ms();
     int status = 0;
     bool ended = false;
 
@@ -802,7 +788,7 @@ static int serve_refusing(const char *bin, const char *dir, char *out, size_t ca
             ended = server_ended(&p, &status);
         if (ended && (n == 0 || len + 1 >= cap))
             break;
-        if (now_ms() - start > EXIT_TIMEOUT_MS) {
+        if (test_now_ms() - start > EXIT_TIMEOUT_MS) {
             if (!ended) {
                 kill(p.pid, SIGKILL);
                 server_wait(&p);
@@ -811,7 +797,7 @@ static int serve_refusing(const char *bin, const char *dir, char *out, size_t ca
             fail_msg("xun serve on a damaged index still ran after %d ms; stderr: %s",
                      EXIT_TIMEOUT_MS, out);
         }
-        sleep_ms(5);
+        test_sleep_ms(5);
     }
     close(p.stderr_fd);
     return status;

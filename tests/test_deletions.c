@@ -30,56 +30,11 @@
 #define PATH_BYTES 4096
 #define DEL_NAME "del-00000003.xdel"
 
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
-
 /* ---- helpers ---- */
-
-static int dir_setup(void **state)
-{
-    *state = test_mkdtemp();
-    return *state ? 0 : -1;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
-}
 
 static void del_path(void **state, char *path)
 {
     snprintf(path, PATH_BYTES, "%s/%s", (const char *)*state, DEL_NAME);
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY);
-
-    assert_true(fd >= 0);
-    assert_int_equal(fstat(fd, &st), 0);
-    unsigned char *data = malloc((size_t)st.st_size + 1);
-    assert_non_null(data);
-    assert_int_equal(read(fd, data, (size_t)st.st_size), st.st_size);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return data;
-}
-
-static void spit(const char *path, const unsigned char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
 }
 
 /* Every docid below n: has() agrees with the predicate "is in marked[0..k)". */
@@ -122,7 +77,7 @@ static unsigned char *write_sample(const char *path, size_t *len)
         assert_true(deletions_add(d, MARKED[i]));
     assert_ok(deletions_write(d, path, &err), &err);
     deletions_unref(d);
-    return slurp(path, len);
+    return test_read_file(path, len);
 }
 
 /* ---- tests ---- */
@@ -226,7 +181,7 @@ static void test_deletions_write_read_round_trip(void **state)
         assert_ok(deletions_write(d, path, &err), &err);
         deletions_unref(d);
 
-        unsigned char *bytes = slurp(path, &len);
+        unsigned char *bytes = test_read_file(path, &len);
         assert_int_equal(len, DELETIONS_HEADER_BYTES + (cases[c].n_docs + 63) / 64 * 8);
         assert_memory_equal(bytes, DELETIONS_MAGIC, 8);
         assert_int_equal(get_u32le(bytes + 8), DELETIONS_VERSION);
@@ -261,14 +216,14 @@ static void test_deletions_refuses_truncated_or_grown_file(void **state)
     del_path(state, path);
     unsigned char *good = write_sample(path, &len);
     for (size_t cut = 0; cut < len; cut++) {
-        spit(path, good, cut);
+        test_write_file(path, good, cut);
         assert_refused(path, N_DOCS);
     }
     unsigned char *grown = calloc(1, len + 8);
     assert_non_null(grown);
     memcpy(grown, good, len);
     for (size_t extra = 1; extra <= 8; extra++) {
-        spit(path, grown, len + extra);
+        test_write_file(path, grown, len + extra);
         assert_refused(path, N_DOCS);
     }
     free(grown);
@@ -284,18 +239,18 @@ static void test_deletions_refuses_any_flipped_byte(void **state)
     unsigned char *good = write_sample(path, &len);
     for (size_t at = 0; at < len; at++) {
         good[at] ^= 0x01;
-        spit(path, good, len);
+        test_write_file(path, good, len);
         good[at] ^= 0x01;
         assert_refused(path, N_DOCS);
         good[at] ^= 0x80;
-        spit(path, good, len);
+        test_write_file(path, good, len);
         good[at] ^= 0x80;
         assert_refused(path, N_DOCS);
     }
     /* and the undamaged bytes still read */
     struct xerr err = { 0 };
     struct deletions *d = NULL;
-    spit(path, good, len);
+    test_write_file(path, good, len);
     assert_ok(deletions_read(path, N_DOCS, &d, &err), &err);
     assert_exactly(d, N_DOCS, MARKED, 4);
     deletions_unref(d);
@@ -331,7 +286,7 @@ static void test_deletions_refuses_other_version(void **state)
     del_path(state, path);
     unsigned char *bytes = write_sample(path, &len);
     put_u32le(bytes + 8, DELETIONS_VERSION + 1); /* the checksum does not cover the header */
-    spit(path, bytes, len);
+    test_write_file(path, bytes, len);
     assert_refused(path, N_DOCS);
     assert_int_equal(deletions_read(path, N_DOCS, &d, &err), XE_CORRUPT);
     assert_non_null(strstr(err.msg, "version 2"));
@@ -347,10 +302,10 @@ static void test_deletions_refuses_count_or_bits_that_disagree(void **state)
     del_path(state, path);
     unsigned char *bytes = write_sample(path, &len);
     put_u32le(bytes + 16, 5); /* four bits are set */
-    spit(path, bytes, len);
+    test_write_file(path, bytes, len);
     assert_refused(path, N_DOCS);
     put_u32le(bytes + 16, 3);
-    spit(path, bytes, len);
+    test_write_file(path, bytes, len);
     assert_refused(path, N_DOCS);
 
     /* bit 130 (past the 130 documents) set, count and checksum made to match */
@@ -359,14 +314,14 @@ static void test_deletions_refuses_count_or_bits_that_disagree(void **state)
     put_u64le(bytes + last_word, get_u64le(bytes + last_word) | (1ull << (130 % 64)));
     put_u32le(bytes + 20, crc32c(0, bytes + DELETIONS_HEADER_BYTES,
                                  len - DELETIONS_HEADER_BYTES));
-    spit(path, bytes, len);
+    test_write_file(path, bytes, len);
     assert_refused(path, N_DOCS);
     free(bytes);
 }
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
     const struct CMUnitTest tests[] = {
         T(test_deletions_copy_of_null_is_empty_set),
         T(test_deletions_add_marks_once_within_range),

@@ -28,6 +28,7 @@
 #include "index/bytes.h"
 #include "index/docstore.h"
 #include "index/error.h"
+#include "tests/testutil.h"
 
 #define SECTION_MAX_BYTES ((size_t)1 << 30)
 #define SCRATCH_MAX_BYTES (4 * (size_t)DOCSTORE_RAW_MAX)
@@ -36,14 +37,6 @@
 #define N_SIMILAR 3000      /* records of the dictionary section */
 #define SIMILAR_MAX_BYTES 1024
 #define N_READER_THREADS 4
-
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
 
 /* ---- helpers ---- */
 

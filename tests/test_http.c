@@ -1127,20 +1127,6 @@ static void test_concurrent_clients_all_get_200(void **state)
 
 /* ---- request deadlines and the head cap ---- */
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* True when fd has something to read (a reply, EOF or a reset) within timeout_ms. */
 static bool readable_within(int fd, int timeout_ms)
 {
@@ -1232,21 +1218,21 @@ static void test_slow_request_is_408_and_closed_while_others_are_answered(void *
     bool closed = false;
 
     assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
-    uint64_t start = mono_ms();
+    uint64_t start = test_now_ms();
     while (!closed && sent < sizeof head - 1) {
         if (!httpc_send(&slow, head + sent, 1))
             fail_msg("byte %zu: the server reset the connection without a reply", sent);
         sent++;
         /* meanwhile another client, on the same (only) worker */
-        uint64_t asked = mono_ms();
+        uint64_t asked = test_now_ms();
         json_decref(request_json_at(ds->port, "GET", "/health", 200));
-        uint64_t waited = mono_ms() - asked;
+        uint64_t waited = test_now_ms() - asked;
         if (waited >= DEADLINE_S * 1000u)
             fail_msg("another client waited %llu ms while the slow one sent byte %zu",
                      (unsigned long long)waited, sent);
         closed = readable_within(slow.fd, SLOW_BYTE_MS);
     }
-    uint64_t took = mono_ms() - start;
+    uint64_t took = test_now_ms() - start;
     if (!closed)
         fail_msg("all %zu bytes sent over %llu ms and the connection is still open", sent,
                  (unsigned long long)took);
@@ -1271,14 +1257,14 @@ static void test_slow_body_is_408_and_not_stored(void **state)
                      sizeof body - 1);
     assert_true(n > 0 && (size_t)n < sizeof head);
     assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
-    uint64_t start = mono_ms();
+    uint64_t start = test_now_ms();
     assert_true(httpc_send(&slow, head, (size_t)n));
     while (!closed && sent < sizeof body - 1) {
         closed = readable_within(slow.fd, SLOW_BYTE_MS);
         if (!closed && !httpc_send(&slow, body + sent++, 1))
             fail_msg("body byte %zu: the server reset the connection without a reply", sent);
     }
-    uint64_t took = mono_ms() - start;
+    uint64_t took = test_now_ms() - start;
     if (!closed || took > SLOW_CLOSED_MAX_MS)
         fail_msg("%zu of %zu body bytes over %llu ms, %s", sent, sizeof body - 1,
                  (unsigned long long)took, closed ? "closed too late" : "still open");
@@ -1357,7 +1343,7 @@ static void test_idle_keep_alive_outlives_request_timeout(void **state)
     assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
     keep_alive_step(&c, 0, "GET", "/health", NULL, 200, "\"ok\"");
     /* idle between requests is --idle-timeout's (30 s here), not the deadline's */
-    sleep_ms(DEADLINE_S * 1000u + 500);
+    test_sleep_ms(DEADLINE_S * 1000u + 500);
     keep_alive_step(&c, 1, "GET", "/health", NULL, 200, "\"ok\"");
     httpc_close(&c);
 }
@@ -1374,9 +1360,9 @@ static void test_pipelined_partial_request_is_408_after_the_first_reply(void **s
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    uint64_t start = mono_ms();
+    uint64_t start = test_now_ms();
     expect_refusal(&c, 408, "request_timeout");
-    uint64_t took = mono_ms() - start;
+    uint64_t took = test_now_ms() - start;
     if (took > SLOW_CLOSED_MAX_MS)
         fail_msg("the half request was dropped after %llu ms", (unsigned long long)took);
     httpc_close(&c);
@@ -1416,7 +1402,7 @@ static void test_request_split_across_writes_is_answered(void **state)
             assert_true(to > at && to < len);
             assert_true(httpc_send(&c, text + at, to - at));
             at = to;
-            sleep_ms(SPLIT_PAUSE_MS);
+            test_sleep_ms(SPLIT_PAUSE_MS);
         }
         assert_true(httpc_send(&c, text + at, len - at));
         if (!httpc_read_reply(&c, &r))

@@ -38,32 +38,11 @@
 #define PATH_BYTES 4096
 #define MANIFEST_TEST_BYTES 4096
 
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
-
 /* ---- helpers ---- */
 
 struct tdoc {
     const char *id, *title, *body;
 };
-
-static int dir_setup(void **state)
-{
-    *state = test_mkdtemp();
-    return *state ? 0 : -1;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
-}
 
 static char *join(const char *dir, const char *name)
 {
@@ -737,7 +716,7 @@ static void test_fs_write_atomic_reports_a_missing_folder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
         T(test_index_open_creates_a_missing_folder_with_an_empty_snapshot),
         T(test_index_open_refuses_a_folder_it_cannot_make),
         T(test_index_commit_publishes_segments_that_reopen_sees),

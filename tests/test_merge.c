@@ -36,14 +36,6 @@
 #define N_SEGS 3
 #define DROPPED UINT32_MAX
 
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
-
 /* ---- documents ---- */
 
 struct tdoc {

@@ -1742,22 +1742,6 @@ static void test_http_search_page_get_and_head(void **state)
 #define VISIBLE_WITHIN_MS 1000  /* a write shows in searches within a second (API.md) */
 #define TOOK_TEXT_MAX_BYTES 12  /* "%.6g" of a non-negative number: at most "1.23457e+06" */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* The value of the unlabelled counter name in a /metrics reply of the server at port. */
 static uint64_t metric_value(uint16_t port, const char *name)
 {
@@ -1907,10 +1891,10 @@ static void wait_for_id(uint16_t port, const char *target, const char *id, bool 
         snprintf(padded, sizeof padded, " %s ", ids);
         if ((strstr(padded, word) != NULL) == has)
             return;
-        if (now_ms() - since_ms > VISIBLE_WITHIN_MS)
+        if (test_now_ms() - since_ms > VISIBLE_WITHIN_MS)
             fail_msg("GET %s: %s still %s after %d ms: \"%s\"", target, id,
                      has ? "missing" : "there", VISIBLE_WITHIN_MS, ids);
-        sleep_ms(CACHE_POLL_MS);
+        test_sleep_ms(CACHE_POLL_MS);
     }
 }
 
@@ -1940,7 +1924,7 @@ static void check_writes_show_through(uint16_t port)
     http_do_body(port, "PUT", "/documents/h9", doc, &r);
     assert_int_equal(r.status, 201);
     httpc_reply_fini(&r);
-    wait_for_id(port, target, "h9", true, now_ms());
+    wait_for_id(port, target, "h9", true, test_now_ms());
     for (int i = 0; i < 5; i++) {
         search_reply(port, target, &r);
         reply_ids(&r, ids, sizeof ids, &total);
@@ -1952,16 +1936,16 @@ static void check_writes_show_through(uint16_t port)
     http_do_body(port, "PUT", "/documents/h9", other, &r);
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    wait_for_id(port, target, "h9", false, now_ms());
+    wait_for_id(port, target, "h9", false, test_now_ms());
     /* back, then deleted */
     http_do_body(port, "PUT", "/documents/h9", doc, &r);
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    wait_for_id(port, target, "h9", true, now_ms());
+    wait_for_id(port, target, "h9", true, test_now_ms());
     http_do_body(port, "DELETE", "/documents/h9", NULL, &r);
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    wait_for_id(port, target, "h9", false, now_ms());
+    wait_for_id(port, target, "h9", false, test_now_ms());
     for (int i = 0; i < 5; i++) {
         search_reply(port, target, &r);
         reply_ids(&r, ids, sizeof ids, &total);

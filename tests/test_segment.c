@@ -38,14 +38,6 @@
 #define SCRATCH_MAX_BYTES (64u << 20)
 #define MAX_POSITIONS 64
 
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
-
 /* ---- helpers ---- */
 
 /* A document as a test writes it; NULL fields are absent. */
@@ -79,19 +71,6 @@ static char *join(const char *dir, const char *name)
 
     assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
     return path;
-}
-
-static int dir_setup(void **state)
-{
-    *state = test_mkdtemp();
-    return *state ? 0 : -1;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
 }
 
 static void write_bytes(const char *path, const void *data, size_t len)
@@ -1448,7 +1427,7 @@ static void test_segment_open_reports_missing_and_unreadable_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
         T(test_segment_counts_docs_terms_and_field_tokens),
         T(test_segment_lookup_finds_terms_with_their_lists),
         T(test_segment_postings_hold_field_tfs_and_positions),

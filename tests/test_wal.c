@@ -37,14 +37,6 @@
 #define MAX_SEEN 64          /* records one replay in these tests may deliver */
 #define PAYLOAD_MAX_SEEN 256 /* payload bytes kept per delivered record */
 
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
-
 /* ---- helpers ---- */
 
 /* What a replay delivered, copied out of the callback. */
@@ -91,19 +83,6 @@ static const struct trec FIVE[] = {
     { WAL_PUT, 4, "{\"id\":\"n2\",\"body\":\"正文 body\"}" },
     { WAL_DELETE, 5, "n1" },
 };
-
-static int dir_setup(void **state)
-{
-    *state = test_mkdtemp();
-    return *state ? 0 : -1;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
-}
 
 static void log_path(void **state, char *path)
 {
@@ -162,30 +141,6 @@ static void assert_replays(const char *path, uint64_t after_seq, const struct tr
     wal_close(w);
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY);
-
-    assert_true(fd >= 0);
-    assert_int_equal(fstat(fd, &st), 0);
-    unsigned char *data = malloc((size_t)st.st_size + 1);
-    assert_non_null(data);
-    assert_int_equal(read(fd, data, (size_t)st.st_size), st.st_size);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return data;
-}
-
-static void spit(const char *path, const unsigned char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
-}
-
 static off_t file_size(const char *path)
 {
     struct stat st;
@@ -202,13 +157,13 @@ static void assert_refused(const char *path)
     struct seen s = { 0 };
     uint64_t last;
     size_t before_len, after_len;
-    unsigned char *before = slurp(path, &before_len);
+    unsigned char *before = test_read_file(path, &before_len);
 
     assert_int_equal(wal_open(path, 0, record_cb, &s, &w, &last, &err), XE_CORRUPT);
     assert_int_equal(err.code, XE_CORRUPT);
     assert_null(w);
     assert_non_null(strstr(err.msg, LOG_NAME));
-    unsigned char *after = slurp(path, &after_len);
+    unsigned char *after = test_read_file(path, &after_len);
     assert_int_equal(after_len, before_len);
     assert_memory_equal(after, before, before_len);
     free(before);
@@ -235,7 +190,7 @@ static void test_wal_open_new_file_writes_valid_header(void **state)
     assert_int_equal(wal_fsyncs(w), 0);
     wal_close(w);
 
-    unsigned char *data = slurp(path, &len);
+    unsigned char *data = test_read_file(path, &len);
     assert_int_equal(len, WAL_HEADER_BYTES);
     assert_memory_equal(data, WAL_MAGIC, 8);
     assert_int_equal(get_u32le(data + 8), WAL_VERSION);
@@ -466,7 +421,7 @@ static void test_wal_drops_torn_tail_at_every_length(void **state)
 
     log_path(state, path);
     write_log(path, three, 3);
-    unsigned char *full = slurp(path, &full_len);
+    unsigned char *full = test_read_file(path, &full_len);
     assert_int_equal(full_len, good + rec_bytes(&FIVE[3]));
 
     for (size_t cut = good; cut < full_len; cut++) {
@@ -475,7 +430,7 @@ static void test_wal_drops_torn_tail_at_every_length(void **state)
         struct seen s = { 0 };
         uint64_t last = 0;
 
-        spit(path, full, cut);
+        test_write_file(path, full, cut);
         assert_ok(wal_open(path, 0, record_cb, &s, &w, &last, &err), &err);
         assert_seen(&s, FIVE, 2);
         assert_int_equal(last, 2);
@@ -508,7 +463,7 @@ static void test_wal_drops_damaged_last_record(void **state)
 
     log_path(state, path);
     write_log(path, three, 3);
-    unsigned char *full = slurp(path, &full_len);
+    unsigned char *full = test_read_file(path, &full_len);
 
     for (size_t at = good + 4; at < full_len; at++) {
         static const unsigned char masks[] = { 0x01, 0x80 };
@@ -520,7 +475,7 @@ static void test_wal_drops_damaged_last_record(void **state)
             uint64_t last = 0;
 
             full[at] ^= mask;
-            spit(path, full, full_len);
+            test_write_file(path, full, full_len);
             full[at] ^= mask;
             assert_ok(wal_open(path, 0, record_cb, &s, &w, &last, &err), &err);
             assert_seen(&s, FIVE, 2);
@@ -547,10 +502,10 @@ static void test_wal_drops_last_record_whose_length_overruns_the_file(void **sta
 
     log_path(state, path);
     write_log(path, three, 3);
-    unsigned char *full = slurp(path, &full_len);
+    unsigned char *full = test_read_file(path, &full_len);
     for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
         put_u32le(full + good, lengths[i]);
-        spit(path, full, full_len);
+        test_write_file(path, full, full_len);
         assert_replays(path, 0, FIVE, 2, 2);
         assert_int_equal(file_size(path), (off_t)good);
     }
@@ -575,7 +530,7 @@ static void test_wal_drops_zero_filled_tail(void **state)
 
     log_path(state, path);
     write_log(path, three, 3);
-    unsigned char *full = slurp(path, &good);
+    unsigned char *full = test_read_file(path, &good);
     unsigned char *padded = calloc(1, good + 65536 + 3 + 64);
     assert_non_null(padded);
     memcpy(padded, full, good);
@@ -586,7 +541,7 @@ static void test_wal_drops_zero_filled_tail(void **state)
         struct seen s = { 0 };
         uint64_t last = 0;
 
-        spit(path, padded, good + zeros[i]);
+        test_write_file(path, padded, good + zeros[i]);
         assert_ok(wal_open(path, 0, record_cb, &s, &w, &last, &err), &err);
         assert_seen(&s, three, 3);
         assert_int_equal(last, 4);
@@ -599,7 +554,7 @@ static void test_wal_drops_zero_filled_tail(void **state)
     }
     /* a whole log of zeros after its header */
     memset(padded + WAL_HEADER_BYTES, 0, good - WAL_HEADER_BYTES);
-    spit(path, padded, good + 100);
+    test_write_file(path, padded, good + 100);
     assert_replays(path, 0, NULL, 0, 0);
     assert_int_equal(file_size(path), WAL_HEADER_BYTES);
 
@@ -623,7 +578,7 @@ static void test_wal_drops_zero_filled_tail(void **state)
         memcpy(padded, full, good);
         memset(padded + torn + WAL_RECORD_HEAD_BYTES + 4, 0,
                good - torn - WAL_RECORD_HEAD_BYTES - 4 + 64);
-        spit(path, padded, good + 64);
+        test_write_file(path, padded, good + 64);
         int rc = wal_open(path, 0, record_cb, &s, &w, &last, &err);
         if (rc == XE_OK) {
             assert_seen(&s, FIVE, 2);
@@ -640,7 +595,7 @@ static void test_wal_drops_zero_filled_tail(void **state)
     memcpy(padded, full, good);
     memmove(padded + first + 64, padded + first, good - first);
     memset(padded + first, 0, 64);
-    spit(path, padded, good + 64);
+    test_write_file(path, padded, good + 64);
     assert_refused(path);
     free(padded);
     free(full);
@@ -662,7 +617,7 @@ static void test_wal_refuses_damaged_length_of_a_middle_record(void **state)
 
     log_path(state, path);
     write_log(path, FIVE, 5);
-    unsigned char *full = slurp(path, &full_len);
+    unsigned char *full = test_read_file(path, &full_len);
 
     /* records 1, 2 (empty payload) and 3 of five: every length that fits */
     size_t at = WAL_HEADER_BYTES + rec_bytes(&FIVE[0]);
@@ -673,7 +628,7 @@ static void test_wal_refuses_damaged_length_of_a_middle_record(void **state)
             if (v == n)
                 continue;
             put_u32le(full + at, v);
-            spit(path, full, full_len);
+            test_write_file(path, full, full_len);
             assert_refused(path);
         }
         /* and each single bit flipped, where the length still fits */
@@ -682,7 +637,7 @@ static void test_wal_refuses_damaged_length_of_a_middle_record(void **state)
             if (v >= full_len - at - WAL_RECORD_HEAD_BYTES)
                 continue; /* ends the file or runs past it: see above */
             put_u32le(full + at, v);
-            spit(path, full, full_len);
+            test_write_file(path, full, full_len);
             assert_refused(path);
         }
         put_u32le(full + at, n);
@@ -693,11 +648,11 @@ static void test_wal_refuses_damaged_length_of_a_middle_record(void **state)
     assert_int_equal(at + WAL_RECORD_HEAD_BYTES + n, full_len);
     for (uint32_t v = 0; v < n; v++) {
         put_u32le(full + at, v);
-        spit(path, full, full_len);
+        test_write_file(path, full, full_len);
         assert_refused(path);
     }
     put_u32le(full + at, n);
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_replays(path, 0, FIVE, 5, 5); /* mended, it all replays */
     free(full);
 
@@ -713,11 +668,11 @@ static void test_wal_refuses_damaged_length_of_a_middle_record(void **state)
     assert_ok(wal_commit(w, &err), &err);
     wal_close(w);
     free(payload);
-    full = slurp(path, &full_len);
+    full = test_read_file(path, &full_len);
     size_t second = WAL_HEADER_BYTES + rec_bytes(&FIVE[0]);
     assert_true(second + WAL_RECORD_HEAD_BYTES + WAL_PAYLOAD_MAX + 1 <= full_len);
     put_u32le(full + second, (uint32_t)WAL_PAYLOAD_MAX + 1);
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_refused(path);
     w = NULL;
     xerr_clear(&err);
@@ -728,7 +683,7 @@ static void test_wal_refuses_damaged_length_of_a_middle_record(void **state)
     put_u32le(full + second, 2);
     size_t big_at = full_len - WAL_RECORD_HEAD_BYTES - WAL_PAYLOAD_MAX;
     put_u32le(full + big_at, (uint32_t)WAL_PAYLOAD_MAX + 1);
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_replays(path, 0, FIVE, 5, 5);
     assert_int_equal(file_size(path), (off_t)big_at);
     free(full);
@@ -742,21 +697,21 @@ static void test_wal_refuses_bad_record_followed_by_good_one(void **state)
 
     log_path(state, path);
     write_log(path, FIVE, 5);
-    unsigned char *full = slurp(path, &full_len);
+    unsigned char *full = test_read_file(path, &full_len);
     /* checksum, type, sequence number and payload bytes of the second record */
     for (size_t at = second + 4; at < second + rec_bytes(&FIVE[1]); at++) {
         full[at] ^= 0x10;
-        spit(path, full, full_len);
+        test_write_file(path, full, full_len);
         full[at] ^= 0x10;
         assert_refused(path);
     }
     /* its length one shorter or one longer: the checksum fails with data after it */
     uint32_t n = get_u32le(full + second);
     put_u32le(full + second, n - 1);
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_refused(path);
     put_u32le(full + second, n + 1);
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_refused(path);
     /*
      * KNOWN WEAKNESS (index/wal.c, replay(), as wal.h documents it): a length
@@ -770,7 +725,7 @@ static void test_wal_refuses_bad_record_followed_by_good_one(void **state)
     put_u32le(full + second, n);
     /* the first record damaged, too */
     full[WAL_HEADER_BYTES + WAL_RECORD_HEAD_BYTES] ^= 0x01;
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_refused(path);
     free(full);
 }
@@ -782,12 +737,12 @@ static void test_wal_refuses_bad_header(void **state)
 
     log_path(state, path);
     write_log(path, FIVE, 2);
-    unsigned char *full = slurp(path, &full_len);
+    unsigned char *full = test_read_file(path, &full_len);
 
     /* each header byte flipped: magic, version or the header checksum fails */
     for (size_t at = 0; at < WAL_HEADER_BYTES; at++) {
         full[at] ^= 0x04;
-        spit(path, full, full_len);
+        test_write_file(path, full, full_len);
         full[at] ^= 0x04;
         assert_refused(path);
     }
@@ -796,13 +751,13 @@ static void test_wal_refuses_bad_header(void **state)
     memcpy(h, full, sizeof h);
     memcpy(full, "XUNSEG\r\n", 8);
     put_u32le(full + 12, crc32c(0, full, 12));
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_refused(path);
     /* version 2 with a good checksum: refused, saying which version it found */
     memcpy(full, h, sizeof h);
     put_u32le(full + 8, WAL_VERSION + 1);
     put_u32le(full + 12, crc32c(0, full, 12));
-    spit(path, full, full_len);
+    test_write_file(path, full, full_len);
     assert_refused(path);
     {
         struct xerr err = { 0 };
@@ -823,13 +778,13 @@ static void test_wal_restarts_log_torn_inside_header(void **state)
 
     log_path(state, path);
     write_log(path, FIVE, 0);
-    unsigned char *hdr = slurp(path, &len);
+    unsigned char *hdr = test_read_file(path, &len);
     assert_int_equal(len, WAL_HEADER_BYTES);
     for (size_t cut = 0; cut < WAL_HEADER_BYTES; cut++) {
-        spit(path, hdr, cut);
+        test_write_file(path, hdr, cut);
         assert_replays(path, 0, NULL, 0, 0);
         size_t got_len;
-        unsigned char *got = slurp(path, &got_len);
+        unsigned char *got = test_read_file(path, &got_len);
         assert_int_equal(got_len, WAL_HEADER_BYTES);
         assert_memory_equal(got, hdr, WAL_HEADER_BYTES);
         free(got);
@@ -878,12 +833,12 @@ static void test_wal_replay_callback_error_stops_replay(void **state)
 
     log_path(state, path);
     write_log(path, FIVE, 5);
-    unsigned char *before = slurp(path, &before_len);
+    unsigned char *before = test_read_file(path, &before_len);
     assert_int_equal(wal_open(path, 0, record_cb, &s, &w, &last, &err), XE_INPUT);
     assert_null(w);
     assert_string_equal(err.msg, "callback refused seq 3");
     assert_seen(&s, FIVE, 2); /* nothing after the failing record was delivered */
-    unsigned char *after = slurp(path, &after_len);
+    unsigned char *after = test_read_file(path, &after_len);
     assert_int_equal(after_len, before_len); /* and the log is left alone */
     assert_memory_equal(after, before, before_len);
     free(before);
@@ -894,7 +849,7 @@ static void test_wal_replay_callback_error_stops_replay(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
     const struct CMUnitTest tests[] = {
         T(test_wal_open_new_file_writes_valid_header),
         T(test_wal_replays_every_record_in_order),

@@ -58,35 +58,7 @@
 #define MERGE_GAP_MS (WRITER_REFRESH_MS + 100)
 #define MERGE_MAX_BATCHES (3 * WRITER_MERGE_FACTOR)
 
-#define assert_ok(call, err)                                                                  \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_)                                                                              \
-            print_error("%s: %s\n", #call, (err)->msg);                                       \
-        assert_int_equal(rc_, XE_OK);                                                         \
-    } while (0)
-
 /* ---- helpers: folders ---- */
-
-static int dir_setup(void **state)
-{
-    *state = test_mkdtemp();
-    return *state ? 0 : -1;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        continue;
-}
 
 static void copy_file(const char *from, const char *to)
 {
@@ -328,7 +300,7 @@ static void wait_for(struct index *ix, const struct want *want, size_t n)
         snapshot_release(snap);
         if (ok)
             return;
-        sleep_ms(POLL_MS);
+        test_sleep_ms(POLL_MS);
     }
     print_error("snapshot never matched: %s\n", why);
     fail();
@@ -718,7 +690,7 @@ static void test_writer_merges_a_full_tier(void **state)
             want[3].title = NULL;
         }
         apply_expect(w, &b, res);
-        sleep_ms(MERGE_GAP_MS);
+        test_sleep_ms(MERGE_GAP_MS);
         writer_get_stats(w, &st);
         if (st.merges >= 1)
             after_merge++;
@@ -874,7 +846,7 @@ static void test_writer_failed_batch_leaves_log_replayable(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
     const struct CMUnitTest tests[] = {
         T(test_writer_put_delete_results_and_visibility),
         T(test_writer_stop_and_reopen_keeps_everything),

@@ -56,20 +56,6 @@ static bool http_request(uint16_t port, const char *method, const char *target,
                               r);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        continue;
-}
-
 /* ---- the server under test: one per test, over its own folder ---- */
 
 struct fixture {
@@ -275,7 +261,7 @@ static json_t *get_doc(const struct fixture *f, const char *id, int want_status)
 static json_t *wait_doc(const struct fixture *f, const char *id, int want_status)
 {
     char target[TARGET_MAX_BYTES];
-    uint64_t start = now_ms();
+    uint64_t start = test_now_ms();
     int status = 0;
 
     document_target(id, target, sizeof target);
@@ -284,7 +270,7 @@ static json_t *wait_doc(const struct fixture *f, const char *id, int want_status
         if (!http_request(f->port, "GET", target, "", NULL, 0, &r))
             fail_msg("GET %s: no reply", target);
         status = r.status;
-        if (status == want_status && now_ms() - start <= VISIBLE_WITHIN_MS) {
+        if (status == want_status && test_now_ms() - start <= VISIBLE_WITHIN_MS) {
             assert_json_content_type(&r);
             json_t *v = parse_body(&r);
             httpc_reply_fini(&r);
@@ -298,9 +284,9 @@ static json_t *wait_doc(const struct fixture *f, const char *id, int want_status
         httpc_reply_fini(&r);
         if (status != 200 && status != 404)
             fail_msg("GET %s: %d", target, status);
-        if (now_ms() - start > VISIBLE_WITHIN_MS)
+        if (test_now_ms() - start > VISIBLE_WITHIN_MS)
             break;
-        sleep_ms(POLL_SLEEP_MS);
+        test_sleep_ms(POLL_SLEEP_MS);
     }
     fail_msg("GET %s: still %d after %d ms, want %d", target, status, VISIBLE_WITHIN_MS,
              want_status);
@@ -337,7 +323,7 @@ static json_int_t search_total(const struct fixture *f, const char *q)
 static uint64_t wait_total_also(const struct fixture *f, const char *q, json_int_t want_total,
                                 const char *also_q, json_int_t also_total)
 {
-    uint64_t start = now_ms();
+    uint64_t start = test_now_ms();
     json_int_t total = -1;
 
     for (int round = 0; round < POLL_MAX_ROUNDS; round++) {
@@ -348,7 +334,7 @@ static uint64_t wait_total_also(const struct fixture *f, const char *q, json_int
                 fail_msg("while waiting for \"%s\": \"%s\" has %lld matches, want %lld", q,
                          also_q, (long long)also, (long long)also_total);
         }
-        uint64_t took = now_ms() - start;
+        uint64_t took = test_now_ms() - start;
         if (total == want_total) {
             if (took > VISIBLE_WITHIN_MS)
                 fail_msg("\"%s\" reached %lld matches after %llu ms (API.md: within %d ms)", q,
@@ -357,7 +343,7 @@ static uint64_t wait_total_also(const struct fixture *f, const char *q, json_int
         }
         if (took > VISIBLE_WITHIN_MS)
             break;
-        sleep_ms(POLL_SLEEP_MS);
+        test_sleep_ms(POLL_SLEEP_MS);
     }
     fail_msg("\"%s\": %lld matches after %d ms, want %lld", q, (long long)total,
              VISIBLE_WITHIN_MS, (long long)want_total);

@@ -1,9 +1,25 @@
 /*
- * Small helpers shared by the cmocka tests: a fresh scratch directory per
- * test group and its removal. Every test binary links testutil.c.
+ * Small helpers shared by the cmocka tests: assert_ok, a fresh scratch
+ * directory per test group and its removal, whole files, a clock. Every
+ * test binary links testutil.c.
  */
 #ifndef XUN_TESTS_TESTUTIL_H
 #define XUN_TESTS_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/error.h"
+
+/* Asserts that call returns XE_OK, printing err's message when it does not
+ * (for files that include cmocka.h). */
+#define assert_ok(call, err)                                                                  \
+    do {                                                                                      \
+        int rc_ = (call);                                                                     \
+        if (rc_)                                                                              \
+            print_error("%s: %s\n", #call, (err)->msg);                                       \
+        assert_int_equal(rc_, XE_OK);                                                         \
+    } while (0)
 
 /*
  * Makes a new empty directory /tmp/xun-test-XXXXXX (mkdtemp) and returns its
@@ -13,5 +29,17 @@ char *test_mkdtemp(void);
 
 /* Removes dir and everything under it, not following symlinks. NULL does nothing. */
 void test_rmtree(const char *dir);
+
+/* cmocka setup and teardown: *state is a fresh scratch directory, removed after. */
+int test_dir_setup(void **state);
+int test_dir_teardown(void **state);
+
+/* The whole file (cmocka-asserted; the caller frees), and a file made of data. */
+unsigned char *test_read_file(const char *path, size_t *len);
+void test_write_file(const char *path, const unsigned char *data, size_t len);
+
+/* Milliseconds on the monotonic clock, and a sleep that EINTR does not cut short. */
+uint64_t test_now_ms(void);
+void test_sleep_ms(unsigned ms);
 
 #endif
