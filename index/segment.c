@@ -327,8 +327,12 @@ static int segment_check(struct segment *seg, struct xerr *err)
     seg->id_order = seg->docs + (size_t)seg->n_docs * SEGMENT_DOC_ENTRY_BYTES;
     seg->ids = seg->docs + fixed;
     seg->ids_len = seg->docs_len - fixed;
+    seg->newest_date = DOC_DATE_NONE;
     for (uint32_t d = 0; d < seg->n_docs; d++) {
         const unsigned char *e = seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES;
+        int64_t date = (int64_t)get_u64le(e + 16);
+        if (date != DOC_DATE_NONE && (seg->newest_date == DOC_DATE_NONE || date > seg->newest_date))
+            seg->newest_date = date;
         size_t id_len = e[28] | (size_t)e[29] << 8;
         uint64_t id_off = get_u32le(e + 24);
         if (!id_len || id_len > DOC_ID_MAX_BYTES || id_off + id_len > seg->ids_len ||
@@ -377,12 +381,6 @@ int segment_open(const char *path, struct segment **out, struct xerr *err)
     if (rc)
         goto out_unmap;
     close(fd);
-    seg->newest_date = DOC_DATE_NONE;
-    for (uint32_t d = 0; d < seg->n_docs; d++) {
-        int64_t date = (int64_t)get_u64le(seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 16);
-        if (date != DOC_DATE_NONE && (seg->newest_date == DOC_DATE_NONE || date > seg->newest_date))
-            seg->newest_date = date;
-    }
     *out = seg;
     return XE_OK;
 out_unmap:

@@ -863,6 +863,16 @@ struct topk;
 static double topk_threshold(const struct topk *t);
 
 /*
+ * Whether a document scoring at most base (plus the largest proximity bonus),
+ * times at most gain, could still reach threshold. A hair of slack: a bound
+ * and the score it bounds add the same terms in other orders.
+ */
+static bool may_reach(const struct exec *ex, double base, double gain, double threshold)
+{
+    return (base + ex->prox_max) * gain * (1 + 1e-9) >= threshold;
+}
+
+/*
  * next() for a full top k: passes over regions whose blocks bound every score
  * below the worst hit kept (times gain_max, the largest factor freshness and
  * written forms can add, plus the largest proximity bonus). Sets *skipped when
@@ -883,8 +893,7 @@ static bool next_competitive(struct exec *ex, struct iter *root, const struct to
             return false; /* nothing matches from here on */
         if (upto < from)
             break; /* no region to judge (damaged bounds): just move on */
-        /* a hair of slack: the bound and the score add the same terms in other orders */
-        if ((bound + ex->prox_max) * gain_max * (1 + 1e-9) >= threshold) {
+        if (may_reach(ex, bound, gain_max, threshold)) {
             ex->competitive_upto = upto;
             break;
         }
@@ -1265,8 +1274,8 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
             }
             /* bonuses only where they could lift the document into the top k */
             if ((ex.n_prox || extra_max > 1) && top.k &&
-                (top.n < top.k || (h.score + ex.prox_max) * boost * extra_max * (1 + 1e-9) >=
-                                      topk_threshold(&top))) {
+                (top.n < top.k ||
+                 may_reach(&ex, h.score, boost * extra_max, topk_threshold(&top)))) {
                 if (ex.n_prox)
                     h.score += prox_bonus(&ex);
                 if (extra_max > 1)

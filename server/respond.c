@@ -120,8 +120,13 @@ void respond_json(struct exchange *ex, int status, json_t *value)
         respond_bytes(ex, 500, "application/json", oom, sizeof oom - 1);
         return;
     }
-    respond_bytes(ex, status, "application/json; charset=utf-8", text, strlen(text));
+    respond_json_text(ex, status, text, strlen(text));
     free(text);
+}
+
+void respond_json_text(struct exchange *ex, int status, const char *text, size_t len)
+{
+    respond_bytes(ex, status, "application/json; charset=utf-8", text, len);
 }
 
 void respond_error(struct exchange *ex, int status, const char *fmt, ...)

@@ -30,6 +30,8 @@ uint64_t now_ns(void);
 
 /* Sends value as the body (steals the reference). */
 void respond_json(struct exchange *ex, int status, json_t *value);
+/* Sends JSON text already serialized. */
+void respond_json_text(struct exchange *ex, int status, const char *text, size_t len);
 /* Sends raw bytes with a content type. */
 void respond_bytes(struct exchange *ex, int status, const char *content_type, const void *data,
                    size_t len);

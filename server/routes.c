@@ -209,8 +209,6 @@ static bool param_date(struct exchange *ex, const struct url_query *uq, const ch
     return true;
 }
 
-static const char json_content_type[] = "application/json; charset=utf-8";
-
 /* Where the value of took_ms stands in a /search body (keys and strings in it are escaped). */
 static bool find_took(const char *text, size_t len, struct cached_body *b)
 {
@@ -243,7 +241,7 @@ static void respond_cached(struct exchange *ex, const struct cached_body *b)
     memcpy(text + b->took_at, took, (size_t)took_len);
     memcpy(text + b->took_at + took_len, b->data + b->took_at + b->took_len,
            b->len - b->took_at - b->took_len);
-    respond_bytes(ex, 200, json_content_type, text, len);
+    respond_json_text(ex, 200, text, len);
     free(text);
 }
 
@@ -350,7 +348,7 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
     cached.len = strlen(cached.data);
     if (find_took(cached.data, cached.len, &cached))
         result_cache_put(ctx->cache, qs, qs_len, generation, ex->start_ns, &cached);
-    respond_bytes(ex, 200, json_content_type, cached.data, cached.len);
+    respond_json_text(ex, 200, cached.data, cached.len);
     free(cached.data);
 }
 

@@ -616,6 +616,46 @@ static void test_search_title_match_ranks_first(void **state)
 }
 
 /*
+ * Runs text with and without pruning: the hits (ids and scores) must be the
+ * same, the total the same unless the pruned one says it is a lower bound,
+ * which it may only be past SEARCH_EXACT_TOTAL. Returns whether it pruned.
+ */
+static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
+{
+    struct query *q;
+    struct xerr err = { 0 };
+    struct search_options exact = { .k = k, .exact_total = true,
+                                    .recency_half_life_days = half_life, .now_s = 1790000000 };
+    struct search_options fast = exact;
+    struct search_result a, b;
+
+    fast.exact_total = false;
+    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
+    struct snapshot *snap = index_snapshot(ix);
+    assert_int_equal(search_run_opts(snap, q, &exact, &a, &err), XE_OK);
+    assert_int_equal(search_run_opts(snap, q, &fast, &b, &err), XE_OK);
+    assert_false(a.total_is_bound);
+    if (a.n_hits != b.n_hits)
+        fail_msg("%s, k %u: %u hits, pruned %u", text, k, a.n_hits, b.n_hits);
+    for (uint32_t i = 0; i < a.n_hits; i++)
+        if (a.hits[i].segment != b.hits[i].segment || a.hits[i].docid != b.hits[i].docid ||
+            a.hits[i].score != b.hits[i].score)
+            fail_msg("%s, k %u, half-life %g: hit %u differs", text, k, half_life, i);
+    if (b.total_is_bound)
+        assert_true(b.total >= SEARCH_EXACT_TOTAL && b.total <= a.total);
+    else
+        assert_int_equal(b.total, a.total);
+    if (a.total <= SEARCH_EXACT_TOTAL)
+        assert_false(b.total_is_bound);
+    bool pruned = b.total_is_bound;
+    search_result_fini(&a);
+    search_result_fini(&b);
+    snapshot_release(snap);
+    query_free(q);
+    return pruned;
+}
+
+/*
  * Past SEARCH_EXACT_TOTAL matches the engine skips blocks that cannot reach
  * the top k; the hits must be exactly those of a search that counts every
  * match, and the total a lower bound only then. 15,000 generated documents
@@ -655,80 +695,18 @@ static void test_search_pruning_finds_the_same_top_k(void **state)
     add_segment_dated(f->ix, docs, dates, N_A);
     add_segment_dated(f->ix, docs + N_A, dates + N_A, N_B);
 
-    struct snapshot *snap = index_snapshot(f->ix);
     uint32_t ks[] = { 1, 10, 100 };
     size_t pruned = 0;
-    for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
-        struct query *q;
-        struct xerr err = { 0 };
-        assert_int_equal(query_parse(queries[qi], strlen(queries[qi]), TOKENIZE_DEFAULT, &q,
-                                     &err), XE_OK);
-        for (size_t ki = 0; ki < 3; ki++) {
-            for (int recency = 0; recency <= 1; recency++) {
-                struct search_options exact = { .k = ks[ki], .exact_total = true,
-                                                .recency_half_life_days = recency ? 30 : 0,
-                                                .now_s = 1790000000 };
-                struct search_options fast = exact;
-                fast.exact_total = false;
-                struct search_result a, b;
-                assert_int_equal(search_run_opts(snap, q, &exact, &a, &err), XE_OK);
-                assert_int_equal(search_run_opts(snap, q, &fast, &b, &err), XE_OK);
-                assert_false(a.total_is_bound);
-                if (a.n_hits != b.n_hits)
-                    fail_msg("%s, k %u: %u hits, pruned %u", queries[qi], ks[ki], a.n_hits,
-                             b.n_hits);
-                for (uint32_t i = 0; i < a.n_hits; i++)
-                    if (a.hits[i].segment != b.hits[i].segment ||
-                        a.hits[i].docid != b.hits[i].docid || a.hits[i].score != b.hits[i].score)
-                        fail_msg("%s, k %u, recency %d: hit %u differs", queries[qi], ks[ki],
-                                 recency, i);
-                if (b.total_is_bound) {
-                    pruned++;
-                    assert_true(b.total >= SEARCH_EXACT_TOTAL && b.total <= a.total);
-                } else {
-                    assert_int_equal(b.total, a.total);
-                }
-                if (a.total <= SEARCH_EXACT_TOTAL)
-                    assert_false(b.total_is_bound);
-                search_result_fini(&a);
-                search_result_fini(&b);
-            }
-        }
-        query_free(q);
-    }
+    for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++)
+        for (size_t ki = 0; ki < 3; ki++)
+            for (int recency = 0; recency <= 1; recency++)
+                pruned += expect_same_top_k(f->ix, queries[qi], ks[ki], recency ? 30 : 0);
     assert_true(pruned > 0); /* the test reaches the pruning */
-    snapshot_release(snap);
     free(docs);
     free(ids);
     free(bodies);
     free(titles);
     free(dates);
-}
-
-/* Runs q both ways and checks that pruning keeps the exact top k. */
-static void expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
-{
-    struct query *q;
-    struct xerr err = { 0 };
-    struct search_options exact = { .k = k, .exact_total = true,
-                                    .recency_half_life_days = half_life, .now_s = 1790000000 };
-    struct search_options fast = exact;
-    struct search_result a, b;
-
-    fast.exact_total = false;
-    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
-    struct snapshot *snap = index_snapshot(ix);
-    assert_int_equal(search_run_opts(snap, q, &exact, &a, &err), XE_OK);
-    assert_int_equal(search_run_opts(snap, q, &fast, &b, &err), XE_OK);
-    assert_int_equal(a.n_hits, b.n_hits);
-    for (uint32_t i = 0; i < a.n_hits; i++)
-        if (a.hits[i].segment != b.hits[i].segment || a.hits[i].docid != b.hits[i].docid ||
-            a.hits[i].score != b.hits[i].score)
-            fail_msg("%s, k %u: hit %u differs", text, k, i);
-    search_result_fini(&a);
-    search_result_fini(&b);
-    snapshot_release(snap);
-    query_free(q);
 }
 
 /*
