@@ -50,8 +50,8 @@ int fs_sync_parent(const char *path, struct xerr *err)
     return rc ? xerr_set(err, XE_IO, "fsync %s: %s", dir, strerror(errno)) : XE_OK;
 }
 
-static int write_replace(const char *path, const void *data, size_t len, bool durable,
-                         struct xerr *err)
+int fs_write_pieces(const char *path, const struct fs_piece *pieces, size_t n, bool durable,
+                    struct xerr *err)
 {
     char tmp[4096];
     int fd;
@@ -61,7 +61,10 @@ static int write_replace(const char *path, const void *data, size_t len, bool du
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
-    if (fs_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = fs_write_all(fd, pieces[i].data, pieces[i].len);
+    if (bad || (durable && fsync(fd) != 0)) {
         int rc = xerr_set(err, XE_IO, "%s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
@@ -78,12 +81,14 @@ static int write_replace(const char *path, const void *data, size_t len, bool du
 
 int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err)
 {
-    return write_replace(path, data, len, true, err);
+    struct fs_piece whole = { data, len };
+    return fs_write_pieces(path, &whole, 1, true, err);
 }
 
 int fs_write_fast(const char *path, const void *data, size_t len, struct xerr *err)
 {
-    return write_replace(path, data, len, false, err);
+    struct fs_piece whole = { data, len };
+    return fs_write_pieces(path, &whole, 1, false, err);
 }
 
 int fs_sync_file(const char *path, struct xerr *err)

@@ -2,6 +2,7 @@
 #ifndef XUN_INDEX_FSUTIL_H
 #define XUN_INDEX_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct xerr;
@@ -12,6 +13,16 @@ struct xerr;
  * the new one, never a mix.
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, struct xerr *err);
+
+/* A file written from pieces that lie apart in memory (no copy into one buffer). */
+struct fs_piece {
+    const void *data;
+    size_t len;
+};
+
+/* As fs_write_atomic (durable) or fs_write_fast, the file being the pieces back to back. */
+int fs_write_pieces(const char *path, const struct fs_piece *pieces, size_t n, bool durable,
+                    struct xerr *err);
 
 /*
  * As fs_write_atomic but without the fsyncs: for files the write-ahead log

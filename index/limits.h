@@ -31,10 +31,6 @@
 #define QUERY_MAX_BYTES 4096
 #define QUERY_MAX_TERMS 64
 
-/* The in-memory buffer of a bulk load is written out as a segment when its
- * postings reach this many bytes. */
-#define MEMINDEX_FLUSH_BYTES (512u << 20)
-
 /* Snippet: about 120 characters around the densest window of matches
  * (DESIGN.md). */
 #define SNIPPET_CHARS 120

@@ -3,11 +3,17 @@
  *
  * Terms live in one hash table (open addressing, term bytes in an arena);
  * each term has a growing byte list of its raw postings: varint docid delta,
- * three varint field frequencies, then position deltas. A document's tokens
- * are gathered first, sorted by term and position, and appended term by
- * term, so each term's list is written once per document. Writing a segment
+ * three varint field frequencies, then position deltas. Writing a segment
  * sorts the terms and re-encodes each list into the block format, dropping
  * documents that a later one with the same id replaced.
+ *
+ * Adding a document is bound by cache misses, not arithmetic: a corpus has
+ * millions of terms, so each token's hash slot, its term and the end of its
+ * list are each a likely miss. The document's tokens are therefore gathered
+ * first, their slots prefetched as they come; the lookups follow once the
+ * whole document is tokenized, prefetching each term found, and the lists
+ * are appended term by term, prefetching a few terms ahead. Misses then
+ * overlap instead of queueing.
  */
 #include "index/memindex.h"
 
@@ -62,11 +68,22 @@ struct mdoc {
     struct docstore_ref store;
 };
 
-/* One token of the document being added. */
+/* One token of the document being added; term_id is UINT32_MAX until looked up. */
 struct dtok {
+    uint64_t hash, key; /* of the term bytes: see term_slot */
     uint32_t term_id;
     uint32_t position;
+    uint32_t bytes_at; /* the term's bytes, in tok_bytes */
+    uint16_t len;
     uint8_t field;
+    bool positions; /* a visible term (hidden ones take no position) */
+    int32_t char_cp; /* a hidden one-character term's code point, else -1 */
+};
+
+/* A term of the document being added, with its tokens chained in position order. */
+struct dterm {
+    uint32_t term_id, first_tok, last_tok;
+    uint32_t tf[N_FIELDS];
 };
 
 struct memindex {
@@ -86,7 +103,10 @@ struct memindex {
 
     struct dtok *toks;
     size_t n_toks, toks_cap;
-    uint64_t *order; /* toks sorted: term_id << 32 | index, room for toks_cap */
+    struct buf tok_bytes;  /* the term bytes of toks */
+    uint32_t *next_tok;    /* per token: the next of the same term, room for toks_cap */
+    struct dterm *dterms;  /* the document's distinct terms, room for toks_cap */
+    uint32_t *dterm_slots; /* term_id -> dterms index + 1, 2 * toks_cap slots */
     int rc; /* sticky allocation failure of the token callback */
 
     struct docstore_writer *store;
@@ -123,6 +143,7 @@ struct memindex *memindex_new(unsigned tokenize_flags)
     buf_init(&mi->term_bytes, MEMINDEX_ARENA_MAX);
     buf_init(&mi->id_bytes, MEMINDEX_ARENA_MAX);
     buf_init(&mi->record, 4 * (size_t)DOC_MAX_BYTES);
+    buf_init(&mi->tok_bytes, MEMINDEX_ARENA_MAX);
     mi->term_slots_cap = 1u << 16;
     mi->id_slots_cap = 1u << 12;
     mi->term_slots = calloc(mi->term_slots_cap, sizeof *mi->term_slots);
@@ -149,7 +170,10 @@ void memindex_free(struct memindex *mi)
     free(mi->docs);
     free(mi->id_slots);
     free(mi->toks);
-    free(mi->order);
+    free(mi->next_tok);
+    free(mi->dterms);
+    free(mi->dterm_slots);
+    buf_fini(&mi->tok_bytes);
     buf_fini(&mi->term_bytes);
     buf_fini(&mi->id_bytes);
     buf_fini(&mi->record);
@@ -240,14 +264,13 @@ static bool term_table_grow(struct memindex *mi)
     return true;
 }
 
-/* Finds or adds a term; UINT32_MAX when out of memory. */
-static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, bool positions)
+/* Finds or adds a term, given its hash and key; UINT32_MAX when out of memory. */
+static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, uint64_t hash,
+                            uint64_t key, bool positions)
 {
     if (!term_table_grow(mi))
         return UINT32_MAX;
     uint32_t mask = mi->term_slots_cap - 1;
-    uint64_t hash = hash_bytes(term, len);
-    uint64_t key = prefix_key((const unsigned char *)term, len);
     uint16_t hash_hi = (uint16_t)(hash >> 48);
     uint32_t s = (uint32_t)hash & mask;
     for (;; s = (s + 1) & mask) {
@@ -294,41 +317,82 @@ static int32_t char_term_cp(const struct token *tok)
     return -1;
 }
 
+/* Room for one more token of the document (and for grouping them). */
+static bool toks_reserve(struct memindex *mi)
+{
+    if (mi->n_toks < mi->toks_cap)
+        return true;
+    size_t cap = mi->toks_cap ? mi->toks_cap * 2 : 1024;
+    struct dtok *toks = realloc(mi->toks, cap * sizeof *toks);
+    if (toks)
+        mi->toks = toks;
+    uint32_t *next = toks ? realloc(mi->next_tok, cap * sizeof *next) : NULL;
+    if (next)
+        mi->next_tok = next;
+    struct dterm *dterms = next ? realloc(mi->dterms, cap * sizeof *dterms) : NULL;
+    if (dterms)
+        mi->dterms = dterms;
+    uint32_t *slots = dterms ? realloc(mi->dterm_slots, 2 * cap * sizeof *slots) : NULL;
+    if (!slots)
+        return false;
+    mi->dterm_slots = slots;
+    mi->toks_cap = cap;
+    return true;
+}
+
+/* Gathers a token; its term is looked up later (resolve_tokens), its slot fetched meanwhile. */
 static int on_token(void *ctx, const struct token *tok)
 {
     struct memindex *mi = ctx;
     bool hidden = tok->kind == TOKEN_CJK_CHAR;
-    uint32_t id;
 
     if (!hidden && ++mi->field_count > FIELD_MAX_TOKENS)
         return 1; /* the rest of an absurdly long field is not indexed */
-    int32_t cp = hidden ? char_term_cp(tok) : -1;
-    if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS && mi->char_terms[cp]) {
-        id = mi->char_terms[cp] - 1; /* half of all CJK tokens: a direct lookup */
-    } else {
-        id = term_intern(mi, tok->term, tok->term_len, !hidden);
-        if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS && id != UINT32_MAX)
-            mi->char_terms[cp] = id + 1;
-    }
-    if (id == UINT32_MAX) {
+    if (!toks_reserve(mi)) {
         mi->rc = XE_NOMEM;
         return 1;
     }
-    if (mi->n_toks == mi->toks_cap) {
-        size_t cap = mi->toks_cap ? mi->toks_cap * 2 : 1024;
-        struct dtok *grown = realloc(mi->toks, cap * sizeof *grown);
-        uint64_t *order = grown ? realloc(mi->order, cap * sizeof *order) : NULL;
-        if (grown)
-            mi->toks = grown;
-        if (!order) {
+    struct dtok *d = &mi->toks[mi->n_toks];
+    *d = (struct dtok){ .term_id = UINT32_MAX, .position = tok->position,
+                        .len = (uint16_t)tok->term_len, .field = mi->cur_field,
+                        .positions = !hidden, .char_cp = hidden ? char_term_cp(tok) : -1 };
+    if (d->char_cp >= 0 && d->char_cp < MEMINDEX_CHAR_TERMS && mi->char_terms[d->char_cp]) {
+        d->term_id = mi->char_terms[d->char_cp] - 1; /* half of all CJK tokens */
+    } else {
+        d->hash = hash_bytes(tok->term, tok->term_len);
+        d->key = prefix_key((const unsigned char *)tok->term, tok->term_len);
+        d->bytes_at = (uint32_t)mi->tok_bytes.len;
+        if (buf_append(&mi->tok_bytes, tok->term, tok->term_len)) {
             mi->rc = XE_NOMEM;
             return 1;
         }
-        mi->order = order;
-        mi->toks_cap = cap;
+        __builtin_prefetch(&mi->term_slots[d->hash & (mi->term_slots_cap - 1)]);
     }
-    mi->toks[mi->n_toks++] = (struct dtok){ id, tok->position, mi->cur_field };
+    mi->n_toks++;
     return 0;
+}
+
+/* Looks up the gathered tokens' terms (adding new ones), prefetching each term for flush_tokens. */
+static int resolve_tokens(struct memindex *mi)
+{
+    for (size_t i = 0; i < mi->n_toks; i++) {
+        struct dtok *d = &mi->toks[i];
+        if (d->term_id == UINT32_MAX) {
+            int32_t cp = d->char_cp;
+            if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS && mi->char_terms[cp])
+                d->term_id = mi->char_terms[cp] - 1; /* added by an earlier token */
+            else
+                d->term_id = term_intern(mi, (const char *)mi->tok_bytes.data + d->bytes_at,
+                                         d->len, d->hash, d->key, d->positions);
+            if (d->term_id == UINT32_MAX)
+                return XE_NOMEM;
+            if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS)
+                mi->char_terms[cp] = d->term_id + 1;
+        }
+        __builtin_prefetch(&mi->terms[d->term_id]);
+    }
+    buf_reset(&mi->tok_bytes);
+    return XE_OK;
 }
 
 /* Tokenizes one text of a field; returns the next free position. */
@@ -343,7 +407,7 @@ static uint32_t add_text(struct memindex *mi, struct text t, uint32_t position,
     mi->field_count = *field_tokens;
     tokenize(t.p, t.len, position, mi->tokenize_flags, on_token, mi);
     for (size_t i = before; i < mi->n_toks; i++)
-        if (mi->toks[i].position >= next && mi->terms[mi->toks[i].term_id].has_positions)
+        if (mi->toks[i].position >= next && mi->toks[i].positions)
             next = mi->toks[i].position + 1;
     *field_tokens = mi->field_count > FIELD_MAX_TOKENS ? FIELD_MAX_TOKENS : mi->field_count;
     return next + FIELD_GAP;
@@ -363,44 +427,6 @@ static void add_exact(struct memindex *mi, char prefix, struct text value)
     struct token tok = { .term = term, .term_len = len + 1, .kind = TOKEN_CJK_CHAR };
     if (on_token(mi, &tok) && !mi->rc)
         mi->rc = XE_NOMEM;
-}
-
-/* Sorts keys ascending: quicksort, insertion sort for short runs (a document's
- * tokens: qsort's indirect calls cost more than the sorting). */
-static void sort_u64(uint64_t *keys, size_t n)
-{
-    while (n > 16) {
-        uint64_t a = keys[0], b = keys[n / 2], c = keys[n - 1];
-        uint64_t pivot = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (keys[i] < pivot)
-                i++;
-            while (keys[j] > pivot)
-                j--;
-            if (i >= j)
-                break;
-            uint64_t t = keys[i];
-            keys[i++] = keys[j];
-            keys[j--] = t;
-        }
-        /* recurse into the smaller side, loop on the larger */
-        if (j + 1 < n - j - 1) {
-            sort_u64(keys, j + 1);
-            keys += j + 1;
-            n -= j + 1;
-        } else {
-            sort_u64(keys + j + 1, n - j - 1);
-            n = j + 1;
-        }
-    }
-    for (size_t i = 1; i < n; i++) {
-        uint64_t k = keys[i];
-        size_t j = i;
-        for (; j > 0 && keys[j - 1] > k; j--)
-            keys[j] = keys[j - 1];
-        keys[j] = k;
-    }
 }
 
 static bool list_reserve(struct memindex *mi, struct mlist *l, size_t more)
@@ -427,41 +453,79 @@ static void list_put(struct mlist *l, uint64_t v)
 }
 
 /*
- * Appends the gathered tokens of document docid to their terms' lists. They
- * came in position order, so sorting by (term, arrival) sorts by (term,
- * position).
+ * Groups the document's tokens by term, chaining each term's tokens in the
+ * order they came, which is position order; fills mi->dterms and returns how
+ * many distinct terms there are. A small open-addressing map from term id to
+ * group keeps it linear, with no sort.
  */
+static size_t group_tokens(struct memindex *mi)
+{
+    uint32_t cap = 16, shift = 28;
+    size_t n = 0;
+
+    if (!mi->n_toks)
+        return 0;
+    while (cap < 2 * mi->n_toks) {
+        cap *= 2;
+        shift--;
+    }
+    uint32_t mask = cap - 1;
+    memset(mi->dterm_slots, 0, cap * sizeof *mi->dterm_slots);
+    for (size_t i = 0; i < mi->n_toks; i++) {
+        const struct dtok *d = &mi->toks[i];
+        uint32_t s = (d->term_id * 0x9E3779B1u) >> shift; /* Fibonacci hashing */
+        struct dterm *g;
+        for (;; s = (s + 1) & mask) {
+            uint32_t v = mi->dterm_slots[s];
+            if (!v) {
+                g = &mi->dterms[n];
+                *g = (struct dterm){ .term_id = d->term_id, .first_tok = (uint32_t)i };
+                mi->dterm_slots[s] = (uint32_t)++n;
+                break;
+            }
+            g = &mi->dterms[v - 1];
+            if (g->term_id == d->term_id) {
+                mi->next_tok[g->last_tok] = (uint32_t)i;
+                break;
+            }
+        }
+        g->last_tok = (uint32_t)i;
+        g->tf[d->field]++;
+    }
+    return n;
+}
+
+/* Appends the gathered tokens of document docid to their terms' lists. */
 static int flush_tokens(struct memindex *mi, uint32_t docid)
 {
-    const struct dtok *toks = mi->toks;
-    uint64_t *order = mi->order;
+    size_t n = group_tokens(mi);
 
-    for (size_t i = 0; i < mi->n_toks; i++)
-        order[i] = (uint64_t)toks[i].term_id << 32 | i;
-    sort_u64(order, mi->n_toks);
-    for (size_t i = 0; i < mi->n_toks;) {
-        size_t j = i;
-        uint32_t tf[N_FIELDS] = { 0 }, term_id = (uint32_t)(order[i] >> 32);
-        while (j < mi->n_toks && (uint32_t)(order[j] >> 32) == term_id)
-            tf[toks[(uint32_t)order[j++]].field]++;
-        struct mterm *t = &mi->terms[term_id];
-        size_t need = VARINT_MAX_BYTES * (4 + (t->has_positions ? j - i : 0));
+    /* independent loads: the misses overlap */
+    for (size_t g = 0; g < n; g++) {
+        const struct mterm *t = &mi->terms[mi->dterms[g].term_id];
+        __builtin_prefetch(t->list.data + t->list.len, 1);
+    }
+    for (size_t g = 0; g < n; g++) {
+        const struct dterm *d = &mi->dterms[g];
+        struct mterm *t = &mi->terms[d->term_id];
+        uint32_t n_tf = d->tf[FIELD_TITLE] + d->tf[FIELD_BODY] + d->tf[FIELD_META];
+        size_t need = VARINT_MAX_BYTES * (4 + (t->has_positions ? n_tf : 0));
         if (!list_reserve(mi, &t->list, need))
             return XE_NOMEM;
         list_put(&t->list, t->last_doc == UINT32_MAX ? docid : docid - t->last_doc);
         for (int f = 0; f < N_FIELDS; f++)
-            list_put(&t->list, tf[f]);
+            list_put(&t->list, d->tf[f]);
         if (t->has_positions) {
             int64_t prev = -1;
-            for (size_t k = i; k < j; k++) {
-                uint32_t position = toks[(uint32_t)order[k]].position;
+            for (uint32_t k = d->first_tok, left = n_tf; left; left--) {
+                uint32_t position = mi->toks[k].position;
                 list_put(&t->list, (uint64_t)(position - prev - 1));
                 prev = position;
+                k = mi->next_tok[k];
             }
         }
         t->last_doc = docid;
         t->df++;
-        i = j;
     }
     mi->n_toks = 0;
     return XE_OK;
@@ -560,8 +624,9 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
     add_exact(mi, TERM_SOURCE_PREFIX, d->source);
     for (size_t i = 0; i < d->n_tags; i++)
         add_exact(mi, TERM_TAG_PREFIX, d->tags[i]);
-    if (mi->rc || flush_tokens(mi, mi->n_docs)) {
+    if (mi->rc || resolve_tokens(mi) || flush_tokens(mi, mi->n_docs)) {
         mi->n_toks = 0;
+        buf_reset(&mi->tok_bytes);
         return xerr_set(err, XE_NOMEM, "out of memory indexing %.64s", d->id.p);
     }
     mi->docs[mi->n_docs] = doc;
@@ -582,18 +647,55 @@ struct term_key {
     uint32_t id;
 };
 
-static _Thread_local const struct memindex *sort_mi;
-
-static int term_order_cmp(const void *a, const void *b)
+static int term_key_cmp(const struct memindex *mi, const struct term_key *a,
+                        const struct term_key *b)
 {
-    const struct term_key *ka = a, *kb = b;
-    if (ka->prefix != kb->prefix)
-        return ka->prefix < kb->prefix ? -1 : 1;
-    const struct mterm *x = &sort_mi->terms[ka->id], *y = &sort_mi->terms[kb->id];
-    return bytes_cmp(sort_mi->term_bytes.data + x->term_off, x->term_len,
-                     sort_mi->term_bytes.data + y->term_off, y->term_len);
+    if (a->prefix != b->prefix)
+        return a->prefix < b->prefix ? -1 : 1;
+    const struct mterm *x = &mi->terms[a->id], *y = &mi->terms[b->id];
+    return bytes_cmp(mi->term_bytes.data + x->term_off, x->term_len,
+                     mi->term_bytes.data + y->term_off, y->term_len);
 }
 
+/* Sorts terms by their bytes: quicksort with the comparison inlined (qsort's
+ * indirect calls cost more than the comparisons), insertion sort for short runs. */
+static void sort_terms(const struct memindex *mi, struct term_key *keys, size_t n)
+{
+    while (n > 16) {
+        struct term_key pivot = keys[n / 2];
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (term_key_cmp(mi, &keys[i], &pivot) < 0)
+                i++;
+            while (term_key_cmp(mi, &keys[j], &pivot) > 0)
+                j--;
+            if (i >= j)
+                break;
+            struct term_key t = keys[i];
+            keys[i++] = keys[j];
+            keys[j--] = t;
+        }
+        /* recurse into the smaller side, loop on the larger */
+        if (j + 1 < n - j - 1) {
+            sort_terms(mi, keys, j + 1);
+            keys += j + 1;
+            n -= j + 1;
+        } else {
+            sort_terms(mi, keys + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct term_key k = keys[i];
+        size_t j = i;
+        for (; j > 0 && term_key_cmp(mi, &keys[j - 1], &k) > 0; j--)
+            keys[j] = keys[j - 1];
+        keys[j] = k;
+    }
+}
+
+/* How many terms ahead memindex_write fetches a term's list and bytes. */
+#define TERM_PREFETCH_AHEAD 8
 
 /* Re-encodes term t's raw list into w, renumbering docids by new_id. */
 static int encode_term(const struct mterm *t, const uint32_t *new_id, struct postings_writer *w,
@@ -685,9 +787,16 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
     for (uint32_t i = 0; i < mi->n_terms; i++)
         order[i] = (struct term_key){
             prefix_key(mi->term_bytes.data + mi->terms[i].term_off, mi->terms[i].term_len), i };
-    sort_mi = mi;
-    qsort(order, mi->n_terms, sizeof *order, term_order_cmp);
+    sort_terms(mi, order, mi->n_terms);
     for (uint32_t i = 0; i < mi->n_terms && !rc; i++) {
+        /* the terms are visited out of the order they were made in: fetch ahead */
+        if (i + 2 * TERM_PREFETCH_AHEAD < mi->n_terms)
+            __builtin_prefetch(&mi->terms[order[i + 2 * TERM_PREFETCH_AHEAD].id]);
+        if (i + TERM_PREFETCH_AHEAD < mi->n_terms) {
+            const struct mterm *ahead = &mi->terms[order[i + TERM_PREFETCH_AHEAD].id];
+            __builtin_prefetch(ahead->list.data);
+            __builtin_prefetch(mi->term_bytes.data + ahead->term_off);
+        }
         const struct mterm *t = &mi->terms[order[i].id];
         uint32_t df;
         rc = encode_term(t, new_id, &pw, &positions, &positions_cap, &df);

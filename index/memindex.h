@@ -31,7 +31,7 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
 
 /* Live documents (replaced ones not counted). */
 uint32_t memindex_n_docs(const struct memindex *mi);
-/* Memory held, roughly: the caller flushes past MEMINDEX_FLUSH_BYTES. */
+/* Memory held, roughly: the caller writes a segment when it is large enough. */
 size_t memindex_bytes(const struct memindex *mi);
 
 /* Writes everything as one segment file at path (see segment.h), fsynced when durable. */

@@ -153,78 +153,83 @@ static int id_order_cmp(const void *a, const void *b)
 int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
                           bool durable, struct xerr *err)
 {
-    struct buf file;
-    unsigned char *h;
+    /* the header and the small tables are built here; the big sections are
+     * written from where they are, and the checksum runs over the pieces */
+    struct buf head, id_order;
     int rc = XE_OK;
 
-    buf_init(&file, SIZE_MAX);
-    if (buf_reserve(&file, SEGMENT_HEADER_BYTES)) {
-        buf_fini(&file);
-        return xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+    buf_init(&head, SEGMENT_SECTION_MAX);
+    buf_init(&id_order, SEGMENT_SECTION_MAX);
+    if (buf_reserve(&head, SEGMENT_HEADER_BYTES)) {
+        rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+        goto out;
     }
-    memset(file.data, 0, SEGMENT_HEADER_BYTES);
-    file.len = SEGMENT_HEADER_BYTES;
-
-    uint64_t sec_off[N_SECTIONS], sec_len[N_SECTIONS];
-    /* terms */
-    sec_off[SECTION_TERMS] = file.len;
-    buf_append_u32le(&file, w->n_blocks);
-    uint32_t head = 4 + SEGMENT_BLOCK_ENTRY_BYTES * w->n_blocks;
+    memset(head.data, 0, SEGMENT_HEADER_BYTES);
+    head.len = SEGMENT_HEADER_BYTES;
+    /* terms: the block table, then the entries */
+    buf_append_u32le(&head, w->n_blocks);
+    uint32_t table = 4 + SEGMENT_BLOCK_ENTRY_BYTES * w->n_blocks;
     for (uint32_t i = 0; i < w->n_blocks; i++) {
         const unsigned char *e = w->block_offs.data + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)i;
-        buf_append_u32le(&file, head + get_u32le(e));
-        buf_append_u64le(&file, get_u64le(e + 4));
+        buf_append_u32le(&head, table + get_u32le(e));
+        buf_append_u64le(&head, get_u64le(e + 4));
     }
-    buf_append(&file, w->terms.data, w->terms.len);
-    sec_len[SECTION_TERMS] = file.len - sec_off[SECTION_TERMS];
-    /* postings */
-    sec_off[SECTION_POSTINGS] = file.len;
-    buf_append(&file, w->postings.data, w->postings.len);
-    sec_len[SECTION_POSTINGS] = w->postings.len;
-    /* docs: entries, id order, ids */
-    sec_off[SECTION_DOCS] = file.len;
-    buf_append(&file, w->docs.data, w->docs.len);
+    /* docs: entries, docids in id order, ids */
     uint32_t *order = malloc(sizeof *order * (w->n_docs ? w->n_docs : 1));
     if (!order) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
-        goto out_file;
+        goto out;
     }
     for (uint32_t i = 0; i < w->n_docs; i++)
         order[i] = i;
     id_sort_ctx = (struct id_sort){ w->docs.data, w->ids.data };
     qsort(order, w->n_docs, sizeof *order, id_order_cmp);
     for (uint32_t i = 0; i < w->n_docs; i++)
-        buf_append_u32le(&file, order[i]);
+        buf_append_u32le(&id_order, order[i]);
     free(order);
-    buf_append(&file, w->ids.data, w->ids.len);
-    sec_len[SECTION_DOCS] = file.len - sec_off[SECTION_DOCS];
-    /* store */
-    sec_off[SECTION_STORE] = file.len;
-    buf_append(&file, store->data, store->len);
-    sec_len[SECTION_STORE] = store->len;
-    if (file.rc) {
+    if (head.rc || id_order.rc) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
-        goto out_file;
+        goto out;
     }
 
-    h = file.data;
+    struct fs_piece pieces[] = {
+        { head.data, head.len },         /* header, then the terms' block table */
+        { w->terms.data, w->terms.len }, /* the rest of the terms section */
+        { w->postings.data, w->postings.len },
+        { w->docs.data, w->docs.len },
+        { id_order.data, id_order.len },
+        { w->ids.data, w->ids.len },
+        { store->data, store->len },
+    };
+    /* where each section starts: pieces 0 (after the header), 2, 3 and 6 */
+    static const int section_first_piece[N_SECTIONS] = { 0, 2, 3, 6 };
+    static const int section_end_piece[N_SECTIONS] = { 2, 3, 6, 7 };
+    uint64_t at[8] = { 0 };
+    for (size_t i = 0; i < 7; i++)
+        at[i + 1] = at[i] + pieces[i].len;
+
+    unsigned char *h = head.data;
     memcpy(h, SEGMENT_MAGIC, 8);
     put_u32le(h + 8, SEGMENT_VERSION);
     put_u32le(h + 16, w->n_docs);
     put_u32le(h + 20, w->n_terms);
     for (int f = 0; f < N_FIELDS; f++)
         put_u64le(h + 24 + 8 * f, w->field_tokens[f]);
-    put_u64le(h + 48, file.len);
+    put_u64le(h + 48, at[7]);
     for (int s = 0; s < N_SECTIONS; s++) {
-        put_u64le(h + 56 + 16 * s, sec_off[s]);
-        put_u64le(h + 64 + 16 * s, sec_len[s]);
+        uint64_t from = s == SECTION_TERMS ? SEGMENT_HEADER_BYTES : at[section_first_piece[s]];
+        put_u64le(h + 56 + 16 * s, from);
+        put_u64le(h + 64 + 16 * s, at[section_end_piece[s]] - from);
     }
-    put_u32le(h + 120, crc32c(0, h + SEGMENT_HEADER_BYTES, file.len - SEGMENT_HEADER_BYTES));
+    uint32_t crc = crc32c(0, h + SEGMENT_HEADER_BYTES, head.len - SEGMENT_HEADER_BYTES);
+    for (size_t i = 1; i < 7; i++)
+        crc = crc32c(crc, pieces[i].data, pieces[i].len);
+    put_u32le(h + 120, crc);
     put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
-    rc = durable ? fs_write_atomic(path, file.data, file.len, err)
-                 : fs_write_fast(path, file.data, file.len, err);
-out_file:
-    buf_fini(&file);
+    rc = fs_write_pieces(path, pieces, 7, durable, err);
+out:
+    buf_fini(&head);
+    buf_fini(&id_order);
     return rc;
 }
 

@@ -223,8 +223,9 @@ static int cut_file(FILE *f, uint64_t size, int n, uint64_t *starts, uint64_t *f
 }
 
 /* Loads one file (or stdin) with up to n_threads workers; commits its segments in order. */
-static int load_file(struct index *ix, const char *path, int n_threads, struct progress *prog,
-                     FILE *errors, struct bulkload_stats *stats, struct xerr *err)
+static int load_file(struct index *ix, const char *path, int n_threads, size_t memory_bytes,
+                     struct progress *prog, FILE *errors, struct bulkload_stats *stats,
+                     struct xerr *err)
 {
     bool is_stdin = !strcmp(path, "-");
     struct stat st;
@@ -251,7 +252,7 @@ static int load_file(struct index *ix, const char *path, int n_threads, struct p
                                   .name = is_stdin ? "<stdin>" : path, .start = starts[i],
                                   .end = is_stdin ? 0 : starts[i + 1],
                                   .first_line = first_lines[i],
-                                  .flush_bytes = MEMINDEX_FLUSH_BYTES / (size_t)n };
+                                  .flush_bytes = memory_bytes / (size_t)n };
         parts[i].in = i == 0 ? first : fopen(path, "rb");
         if (!parts[i].in || (!is_stdin && fseeko(parts[i].in, (off_t)starts[i], SEEK_SET)))
             parts[i].rc = xerr_set(&parts[i].err, XE_IO, "%s: cannot open", path);
@@ -290,11 +291,14 @@ static int load_file(struct index *ix, const char *path, int n_threads, struct p
     return rc;
 }
 
-int bulkload_files(struct index *ix, char *const *files, int n_files, int threads,
-                   bool progress, FILE *errors, struct bulkload_stats *stats, struct xerr *err)
+int bulkload_files(struct index *ix, char *const *files, int n_files,
+                   const struct bulkload_options *opt, struct bulkload_stats *stats,
+                   struct xerr *err)
 {
+    bool progress = opt->progress;
     struct progress prog = { .enabled = progress, .start_ns = now_ns() };
-    int rc = XE_OK;
+    int threads = opt->threads, rc = XE_OK;
+    size_t memory_bytes = opt->memory_bytes ? opt->memory_bytes : BULKLOAD_MEMORY_DEFAULT;
 
     memset(stats, 0, sizeof *stats);
     if (threads <= 0)
@@ -311,7 +315,7 @@ int bulkload_files(struct index *ix, char *const *files, int n_files, int thread
             prog.total_bytes += (uint64_t)st.st_size;
     }
     for (int i = 0; i < n_files && !rc; i++)
-        rc = load_file(ix, files[i], threads, &prog, errors, stats, err);
+        rc = load_file(ix, files[i], threads, memory_bytes, &prog, opt->errors, stats, err);
     stats->bytes = atomic_load(&prog.bytes);
     draw_progress(&prog, true);
     /* the parts were built in parallel; queries want them as one segment */

@@ -2,7 +2,7 @@
  * Bulk loading JSON lines into an index (`xun index`). A file is cut at line
  * boundaries into one part per thread; each thread parses and indexes its
  * part into its own in-memory index, written out as a segment whenever it
- * grows past MEMINDEX_FLUSH_BYTES / threads and once at the end. Segments
+ * grows past its share of the memory budget, and once at the end. Segments
  * are committed in input order, so when an id occurs twice the later line
  * wins. A bad line is reported with its file and line number and skipped.
  * Standard input ("-") is read by one thread.
@@ -22,12 +22,21 @@ struct bulkload_stats {
     uint32_t segments; /* in the index once loaded (and merged) */
 };
 
-/*
- * Loads each file with up to `threads` threads (0: one per core). progress:
- * draw a bar on stderr (the caller decides: only on a terminal). Bad lines
- * are reported on errors (NULL: not reported).
- */
-int bulkload_files(struct index *ix, char *const *files, int n_files, int threads,
-                   bool progress, FILE *errors, struct bulkload_stats *stats, struct xerr *err);
+/* What the in-memory indexes of a load may hold in all, unless told. One
+ * gigabyte holds 100 MB of Chinese text (about a third of a million news
+ * articles) as one segment, so a corpus that size needs no merge. */
+#define BULKLOAD_MEMORY_DEFAULT ((size_t)1024 << 20)
+
+struct bulkload_options {
+    int threads;         /* 0: one per core */
+    size_t memory_bytes; /* 0: BULKLOAD_MEMORY_DEFAULT; the process takes about 1.3 x */
+    bool progress;       /* draw a bar on stderr (the caller decides: only on a terminal) */
+    FILE *errors;        /* where bad lines are reported; NULL: not reported */
+};
+
+/* Loads each file, then merges what it wrote into one segment. */
+int bulkload_files(struct index *ix, char *const *files, int n_files,
+                   const struct bulkload_options *opt, struct bulkload_stats *stats,
+                   struct xerr *err);
 
 #endif

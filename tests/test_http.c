@@ -121,7 +121,8 @@ static int group_setup(void **state)
     if (!fx || !(fx->dir = test_mkdtemp()))
         return -1;
     if (index_open(fx->dir, TOKENIZE_DEFAULT, &fx->ix, &err) != XE_OK ||
-        bulkload_files(fx->ix, files, 1, 0, false, stderr, &stats, &err) != XE_OK) {
+        bulkload_files(fx->ix, files, 1, &(struct bulkload_options){ .errors = stderr },
+                       &stats, &err) != XE_OK) {
         fprintf(stderr, "building the index from %s: %s\n", CORPUS_PATH, err.msg);
         return -1;
     }
@@ -662,7 +663,8 @@ static void test_index_twice_finds_each_document_once(void **state)
     assert_non_null(dir);
     for (int run = 0; run < 2; run++) { /* two runs of `xun index`: open, load, close */
         if (index_open(dir, TOKENIZE_DEFAULT, &ix, &err) != XE_OK ||
-            bulkload_files(ix, files, 1, 0, false, stderr, &stats, &err) != XE_OK)
+            bulkload_files(ix, files, 1, &(struct bulkload_options){ .errors = stderr }, &stats,
+                           &err) != XE_OK)
             fail_msg("run %d: %s", run, err.msg);
         assert_int_equal(stats.docs, CORPUS_DOCS);
         index_close(ix);

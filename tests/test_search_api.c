@@ -1152,7 +1152,9 @@ static int http_server_start_with(struct http_server *hs, const char *cors_origi
     char data[4096];
     snprintf(data, sizeof data, "%s/data", hs->dir);
     if (index_open(data, TOKENIZE_DEFAULT, &hs->ix, &err) != XE_OK ||
-        bulkload_files(hs->ix, files, 1, 1, false, stderr, &stats, &err) != XE_OK) {
+        bulkload_files(hs->ix, files, 1,
+                       &(struct bulkload_options){ .threads = 1, .errors = stderr }, &stats,
+                       &err) != XE_OK) {
         fprintf(stderr, "building the index: %s\n", err.msg);
         return -1;
     }
