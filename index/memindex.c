@@ -7,20 +7,21 @@
  * sorts the terms and re-encodes each list into the block format, dropping
  * documents that a later one with the same id replaced.
  *
- * Adding a document is bound by cache misses, not arithmetic: a corpus has
- * millions of terms, so each token's hash slot, its term and the end of its
- * list are each a likely miss. The document's tokens are therefore gathered
- * first, their slots prefetched as they come; the lookups follow once the
- * whole document is tokenized, prefetching each term found, and the lists
- * are appended term by term, prefetching a few terms ahead. Misses then
+ * Documents come prepared (index/docprep.h: tokens with their term hashes).
+ * Adding one is bound by cache misses, not arithmetic: a corpus has millions
+ * of terms, so each token's hash slot, its term and the end of its list are
+ * each a likely miss. So each step fetches for the whole document before it
+ * reads: every slot, then every term, then every list's end, and the misses
  * overlap instead of queueing.
  */
 #include "index/memindex.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "index/bytes.h"
+#include "index/docprep.h"
 #include "index/docstore.h"
 #include "index/error.h"
 #include "index/postings.h"
@@ -31,9 +32,28 @@
 /* Code points below this have their hidden term in a direct table (all CJK planes). */
 #define MEMINDEX_CHAR_TERMS 0x40000
 
-struct mlist {
-    unsigned char *data;
-    uint32_t len, cap;
+/*
+ * A term's raw postings are a chain of chunks cut from large slabs, each
+ * chunk twice the one before up to LIST_CHUNK_MAX: a list grows without
+ * realloc's copies, and the millions of short lists (most terms occur in a
+ * document or two) cost no malloc each. A document's entry is never split
+ * across chunks, so each chunk decodes alone.
+ */
+struct lchunk {
+    struct lchunk *next;
+    uint32_t len; /* bytes used: set when the next chunk starts (the last's is its term's) */
+    uint32_t cap;
+    unsigned char data[];
+};
+
+#define LIST_FIRST_CHUNK 24
+#define LIST_CHUNK_MAX (64u << 10)
+#define LIST_SLAB_BYTES (4u << 20)
+
+struct slab {
+    struct slab *next;
+    size_t used, cap;
+    unsigned char bytes[];
 };
 
 struct mterm {
@@ -42,7 +62,8 @@ struct mterm {
     bool has_positions;
     uint32_t df;
     uint32_t last_doc; /* UINT32_MAX before the first */
-    struct mlist list;
+    uint32_t tail_len; /* bytes used in the last chunk */
+    struct lchunk *head, *tail;
 };
 
 /*
@@ -68,18 +89,6 @@ struct mdoc {
     struct docstore_ref store;
 };
 
-/* One token of the document being added; term_id is UINT32_MAX until looked up. */
-struct dtok {
-    uint64_t hash, key; /* of the term bytes: see term_slot */
-    uint32_t term_id;
-    uint32_t position;
-    uint32_t bytes_at; /* the term's bytes, in tok_bytes */
-    uint16_t len;
-    uint8_t field;
-    bool positions; /* a visible term (hidden ones take no position) */
-    int32_t char_cp; /* a hidden one-character term's code point, else -1 */
-};
-
 /* A term of the document being added, with its tokens chained in position order. */
 struct dterm {
     uint32_t term_id, first_tok, last_tok;
@@ -101,37 +110,21 @@ struct memindex {
     uint32_t *id_slots; /* hash table of docid + 1 */
     uint32_t id_slots_cap;
 
-    struct dtok *toks;
-    size_t n_toks, toks_cap;
-    struct buf tok_bytes;  /* the term bytes of toks */
-    uint32_t *next_tok;    /* per token: the next of the same term, room for toks_cap */
-    struct dterm *dterms;  /* the document's distinct terms, room for toks_cap */
-    uint32_t *dterm_slots; /* term_id -> dterms index + 1, 2 * toks_cap slots */
-    int rc; /* sticky allocation failure of the token callback */
+    /* the document being added, toks_cap tokens at most */
+    size_t toks_cap;
+    uint32_t *tok_term;    /* per token: its term id */
+    uint32_t *next_tok;    /* per token: the next of the same term */
+    struct dterm *dterms;  /* the distinct terms */
+    uint32_t *dterm_slots; /* term id -> dterms index + 1, 2 * toks_cap slots */
+    struct docprep_batch own; /* memindex_add's */
 
     struct docstore_writer *store;
-    struct buf record;
+    struct slab *slabs; /* the newest first: chunks come from it */
     size_t list_bytes;
+    struct buf entry; /* one document's entry of a list, being encoded */
     uint32_t block_docs;
-
-    /* state of the document being tokenized */
-    uint8_t cur_field;
-    uint32_t field_count;
+    bool parallel_write;
 };
-
-static uint64_t hash_bytes(const void *p, size_t len)
-{
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
-    /* FNV's low bits are weak for short keys: mix them all in (murmur3's finalizer) */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
 
 struct memindex *memindex_new(unsigned tokenize_flags)
 {
@@ -142,8 +135,8 @@ struct memindex *memindex_new(unsigned tokenize_flags)
     mi->tokenize_flags = tokenize_flags;
     buf_init(&mi->term_bytes, MEMINDEX_ARENA_MAX);
     buf_init(&mi->id_bytes, MEMINDEX_ARENA_MAX);
-    buf_init(&mi->record, 4 * (size_t)DOC_MAX_BYTES);
-    buf_init(&mi->tok_bytes, MEMINDEX_ARENA_MAX);
+    docprep_init(&mi->own, tokenize_flags);
+    buf_init(&mi->entry, SIZE_MAX);
     mi->term_slots_cap = 1u << 16;
     mi->id_slots_cap = 1u << 12;
     mi->term_slots = calloc(mi->term_slots_cap, sizeof *mi->term_slots);
@@ -162,21 +155,24 @@ void memindex_free(struct memindex *mi)
 {
     if (!mi)
         return;
-    for (uint32_t i = 0; i < mi->n_terms; i++)
-        free(mi->terms[i].list.data);
+    while (mi->slabs) {
+        struct slab *next = mi->slabs->next;
+        free(mi->slabs);
+        mi->slabs = next;
+    }
+    buf_fini(&mi->entry);
     free(mi->terms);
     free(mi->term_slots);
     free(mi->char_terms);
     free(mi->docs);
     free(mi->id_slots);
-    free(mi->toks);
+    free(mi->tok_term);
     free(mi->next_tok);
     free(mi->dterms);
     free(mi->dterm_slots);
-    buf_fini(&mi->tok_bytes);
+    docprep_fini(&mi->own);
     buf_fini(&mi->term_bytes);
     buf_fini(&mi->id_bytes);
-    buf_fini(&mi->record);
     docstore_writer_free(mi->store);
     free(mi);
 }
@@ -184,6 +180,11 @@ void memindex_free(struct memindex *mi)
 void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs)
 {
     mi->block_docs = block_docs;
+}
+
+void memindex_set_parallel_write(struct memindex *mi, bool parallel)
+{
+    mi->parallel_write = parallel;
 }
 
 uint32_t memindex_n_docs(const struct memindex *mi)
@@ -225,17 +226,7 @@ static bool rehash(uint32_t **slots, uint32_t *cap, uint32_t count,
 
 static uint64_t id_hash_of(const struct memindex *mi, uint32_t docid)
 {
-    return hash_bytes(mi->id_bytes.data + mi->docs[docid].id_off, mi->docs[docid].id_len);
-}
-
-static uint64_t prefix_key(const unsigned char *p, size_t len)
-{
-    uint64_t k = 0;
-    memcpy(&k, p, len < 8 ? len : 8);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    k = __builtin_bswap64(k); /* the first byte most significant: compares as bytes do */
-#endif
-    return k;
+    return term_hash(mi->id_bytes.data + mi->docs[docid].id_off, mi->docs[docid].id_len);
 }
 
 /* Doubles the term table at three quarters full; slots move by their stored hash. */
@@ -252,7 +243,7 @@ static bool term_table_grow(struct memindex *mi)
         if (!v->id_plus1)
             continue;
         const struct mterm *t = &mi->terms[v->id_plus1 - 1];
-        uint32_t s = (uint32_t)hash_bytes(mi->term_bytes.data + t->term_off, t->term_len) &
+        uint32_t s = (uint32_t)term_hash(mi->term_bytes.data + t->term_off, t->term_len) &
                      (cap - 1);
         while (fresh[s].id_plus1)
             s = (s + 1) & (cap - 1);
@@ -303,30 +294,18 @@ static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, u
     return mi->n_terms - 1;
 }
 
-/* The code point of a hidden one-character term ("\x01" + UTF-8), or -1. */
-static int32_t char_term_cp(const struct token *tok)
+/* Room for the tokens of a document of n. */
+static bool doc_tokens_reserve(struct memindex *mi, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)tok->term + 1;
-
-    if (tok->term[0] != TERM_CHAR_PREFIX)
-        return -1; /* an exact-value term */
-    if (tok->term_len == 4 && (p[0] & 0xF0) == 0xE0)
-        return (p[0] & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F);
-    if (tok->term_len == 5 && (p[0] & 0xF8) == 0xF0)
-        return (p[0] & 0x07) << 18 | (p[1] & 0x3F) << 12 | (p[2] & 0x3F) << 6 | (p[3] & 0x3F);
-    return -1;
-}
-
-/* Room for one more token of the document (and for grouping them). */
-static bool toks_reserve(struct memindex *mi)
-{
-    if (mi->n_toks < mi->toks_cap)
+    if (n <= mi->toks_cap)
         return true;
-    size_t cap = mi->toks_cap ? mi->toks_cap * 2 : 1024;
-    struct dtok *toks = realloc(mi->toks, cap * sizeof *toks);
-    if (toks)
-        mi->toks = toks;
-    uint32_t *next = toks ? realloc(mi->next_tok, cap * sizeof *next) : NULL;
+    size_t cap = mi->toks_cap ? mi->toks_cap : 1024;
+    while (cap < n)
+        cap *= 2;
+    uint32_t *terms = realloc(mi->tok_term, cap * sizeof *terms);
+    if (terms)
+        mi->tok_term = terms;
+    uint32_t *next = terms ? realloc(mi->next_tok, cap * sizeof *next) : NULL;
     if (next)
         mi->next_tok = next;
     struct dterm *dterms = next ? realloc(mi->dterms, cap * sizeof *dterms) : NULL;
@@ -340,194 +319,183 @@ static bool toks_reserve(struct memindex *mi)
     return true;
 }
 
-/* Gathers a token; its term is looked up later (resolve_tokens), its slot fetched meanwhile. */
-static int on_token(void *ctx, const struct token *tok)
+/* A hidden one-character term found in the direct table, or UINT32_MAX. */
+static uint32_t char_term(const struct memindex *mi, int32_t cp)
 {
-    struct memindex *mi = ctx;
-    bool hidden = tok->kind == TOKEN_CJK_CHAR;
-
-    if (!hidden && ++mi->field_count > FIELD_MAX_TOKENS)
-        return 1; /* the rest of an absurdly long field is not indexed */
-    if (!toks_reserve(mi)) {
-        mi->rc = XE_NOMEM;
-        return 1;
-    }
-    struct dtok *d = &mi->toks[mi->n_toks];
-    *d = (struct dtok){ .term_id = UINT32_MAX, .position = tok->position,
-                        .len = (uint16_t)tok->term_len, .field = mi->cur_field,
-                        .positions = !hidden, .char_cp = hidden ? char_term_cp(tok) : -1 };
-    if (d->char_cp >= 0 && d->char_cp < MEMINDEX_CHAR_TERMS && mi->char_terms[d->char_cp]) {
-        d->term_id = mi->char_terms[d->char_cp] - 1; /* half of all CJK tokens */
-    } else {
-        d->hash = hash_bytes(tok->term, tok->term_len);
-        d->key = prefix_key((const unsigned char *)tok->term, tok->term_len);
-        d->bytes_at = (uint32_t)mi->tok_bytes.len;
-        if (buf_append(&mi->tok_bytes, tok->term, tok->term_len)) {
-            mi->rc = XE_NOMEM;
-            return 1;
-        }
-        __builtin_prefetch(&mi->term_slots[d->hash & (mi->term_slots_cap - 1)]);
-    }
-    mi->n_toks++;
-    return 0;
-}
-
-/* Looks up the gathered tokens' terms (adding new ones), prefetching each term for flush_tokens. */
-static int resolve_tokens(struct memindex *mi)
-{
-    for (size_t i = 0; i < mi->n_toks; i++) {
-        struct dtok *d = &mi->toks[i];
-        if (d->term_id == UINT32_MAX) {
-            int32_t cp = d->char_cp;
-            if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS && mi->char_terms[cp])
-                d->term_id = mi->char_terms[cp] - 1; /* added by an earlier token */
-            else
-                d->term_id = term_intern(mi, (const char *)mi->tok_bytes.data + d->bytes_at,
-                                         d->len, d->hash, d->key, d->positions);
-            if (d->term_id == UINT32_MAX)
-                return XE_NOMEM;
-            if (cp >= 0 && cp < MEMINDEX_CHAR_TERMS)
-                mi->char_terms[cp] = d->term_id + 1;
-        }
-        __builtin_prefetch(&mi->terms[d->term_id]);
-    }
-    buf_reset(&mi->tok_bytes);
-    return XE_OK;
-}
-
-/* Tokenizes one text of a field; returns the next free position. */
-static uint32_t add_text(struct memindex *mi, struct text t, uint32_t position,
-                         uint32_t *field_tokens)
-{
-    size_t before = mi->n_toks;
-    uint32_t next = position;
-
-    if (!t.p || !t.len)
-        return position;
-    mi->field_count = *field_tokens;
-    tokenize(t.p, t.len, position, mi->tokenize_flags, on_token, mi);
-    for (size_t i = before; i < mi->n_toks; i++)
-        if (mi->toks[i].position >= next && mi->toks[i].positions)
-            next = mi->toks[i].position + 1;
-    *field_tokens = mi->field_count > FIELD_MAX_TOKENS ? FIELD_MAX_TOKENS : mi->field_count;
-    return next + FIELD_GAP;
-}
-
-/* An exact-value term (doc.h) for the filters and facets of source and tags. */
-static void add_exact(struct memindex *mi, char prefix, struct text value)
-{
-    char term[TOKEN_MAX_BYTES + 1];
-
-    if (!value.p || !value.len || mi->rc)
-        return;
-    size_t len = doc_exact_len(value.p, value.len);
-    term[0] = prefix;
-    memcpy(term + 1, value.p, len);
-    /* no positions, like a hidden one-character term; counted in the meta field */
-    struct token tok = { .term = term, .term_len = len + 1, .kind = TOKEN_CJK_CHAR };
-    if (on_token(mi, &tok) && !mi->rc)
-        mi->rc = XE_NOMEM;
-}
-
-static bool list_reserve(struct memindex *mi, struct mlist *l, size_t more)
-{
-    if ((uint64_t)l->len + more <= l->cap)
-        return true;
-    uint64_t cap = l->cap ? l->cap : 16;
-    while (cap < (uint64_t)l->len + more)
-        cap *= 2;
-    if (cap > UINT32_MAX)
-        return false;
-    unsigned char *p = realloc(l->data, (size_t)cap);
-    if (!p)
-        return false;
-    mi->list_bytes += (size_t)cap - l->cap;
-    l->data = p;
-    l->cap = (uint32_t)cap;
-    return true;
-}
-
-static void list_put(struct mlist *l, uint64_t v)
-{
-    l->len += (uint32_t)varint_put(l->data + l->len, v);
+    return cp >= 0 && cp < MEMINDEX_CHAR_TERMS && mi->char_terms[cp] ? mi->char_terms[cp] - 1
+                                                                      : UINT32_MAX;
 }
 
 /*
- * Groups the document's tokens by term, chaining each term's tokens in the
+ * Looks up the terms of a document's tokens into mi->tok_term, adding new
+ * ones: first every hash slot is fetched, then each is read, and each term
+ * found is fetched for flush_tokens.
+ */
+static int resolve_tokens(struct memindex *mi, const struct docprep_batch *b,
+                          const struct prep_token *toks, size_t n)
+{
+    uint32_t mask = mi->term_slots_cap - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        mi->tok_term[i] = char_term(mi, toks[i].char_cp); /* half of all CJK tokens */
+        if (mi->tok_term[i] == UINT32_MAX && toks[i].char_cp < 0)
+            __builtin_prefetch(&mi->term_slots[toks[i].hash & mask]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct prep_token *t = &toks[i];
+        uint32_t id = mi->tok_term[i];
+        if (id == UINT32_MAX && (id = char_term(mi, t->char_cp)) == UINT32_MAX) {
+            const char *term = prep_token_term(b, t);
+            bool hashed = t->char_cp < 0; /* else a character met for the first time */
+            id = term_intern(mi, term, t->len, hashed ? t->hash : term_hash(term, t->len),
+                             hashed ? t->key : term_key(term, t->len), t->positions);
+            if (id == UINT32_MAX)
+                return XE_NOMEM;
+            if (t->char_cp >= 0 && t->char_cp < MEMINDEX_CHAR_TERMS)
+                mi->char_terms[t->char_cp] = id + 1;
+        }
+        mi->tok_term[i] = id;
+        __builtin_prefetch(&mi->terms[id]);
+    }
+    return XE_OK;
+}
+
+/* A chunk of cap bytes of data, from the newest slab or a new one. */
+static struct lchunk *chunk_new(struct memindex *mi, size_t cap)
+{
+    size_t bytes = (sizeof(struct lchunk) + cap + 7) & ~(size_t)7;
+    struct slab *sl = mi->slabs;
+
+    if (!sl || sl->cap - sl->used < bytes) {
+        size_t slab_cap = bytes > LIST_SLAB_BYTES ? bytes : LIST_SLAB_BYTES;
+        if (!(sl = malloc(sizeof *sl + slab_cap)))
+            return NULL;
+        *sl = (struct slab){ .next = mi->slabs, .cap = slab_cap };
+        mi->slabs = sl;
+        mi->list_bytes += slab_cap;
+    }
+    struct lchunk *c = (struct lchunk *)(void *)(sl->bytes + sl->used);
+    sl->used += bytes;
+    *c = (struct lchunk){ .cap = (uint32_t)cap };
+    return c;
+}
+
+/* Appends one document's entry (mi->entry) to t's list. */
+static int list_append(struct memindex *mi, struct mterm *t)
+{
+    const struct buf *e = &mi->entry;
+    struct lchunk *c = t->tail;
+
+    if (e->len > UINT32_MAX)
+        return XE_LIMIT;
+    if (!c || c->cap - t->tail_len < e->len) {
+        size_t cap = !c ? LIST_FIRST_CHUNK : c->cap >= LIST_CHUNK_MAX / 2 ? LIST_CHUNK_MAX
+                                                                            : 2 * c->cap;
+        struct lchunk *fresh = chunk_new(mi, cap > e->len ? cap : e->len);
+        if (!fresh)
+            return XE_NOMEM;
+        if (c) {
+            c->len = t->tail_len;
+            c->next = fresh;
+        } else {
+            t->head = fresh;
+        }
+        t->tail = c = fresh;
+        t->tail_len = 0;
+    }
+    memcpy(c->data + t->tail_len, e->data, e->len);
+    t->tail_len += (uint32_t)e->len;
+    return XE_OK;
+}
+
+static void entry_put(struct buf *e, uint64_t v)
+{
+    e->len += varint_put(e->data + e->len, v);
+}
+
+/*
+ * Groups a document's tokens by term, chaining each term's tokens in the
  * order they came, which is position order; fills mi->dterms and returns how
  * many distinct terms there are. A small open-addressing map from term id to
  * group keeps it linear, with no sort.
  */
-static size_t group_tokens(struct memindex *mi)
+static size_t group_tokens(struct memindex *mi, const struct prep_token *toks, size_t n_toks)
 {
     uint32_t cap = 16, shift = 28;
     size_t n = 0;
 
-    if (!mi->n_toks)
+    if (!n_toks)
         return 0;
-    while (cap < 2 * mi->n_toks) {
+    while (cap < 2 * n_toks) {
         cap *= 2;
         shift--;
     }
     uint32_t mask = cap - 1;
     memset(mi->dterm_slots, 0, cap * sizeof *mi->dterm_slots);
-    for (size_t i = 0; i < mi->n_toks; i++) {
-        const struct dtok *d = &mi->toks[i];
-        uint32_t s = (d->term_id * 0x9E3779B1u) >> shift; /* Fibonacci hashing */
+    for (size_t i = 0; i < n_toks; i++) {
+        uint32_t term_id = mi->tok_term[i];
+        uint32_t s = (term_id * 0x9E3779B1u) >> shift; /* Fibonacci hashing */
         struct dterm *g;
         for (;; s = (s + 1) & mask) {
             uint32_t v = mi->dterm_slots[s];
             if (!v) {
                 g = &mi->dterms[n];
-                *g = (struct dterm){ .term_id = d->term_id, .first_tok = (uint32_t)i };
+                *g = (struct dterm){ .term_id = term_id, .first_tok = (uint32_t)i };
                 mi->dterm_slots[s] = (uint32_t)++n;
                 break;
             }
             g = &mi->dterms[v - 1];
-            if (g->term_id == d->term_id) {
+            if (g->term_id == term_id) {
                 mi->next_tok[g->last_tok] = (uint32_t)i;
                 break;
             }
         }
         g->last_tok = (uint32_t)i;
-        g->tf[d->field]++;
+        g->tf[toks[i].field]++;
     }
     return n;
 }
 
-/* Appends the gathered tokens of document docid to their terms' lists. */
-static int flush_tokens(struct memindex *mi, uint32_t docid)
+/* Appends a document's tokens, looked up, to their terms' lists. */
+static int flush_tokens(struct memindex *mi, const struct prep_token *toks, size_t n_toks,
+                        uint32_t docid)
 {
-    size_t n = group_tokens(mi);
+    size_t n = group_tokens(mi, toks, n_toks);
 
     /* independent loads: the misses overlap */
     for (size_t g = 0; g < n; g++) {
         const struct mterm *t = &mi->terms[mi->dterms[g].term_id];
-        __builtin_prefetch(t->list.data + t->list.len, 1);
+        if (t->tail) {
+            __builtin_prefetch(t->tail, 1);
+            __builtin_prefetch(t->tail->data + t->tail_len, 1);
+        }
     }
     for (size_t g = 0; g < n; g++) {
         const struct dterm *d = &mi->dterms[g];
         struct mterm *t = &mi->terms[d->term_id];
         uint32_t n_tf = d->tf[FIELD_TITLE] + d->tf[FIELD_BODY] + d->tf[FIELD_META];
-        size_t need = VARINT_MAX_BYTES * (4 + (t->has_positions ? n_tf : 0));
-        if (!list_reserve(mi, &t->list, need))
+        struct buf *e = &mi->entry;
+        buf_reset(e);
+        if (buf_reserve(e, VARINT_MAX_BYTES * (4 + (size_t)(t->has_positions ? n_tf : 0))))
             return XE_NOMEM;
-        list_put(&t->list, t->last_doc == UINT32_MAX ? docid : docid - t->last_doc);
+        entry_put(e, t->last_doc == UINT32_MAX ? docid : docid - t->last_doc);
         for (int f = 0; f < N_FIELDS; f++)
-            list_put(&t->list, d->tf[f]);
+            entry_put(e, d->tf[f]);
         if (t->has_positions) {
             int64_t prev = -1;
             for (uint32_t k = d->first_tok, left = n_tf; left; left--) {
-                uint32_t position = mi->toks[k].position;
-                list_put(&t->list, (uint64_t)(position - prev - 1));
+                uint32_t position = toks[k].position;
+                entry_put(e, (uint64_t)(position - prev - 1));
                 prev = position;
                 k = mi->next_tok[k];
             }
         }
+        int rc = list_append(mi, t);
+        if (rc)
+            return rc;
         t->last_doc = docid;
         t->df++;
     }
-    mi->n_toks = 0;
     return XE_OK;
 }
 
@@ -536,7 +504,7 @@ static uint32_t id_slot(const struct memindex *mi, const char *id, size_t len)
 {
     uint32_t mask = mi->id_slots_cap - 1;
 
-    for (uint32_t s = (uint32_t)hash_bytes(id, len) & mask;; s = (s + 1) & mask) {
+    for (uint32_t s = (uint32_t)term_hash(id, len) & mask;; s = (s + 1) & mask) {
         uint32_t v = mi->id_slots[s];
         if (!v)
             return s;
@@ -580,14 +548,14 @@ bool memindex_delete(struct memindex *mi, const char *id, size_t len)
     return true;
 }
 
-int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *err)
+/* Adds one prepared document of b. */
+static int add_prepared(struct memindex *mi, const struct docprep_batch *b,
+                        const struct prep_doc *pd, struct xerr *err)
 {
-    struct mdoc doc = { .date_s = d->date_s };
-    uint32_t pos = 0;
+    const char *id = (const char *)b->bytes.data + pd->id_at;
+    struct mdoc doc = { .date_s = pd->date_s, .id_len = pd->id_len };
     int rc;
 
-    if (!d->id.p || !d->id.len || d->id.len > DOC_ID_MAX_BYTES)
-        return xerr_set(err, XE_INPUT, "document id must be 1 to %d bytes", DOC_ID_MAX_BYTES);
     if (mi->n_docs == UINT32_MAX - 1)
         return xerr_set(err, XE_LIMIT, "too many documents for one segment");
     if (mi->n_docs == mi->docs_cap) {
@@ -598,43 +566,42 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
         mi->docs = grown;
         mi->docs_cap = cap;
     }
-    buf_reset(&mi->record);
-    rc = doc_record_encode(d, &mi->record);
-    if (rc)
-        return xerr_set(err, rc, "document %.64s: too large to store", d->id.p);
-    rc = docstore_writer_add(mi->store, mi->record.data, mi->record.len, &doc.store, err);
+    memcpy(doc.field_tokens, pd->field_tokens, sizeof doc.field_tokens);
+    memcpy(doc.field_start, pd->field_start, sizeof doc.field_start);
+    rc = docstore_writer_add(mi->store, b->bytes.data + pd->record_at, pd->record_len,
+                             &doc.store, err);
     if (rc)
         return rc;
     doc.id_off = mi->id_bytes.len;
-    doc.id_len = (uint16_t)d->id.len;
-    if (buf_append(&mi->id_bytes, d->id.p, d->id.len))
+    if (buf_append(&mi->id_bytes, id, pd->id_len))
         return xerr_set(err, XE_NOMEM, "out of memory");
-
-    mi->rc = XE_OK;
-    mi->cur_field = FIELD_TITLE;
-    pos = add_text(mi, d->title, pos, &doc.field_tokens[FIELD_TITLE]);
-    mi->cur_field = FIELD_BODY;
-    doc.field_start[FIELD_BODY] = pos;
-    pos = add_text(mi, d->body, pos, &doc.field_tokens[FIELD_BODY]);
-    mi->cur_field = FIELD_META;
-    doc.field_start[FIELD_META] = pos;
-    pos = add_text(mi, d->source, pos, &doc.field_tokens[FIELD_META]);
-    for (size_t i = 0; i < d->n_tags; i++)
-        pos = add_text(mi, d->tags[i], pos, &doc.field_tokens[FIELD_META]);
-    add_exact(mi, TERM_SOURCE_PREFIX, d->source);
-    for (size_t i = 0; i < d->n_tags; i++)
-        add_exact(mi, TERM_TAG_PREFIX, d->tags[i]);
-    if (mi->rc || resolve_tokens(mi) || flush_tokens(mi, mi->n_docs)) {
-        mi->n_toks = 0;
-        buf_reset(&mi->tok_bytes);
-        return xerr_set(err, XE_NOMEM, "out of memory indexing %.64s", d->id.p);
-    }
+    const struct prep_token *toks = b->tokens + pd->first_token;
+    if (!doc_tokens_reserve(mi, pd->n_tokens) || resolve_tokens(mi, b, toks, pd->n_tokens) ||
+        flush_tokens(mi, toks, pd->n_tokens, mi->n_docs))
+        return xerr_set(err, XE_NOMEM, "out of memory indexing %.64s", id);
     mi->docs[mi->n_docs] = doc;
     rc = register_id(mi, mi->n_docs, err);
     if (rc)
         return rc;
     mi->n_docs++;
     return XE_OK;
+}
+
+int memindex_add_batch(struct memindex *mi, const struct docprep_batch *b, struct xerr *err)
+{
+    for (size_t i = 0; i < b->n_docs; i++) {
+        int rc = add_prepared(mi, b, &b->docs[i], err);
+        if (rc)
+            return rc;
+    }
+    return XE_OK;
+}
+
+int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *err)
+{
+    docprep_reset(&mi->own);
+    int rc = docprep_add(&mi->own, d, err);
+    return rc ? rc : memindex_add_batch(mi, &mi->own, err);
 }
 
 /*
@@ -701,13 +668,22 @@ static void sort_terms(const struct memindex *mi, struct term_key *keys, size_t 
 static int encode_term(const struct mterm *t, const uint32_t *new_id, struct postings_writer *w,
                        uint32_t **positions, size_t *positions_cap, uint32_t *df)
 {
-    const unsigned char *p = t->list.data, *end = t->list.data + t->list.len;
+    const struct lchunk *c = t->head;
+    const unsigned char *p = NULL, *end = NULL;
     uint32_t docid = 0;
     bool first = true;
 
     postings_writer_begin(w, t->has_positions);
     *df = 0;
-    while (p < end) {
+    for (;;) {
+        if (p == end) {
+            if (!c)
+                break;
+            p = c->data;
+            end = c->data + (c == t->tail ? t->tail_len : c->len);
+            c = c->next;
+            continue;
+        }
         uint64_t delta = 0, n = 0;
         uint32_t tf[N_FIELDS];
         varint_get(&p, end, &delta);
@@ -745,6 +721,21 @@ static int encode_term(const struct mterm *t, const uint32_t *new_id, struct pos
     return XE_OK;
 }
 
+/* Compressing the stored documents: a job for a second thread (memindex_set_parallel_write). */
+struct store_job {
+    struct docstore_writer *store;
+    struct buf out;
+    int rc;
+    struct xerr err;
+};
+
+static void *store_job_run(void *arg)
+{
+    struct store_job *job = arg;
+    job->rc = docstore_writer_finish(job->store, &job->out, &job->err);
+    return NULL;
+}
+
 int memindex_write(struct memindex *mi, const char *path, bool durable, struct xerr *err)
 {
     struct segment_writer *sw = segment_writer_new();
@@ -754,12 +745,15 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
     uint32_t *positions = NULL;
     size_t positions_cap = 0;
     struct postings_writer pw;
-    struct buf list, store;
+    struct buf list;
+    struct store_job store = { .store = mi->store };
+    pthread_t store_thread;
+    bool store_threaded = false;
     int rc = XE_OK;
 
     postings_writer_init(&pw, mi->block_docs);
     buf_init(&list, (size_t)1 << 36);
-    buf_init(&store, (size_t)1 << 40);
+    buf_init(&store.out, (size_t)1 << 40);
     if (!sw || !new_id || !order || !lengths) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
         goto out;
@@ -786,7 +780,10 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
     }
     for (uint32_t i = 0; i < mi->n_terms; i++)
         order[i] = (struct term_key){
-            prefix_key(mi->term_bytes.data + mi->terms[i].term_off, mi->terms[i].term_len), i };
+            term_key(mi->term_bytes.data + mi->terms[i].term_off, mi->terms[i].term_len), i };
+    /* the store shares nothing with the postings: compress it meanwhile */
+    store_threaded = !rc && mi->parallel_write &&
+                     pthread_create(&store_thread, NULL, store_job_run, &store) == 0;
     sort_terms(mi, order, mi->n_terms);
     for (uint32_t i = 0; i < mi->n_terms && !rc; i++) {
         /* the terms are visited out of the order they were made in: fetch ahead */
@@ -794,7 +791,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
             __builtin_prefetch(&mi->terms[order[i + 2 * TERM_PREFETCH_AHEAD].id]);
         if (i + TERM_PREFETCH_AHEAD < mi->n_terms) {
             const struct mterm *ahead = &mi->terms[order[i + TERM_PREFETCH_AHEAD].id];
-            __builtin_prefetch(ahead->list.data);
+            __builtin_prefetch(ahead->head);
             __builtin_prefetch(mi->term_bytes.data + ahead->term_off);
         }
         const struct mterm *t = &mi->terms[order[i].id];
@@ -815,14 +812,18 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
         rc = segment_writer_add_term(sw, (const char *)mi->term_bytes.data + t->term_off,
                                      t->term_len, df, t->has_positions, list.data, list.len, err);
     }
+    if (store_threaded)
+        pthread_join(store_thread, NULL);
+    else if (!rc)
+        store_job_run(&store);
+    if (!rc && store.rc)
+        rc = xerr_set(err, store.rc, "%s", store.err.msg);
     if (!rc)
-        rc = docstore_writer_finish(mi->store, &store, err);
-    if (!rc)
-        rc = segment_writer_finish(sw, &store, path, durable, err);
+        rc = segment_writer_finish(sw, &store.out, path, durable, err);
 out:
     postings_writer_fini(&pw);
     buf_fini(&list);
-    buf_fini(&store);
+    buf_fini(&store.out);
     free(positions);
     free(order);
     free(lengths);

@@ -28,6 +28,10 @@ void memindex_free(struct memindex *mi);
 
 /* Indexes d (copying what it keeps). XE_INPUT when d has no id. */
 int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *err);
+/* Indexes the documents of a prepared batch, in order (see docprep.h); the
+ * batch must have been prepared with this memindex's tokenize flags. */
+struct docprep_batch;
+int memindex_add_batch(struct memindex *mi, const struct docprep_batch *b, struct xerr *err);
 
 /* Live documents (replaced ones not counted). */
 uint32_t memindex_n_docs(const struct memindex *mi);
@@ -41,6 +45,9 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
 bool memindex_has_id(const struct memindex *mi, const char *id, size_t len);
 /* Drops the live document with this id; false when there is none. */
 bool memindex_delete(struct memindex *mi, const char *id, size_t len);
+
+/* memindex_write compresses the stored documents on a second thread. */
+void memindex_set_parallel_write(struct memindex *mi, bool parallel);
 
 /* Block size of the posting lists it writes; tests make it small. */
 void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs);

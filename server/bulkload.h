@@ -1,11 +1,12 @@
 /*
- * Bulk loading JSON lines into an index (`xun index`). A file is cut at line
- * boundaries into one part per thread; each thread parses and indexes its
- * part into its own in-memory index, written out as a segment whenever it
- * grows past its share of the memory budget, and once at the end. Segments
- * are committed in input order, so when an id occurs twice the later line
- * wins. A bad line is reported with its file and line number and skipped.
- * Standard input ("-") is read by one thread.
+ * Bulk loading JSON lines into an index (`xun index`). With one thread, it
+ * parses and indexes each line in turn. With more, threads - 1 of them
+ * parse and tokenize chunks of the file while the calling thread adds what
+ * they prepared to one in-memory index, in input order. That index is written
+ * out as a segment whenever it outgrows the memory budget, and once at the
+ * end; if that made several, they are merged into one. So a later line with
+ * the same id wins. A bad line is reported with its file and line number and
+ * skipped. Standard input ("-") is read by one preparing thread.
  */
 #ifndef XUN_SERVER_BULKLOAD_H
 #define XUN_SERVER_BULKLOAD_H
