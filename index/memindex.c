@@ -372,10 +372,10 @@ static struct lchunk *chunk_new(struct memindex *mi, size_t cap)
             return NULL;
         *sl = (struct slab){ .next = mi->slabs, .cap = slab_cap };
         mi->slabs = sl;
-        mi->list_bytes += slab_cap;
     }
     struct lchunk *c = (struct lchunk *)(void *)(sl->bytes + sl->used);
     sl->used += bytes;
+    mi->list_bytes += bytes; /* what is used, not the slab: a small budget is honoured */
     *c = (struct lchunk){ .cap = (uint32_t)cap };
     return c;
 }

@@ -36,6 +36,7 @@ struct segment_writer {
     struct buf block_offs; /* per dictionary block: u32 entry offset, u64 postings offset */
     struct buf postings;
     struct buf docs;       /* fixed entries */
+    struct buf ranks;      /* rank entries */
     struct buf ids;
     uint32_t n_docs, n_terms, n_blocks;
     uint64_t field_tokens[N_FIELDS];
@@ -53,6 +54,7 @@ struct segment_writer *segment_writer_new(void)
     buf_init(&w->block_offs, SEGMENT_SECTION_MAX);
     buf_init(&w->postings, SEGMENT_SECTION_MAX);
     buf_init(&w->docs, SEGMENT_SECTION_MAX);
+    buf_init(&w->ranks, SEGMENT_SECTION_MAX);
     buf_init(&w->ids, SEGMENT_SECTION_MAX);
     return w;
 }
@@ -65,13 +67,53 @@ void segment_writer_free(struct segment_writer *w)
     buf_fini(&w->block_offs);
     buf_fini(&w->postings);
     buf_fini(&w->docs);
+    buf_fini(&w->ranks);
     buf_fini(&w->ids);
     free(w);
+}
+
+uint8_t segment_length_code(uint32_t len)
+{
+    if (len < 128)
+        return (uint8_t)len;
+    int e = 31 - __builtin_clz(len) - 4; /* the top 5 bits stay: 1 and 4 of mantissa */
+    uint32_t code = 128 + (uint32_t)(e - 3) * 16 + ((len >> e) - 16);
+    return code > 255 ? 255 : (uint8_t)code;
+}
+
+uint32_t segment_length_of_code(uint8_t code)
+{
+    if (code < 128)
+        return code;
+    return (16u + (code - 128u) % 16) << ((code - 128u) / 16 + 3);
+}
+
+/* A rank entry's date: 40 bits, two's complement (doc_parse_date's years fit). */
+#define RANK_DATE_NONE (-((int64_t)1 << 39))
+
+static void put_rank_date(unsigned char *p, int64_t date_s)
+{
+    int64_t max = ((int64_t)1 << 39) - 1;
+    int64_t v = date_s == DOC_DATE_NONE ? RANK_DATE_NONE
+                : date_s <= RANK_DATE_NONE ? RANK_DATE_NONE + 1
+                : date_s > max ? max : date_s;
+    for (int i = 0; i < 5; i++)
+        p[i] = (unsigned char)((uint64_t)v >> (8 * i));
+}
+
+static int64_t get_rank_date(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    int64_t d = (int64_t)(v ^ (uint64_t)1 << 39) - ((int64_t)1 << 39); /* sign-extend bit 39 */
+    return d == RANK_DATE_NONE ? DOC_DATE_NONE : d;
 }
 
 int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *doc,
                            struct xerr *err)
 {
+    unsigned char r[SEGMENT_RANK_ENTRY_BYTES] = { 0 };
     unsigned char e[SEGMENT_DOC_ENTRY_BYTES];
 
     if (!doc->id_len || doc->id_len > DOC_ID_MAX_BYTES)
@@ -91,10 +133,15 @@ int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *d
     put_u32le(e + 32, doc->field_start[FIELD_BODY]);
     put_u32le(e + 36, doc->field_start[FIELD_META]);
     buf_append(&w->docs, e, sizeof e);
+    for (int f = 0; f < N_FIELDS; f++)
+        r[f] = segment_length_code(doc->field_tokens[f]);
+    put_rank_date(r + 3, doc->date_s);
+    buf_append(&w->ranks, r, sizeof r);
     buf_append(&w->ids, doc->id, doc->id_len);
     w->n_docs++;
-    return w->docs.rc || w->ids.rc ? xerr_set(err, XE_NOMEM, "segment writer: out of memory")
-                                   : XE_OK;
+    return w->docs.rc || w->ranks.rc || w->ids.rc
+               ? xerr_set(err, XE_NOMEM, "segment writer: out of memory")
+               : XE_OK;
 }
 
 int segment_writer_add_term(struct segment_writer *w, const char *term, size_t len, uint32_t df,
@@ -197,15 +244,17 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
         { w->terms.data, w->terms.len }, /* the rest of the terms section */
         { w->postings.data, w->postings.len },
         { w->docs.data, w->docs.len },
+        { w->ranks.data, w->ranks.len },
         { id_order.data, id_order.len },
         { w->ids.data, w->ids.len },
         { store->data, store->len },
     };
-    /* where each section starts: pieces 0 (after the header), 2, 3 and 6 */
-    static const int section_first_piece[N_SECTIONS] = { 0, 2, 3, 6 };
-    static const int section_end_piece[N_SECTIONS] = { 2, 3, 6, 7 };
-    uint64_t at[8] = { 0 };
-    for (size_t i = 0; i < 7; i++)
+    enum { N_PIECES = sizeof pieces / sizeof *pieces };
+    /* where each section starts: pieces 0 (after the header), 2, 3 and 7 */
+    static const int section_first_piece[N_SECTIONS] = { 0, 2, 3, 7 };
+    static const int section_end_piece[N_SECTIONS] = { 2, 3, 7, 8 };
+    uint64_t at[N_PIECES + 1] = { 0 };
+    for (size_t i = 0; i < N_PIECES; i++)
         at[i + 1] = at[i] + pieces[i].len;
 
     unsigned char *h = head.data;
@@ -215,18 +264,18 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
     put_u32le(h + 20, w->n_terms);
     for (int f = 0; f < N_FIELDS; f++)
         put_u64le(h + 24 + 8 * f, w->field_tokens[f]);
-    put_u64le(h + 48, at[7]);
+    put_u64le(h + 48, at[N_PIECES]);
     for (int s = 0; s < N_SECTIONS; s++) {
         uint64_t from = s == SECTION_TERMS ? SEGMENT_HEADER_BYTES : at[section_first_piece[s]];
         put_u64le(h + 56 + 16 * s, from);
         put_u64le(h + 64 + 16 * s, at[section_end_piece[s]] - from);
     }
     uint32_t crc = crc32c(0, h + SEGMENT_HEADER_BYTES, head.len - SEGMENT_HEADER_BYTES);
-    for (size_t i = 1; i < 7; i++)
+    for (size_t i = 1; i < N_PIECES; i++)
         crc = crc32c(crc, pieces[i].data, pieces[i].len);
     put_u32le(h + 120, crc);
     put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
-    rc = fs_write_pieces(path, pieces, 7, durable, err);
+    rc = fs_write_pieces(path, pieces, N_PIECES, durable, err);
 out:
     buf_fini(&head);
     buf_fini(&id_order);
@@ -243,7 +292,7 @@ struct segment {
     uint64_t field_tokens[N_FIELDS];
     const unsigned char *terms, *postings, *docs, *store;
     size_t terms_len, postings_len, docs_len, store_len;
-    const unsigned char *id_order, *ids;
+    const unsigned char *ranks, *id_order, *ids;
     size_t ids_len;
     struct docstore ds;
     int64_t newest_date; /* DOC_DATE_NONE when no document has a date */
@@ -325,11 +374,12 @@ static int segment_check(struct segment *seg, struct xerr *err)
             return xerr_corrupt(err, "segment %s: dictionary block %u out of place", name, b);
     }
     /* doc table */
-    size_t fixed = (size_t)seg->n_docs * (SEGMENT_DOC_ENTRY_BYTES + 4);
+    size_t fixed = (size_t)seg->n_docs * (SEGMENT_DOC_ENTRY_BYTES + SEGMENT_RANK_ENTRY_BYTES + 4);
     if (seg->docs_len < fixed)
         return xerr_corrupt(err, "segment %s: doc table too short for %u documents", name,
                             seg->n_docs);
-    seg->id_order = seg->docs + (size_t)seg->n_docs * SEGMENT_DOC_ENTRY_BYTES;
+    seg->ranks = seg->docs + (size_t)seg->n_docs * SEGMENT_DOC_ENTRY_BYTES;
+    seg->id_order = seg->ranks + (size_t)seg->n_docs * SEGMENT_RANK_ENTRY_BYTES;
     seg->ids = seg->docs + fixed;
     seg->ids_len = seg->docs_len - fixed;
     seg->newest_date = DOC_DATE_NONE;
@@ -546,6 +596,15 @@ void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *
     out->field_start[FIELD_TITLE] = 0;
     out->field_start[FIELD_BODY] = get_u32le(e + 32);
     out->field_start[FIELD_META] = get_u32le(e + 36);
+}
+
+void segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out)
+{
+    const unsigned char *r = seg->ranks + (size_t)docid * SEGMENT_RANK_ENTRY_BYTES;
+
+    for (int f = 0; f < N_FIELDS; f++)
+        out->len_code[f] = r[f];
+    out->date_s = get_rank_date(r + 3);
 }
 
 int64_t segment_newest_date(const struct segment *seg)

@@ -1,7 +1,7 @@
 /*
  * Segments: immutable index files, written once, then memory-mapped.
  *
- * Segment file, version 5 (posting lists of version 3, index/postings.h).
+ * Segment file, version 6 (posting lists of version 3, index/postings.h).
  * Integers little-endian; varint is LEB128.
  *   off  size  field
  *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
@@ -36,8 +36,13 @@
  *
  * Postings section: the lists, back to back, each as in index/postings.h.
  *
- * Docs section: n_docs x 40-byte entries, then n_docs x u32 docids sorted by
- * id bytes (lookup by id), then the ids back to back. Entry:
+ * Docs section: n_docs x 40-byte entries, then n_docs x 8-byte rank entries,
+ * then n_docs x u32 docids sorted by id bytes (lookup by id), then the ids
+ * back to back. A rank entry holds what ranking reads of every document it
+ * scores, apart from the rest so that those scattered reads touch 8 bytes
+ * (a query may score thousands): 0 three u8 length codes of title, body and
+ * meta (segment_length_code), 3 i40 date (5 bytes: seconds since the
+ * epoch, -2^39 when absent; years 0 to 9999 fit). Entry:
  *   0 u32 title tokens, 4 u32 body tokens, 8 u32 meta tokens,
  *   12 u32 stored record number, 16 i64 date (seconds since the epoch,
  *   INT64_MIN when absent), 24 u32 id offset in the ids area, 28 u16 id
@@ -60,9 +65,10 @@
 struct xerr;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
-#define SEGMENT_VERSION 5
+#define SEGMENT_VERSION 6
 #define SEGMENT_HEADER_BYTES 128
 #define SEGMENT_DOC_ENTRY_BYTES 40
+#define SEGMENT_RANK_ENTRY_BYTES 8
 #define SEGMENT_TERMS_PER_BLOCK 32
 #define SEGMENT_BLOCK_ENTRY_BYTES 12
 
@@ -75,6 +81,22 @@ struct segment_doc {
     size_t id_len;
     struct docstore_ref store;
 };
+
+/* What ranking reads of a document (see the rank entries above). */
+struct segment_doc_rank {
+    uint8_t len_code[N_FIELDS]; /* segment_length_of_code() gives the length */
+    int64_t date_s;             /* DOC_DATE_NONE when absent */
+};
+
+/*
+ * Field lengths as ranking sees them, in one byte: exact below 128 tokens,
+ * then 16 steps per doubling, rounded down (at most 6.25% short), up to
+ * 31,744 tokens, which longer fields count as. A code never decodes above
+ * the length it came from, and longer lengths never get smaller codes, so
+ * block bounds built from exact lengths stay bounds.
+ */
+uint8_t segment_length_code(uint32_t len);
+uint32_t segment_length_of_code(uint8_t code);
 
 /* A term's entry in the dictionary. */
 struct segment_term {
@@ -131,6 +153,8 @@ bool segment_lookup(const struct segment *seg, const char *term, size_t len,
                     struct segment_term *out);
 /* docid < segment_n_docs(). */
 void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
+/* Only what ranking reads: cheaper than segment_doc() (one small entry). */
+void segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out);
 /* DOCID_END when no document has this id. */
 uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len);
 /* The stored record's bytes (index/doc.h), in scratch, valid until it changes. */

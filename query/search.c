@@ -129,7 +129,9 @@ static double bm25f_bound(const double avg_len[N_FIELDS], double idf,
             continue;
         if (max_tf[f] == UINT32_MAX)
             return idf * (BM25_K1 + 1); /* unknown: the limit of saturation */
-        tfn += field_weight[f] * max_tf[f] / (1 - BM25_B + BM25_B * min_len[f] / avg_len[f]);
+        /* the length a document of at least min_len is scored with (segment.h) */
+        uint32_t len = segment_length_of_code(segment_length_code(min_len[f]));
+        tfn += field_weight[f] * max_tf[f] / (1 - BM25_B + BM25_B * len / avg_len[f]);
     }
     return idf * tfn * (BM25_K1 + 1) / (tfn + BM25_K1);
 }
@@ -215,12 +217,16 @@ struct phrase_iter {
     struct exec *ex;
 };
 
-/* Which field a position of a document falls in (layout in index/memindex.h). */
-static enum doc_field field_of(const struct segment_doc *d, uint32_t pos)
+/*
+ * Which field the k-th position of a term in the current document falls in:
+ * fields take increasing positions (index/memindex.h), so its first
+ * tf[title] positions are in the title, the next tf[body] in the body.
+ */
+static enum doc_field field_of_nth(const struct postings_cursor *c, uint32_t k)
 {
-    if (pos < d->field_start[FIELD_BODY])
+    if (k < c->tf[FIELD_TITLE])
         return FIELD_TITLE;
-    return pos < d->field_start[FIELD_META] ? FIELD_BODY : FIELD_META;
+    return k < c->tf[FIELD_TITLE] + c->tf[FIELD_BODY] ? FIELD_BODY : FIELD_META;
 }
 
 static bool grow_positions(struct exec *ex, uint32_t i, uint32_t need)
@@ -275,8 +281,6 @@ static bool phrase_check(struct phrase_iter *ph)
         count[i] = (uint32_t)got;
         at[i] = 0;
     }
-    struct segment_doc d;
-    segment_doc(ex->seg, ph->base.docid, &d);
     memset(ph->freq, 0, sizeof ph->freq);
     if (ph->prox)
         ph->prox->n_pos = 0;
@@ -292,7 +296,7 @@ static bool phrase_check(struct phrase_iter *ph)
         }
         if (!ok)
             continue;
-        enum doc_field f = field_of(&d, start);
+        enum doc_field f = field_of_nth(&ph->cursors[0], k);
         if (ph->title_only && f != FIELD_TITLE)
             continue;
         ph->freq[f]++;
@@ -1258,14 +1262,15 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 break;
             if (deletions_has(deleted, root->docid))
                 continue; /* a tombstone: replaced or deleted since the segment was written */
-            struct segment_doc d;
+            struct segment_doc_rank d;
             struct doc_norms norms;
-            segment_doc(ex.seg, root->docid, &d);
+            segment_doc_rank(ex.seg, root->docid, &d);
             if (!date_passes(opts, d.date_s))
                 continue;
             for (int f = 0; f < N_FIELDS; f++)
                 norms.inv_norm[f] =
-                    1.0 / (1 - BM25_B + BM25_B * d.field_tokens[f] / ex.avg_len[f]);
+                    1.0 / (1 - BM25_B + BM25_B * segment_length_of_code(d.len_code[f]) /
+                                            ex.avg_len[f]);
             struct search_hit h = { s, root->docid, root->ops->score(root, &norms), 0 };
             double boost = 1;
             if (recency_scale > 0 && d.date_s != DOC_DATE_NONE) {

@@ -147,7 +147,7 @@ static int output_flush(struct output *out, struct xerr *err)
     return output_start(out, err);
 }
 
-/* Flushes once the memindex holds its share of memory. */
+/* Writes a segment once the memindex holds the memory budget. */
 static int output_maybe_flush(struct output *out, struct xerr *err)
 {
     return memindex_bytes(out->mi) >= out->flush_bytes ? output_flush(out, err) : XE_OK;
@@ -179,7 +179,8 @@ static int read_chunk(struct line_source *src, const struct chunk *ch, doc_fn fn
     uint64_t at = ch->start, line_no = ch->first_line - 1;
     ssize_t n;
 
-    if (src->in != stdin && fseeko(src->in, (off_t)ch->start, SEEK_SET))
+    /* only a file that was cut is sought in (a pipe named by path cannot be) */
+    if (ch->end && fseeko(src->in, (off_t)ch->start, SEEK_SET))
         return xerr_set(err, XE_IO, "%s: cannot seek", src->name);
     while ((!ch->end || at < ch->end) && (n = getline(&src->line, &src->cap, src->in)) >= 0) {
         line_no++;

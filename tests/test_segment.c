@@ -625,6 +625,66 @@ static void test_segment_exact_value_terms_have_no_positions_and_right_df(void *
     free(path);
 }
 
+/* Length codes: exact below 128, never above the length, never smaller for a longer one. */
+static void test_segment_length_codes_round_down_monotonically(void **state)
+{
+    (void)state;
+    for (uint32_t len = 0; len < 128; len++)
+        assert_int_equal(segment_length_of_code(segment_length_code(len)), len);
+    uint8_t prev = 0;
+    for (uint32_t len = 0; len < (1u << 20); len++) {
+        uint8_t code = segment_length_code(len);
+        uint32_t back = segment_length_of_code(code);
+        assert_true(code >= prev);
+        assert_true(back <= len);
+        if (len <= 31744)
+            assert_true(len - back <= len / 16); /* 16 steps per doubling */
+        prev = code;
+    }
+    assert_int_equal(segment_length_code(UINT32_MAX), 255);
+    assert_int_equal(segment_length_of_code(255), 31744);
+    for (unsigned code = 1; code < 256; code++) /* every code decodes above the one before */
+        assert_true(segment_length_of_code((uint8_t)code) >
+                    segment_length_of_code((uint8_t)(code - 1)));
+}
+
+/* Rank entries give back each document's field length codes and its date to the second. */
+static void test_segment_rank_entries_round_trip(void **state)
+{
+    static const struct tdoc docs[] = {
+        { .id = "undated", .title = "a b", .body = "c", .json = "{}" },
+        { .id = "epoch", .body = "x", .date = "1970-01-01", .date_s = 0, .json = "{}" },
+        { .id = "before", .body = "x", .date = "1969-12-31T23:59:59Z", .date_s = -1,
+          .json = "{}" },
+        { .id = "year0", .body = "x", .date = "0000-01-01", .date_s = -62167219200,
+          .json = "{}" },
+        { .id = "year9999", .body = "x", .date = "9999-12-31T23:59:59Z",
+          .date_s = 253402300799, .json = "{}" },
+        { .id = "odd-second", .body = "x", .date = "2023-04-29T08:00:07+08:00",
+          .date_s = 1682726407, .json = "{}" },
+    };
+    size_t n = sizeof docs / sizeof docs[0];
+    char *path = build_segment(*state, "ranks.xseg", docs, n);
+    struct segment *seg = open_ok(path);
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct segment_doc d;
+        struct segment_doc_rank r;
+        segment_doc(seg, i, &d);
+        segment_doc_rank(seg, i, &r);
+        assert_int_equal(r.date_s, d.date_s);
+        assert_int_equal(r.date_s, docs[i].date ? docs[i].date_s : DOC_DATE_NONE);
+        for (int f = 0; f < N_FIELDS; f++)
+            assert_int_equal(r.len_code[f], segment_length_code(d.field_tokens[f]));
+    }
+    struct segment_doc_rank r;
+    segment_doc_rank(seg, 0, &r);
+    assert_int_equal(r.len_code[FIELD_TITLE], 2);
+    assert_int_equal(r.len_code[FIELD_BODY], 1);
+    segment_close(seg);
+    free(path);
+}
+
 static void test_segment_keeps_only_the_newer_of_a_replaced_id(void **state)
 {
     static const struct tdoc docs[] = {
@@ -1276,7 +1336,8 @@ static const struct {
     { "id length over the cap", 2, 28, SET16, DOC_ID_MAX_BYTES + 1 },
     { "id offset past the ids", 2, 24, SET32, 1000 },
     { "id offset huge", 2, 24, SET32, UINT32_MAX },
-    { "id order names no document", 2, N_SMALL * SEGMENT_DOC_ENTRY_BYTES, SET32, N_SMALL },
+    { "id order names no document", 2,
+      N_SMALL * (SEGMENT_DOC_ENTRY_BYTES + SEGMENT_RANK_ENTRY_BYTES), SET32, N_SMALL },
     { "stored record missing", 2, 12, SET32, N_SMALL },
     { "stored record huge", 2, SEGMENT_DOC_ENTRY_BYTES + 12, SET32, UINT32_MAX },
     { "store record count", 3, 0, ADD32, 1 },
@@ -1435,7 +1496,9 @@ int main(void)
         T(test_segment_load_round_trips_every_field),
         T(test_segment_terms_iterate_in_byte_order_from_prefix),
         T(test_segment_exact_value_terms_have_no_positions_and_right_df),
-        T(test_segment_keeps_only_the_newer_of_a_replaced_id),
+        T(test_segment_length_codes_round_down_monotonically),
+    T(test_segment_rank_entries_round_trip),
+    T(test_segment_keeps_only_the_newer_of_a_replaced_id),
         T(test_segment_of_an_empty_memindex_is_empty),
         T(test_segment_keeps_terms_of_the_longest_length),
         T(test_segment_many_docs_lookups_match_expected),
