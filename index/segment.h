@@ -1,7 +1,7 @@
 /*
  * Segments: immutable index files, written once, then memory-mapped.
  *
- * Segment file, version 6 (posting lists of version 3, index/postings.h).
+ * Segment file, version 7 (posting lists of version 3, index/postings.h).
  * Integers little-endian; varint is LEB128.
  *   off  size  field
  *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
@@ -65,7 +65,7 @@
 struct xerr;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
-#define SEGMENT_VERSION 6
+#define SEGMENT_VERSION 7
 #define SEGMENT_HEADER_BYTES 128
 #define SEGMENT_DOC_ENTRY_BYTES 40
 #define SEGMENT_RANK_ENTRY_BYTES 8
