@@ -62,7 +62,7 @@ void docprep_reset(struct docprep_batch *b)
 
 size_t docprep_bytes(const struct docprep_batch *b)
 {
-    return b->bytes.cap + b->tokens_cap * sizeof *b->tokens + b->docs_cap * sizeof *b->docs;
+    return b->bytes.len + b->n_tokens * sizeof *b->tokens + b->n_docs * sizeof *b->docs;
 }
 
 /* The code point of a hidden one-character term ("\x01" + UTF-8), or -1. */
@@ -97,8 +97,9 @@ static int on_token(void *ctx, const struct token *tok)
         b->tokens_cap = cap;
     }
     size_t at = b->bytes.len;
-    if (buf_append(&b->bytes, tok->term, tok->term_len)) {
-        b->rc = XE_NOMEM;
+    int rc = buf_append(&b->bytes, tok->term, tok->term_len);
+    if (rc) { /* XE_NOMEM, or XE_LIMIT past DOCPREP_BYTES_MAX */
+        b->rc = rc;
         return 1;
     }
     struct prep_token *t = &b->tokens[b->n_tokens++];
@@ -161,23 +162,29 @@ int docprep_add(struct docprep_batch *b, const struct doc_fields *d, struct xerr
         b->docs = grown;
         b->docs_cap = cap;
     }
+    int shown = d->id.len < 64 ? (int)d->id.len : 64; /* of the id, in messages */
     struct prep_doc doc = { .date_s = d->date_s, .id_len = (uint16_t)d->id.len,
                             .first_token = b->n_tokens };
     doc.id_at = b->bytes.len;
-    if (buf_append(&b->bytes, d->id.p, d->id.len))
+    if (buf_append(&b->bytes, d->id.p, d->id.len)) {
+        b->bytes.len = bytes_before;
+        b->bytes.rc = 0;
         return xerr_set(err, XE_NOMEM, "out of memory");
+    }
     doc.record_at = b->bytes.len;
     int rc = doc_record_encode(d, &b->bytes);
     if (rc) {
         b->bytes.len = bytes_before;
         b->bytes.rc = 0;
-        return rc == XE_NOMEM ? xerr_set(err, rc, "out of memory")
-                              : xerr_set(err, rc, "document %.64s: too large to store", d->id.p);
+        return rc == XE_NOMEM
+                   ? xerr_set(err, rc, "out of memory")
+                   : xerr_set(err, rc, "document %.*s: too large to store", shown, d->id.p);
     }
     doc.record_len = b->bytes.len - doc.record_at;
     if (doc.record_len > DOCSTORE_RAW_MAX) {
         b->bytes.len = bytes_before;
-        return xerr_set(err, XE_LIMIT, "document %.64s: too large to store", d->id.p);
+        return xerr_set(err, XE_LIMIT, "document %.*s: too large to store", shown,
+                        d->id.p);
     }
 
     b->rc = XE_OK;
@@ -198,7 +205,8 @@ int docprep_add(struct docprep_batch *b, const struct doc_fields *d, struct xerr
         b->bytes.len = bytes_before;
         b->bytes.rc = 0;
         b->n_tokens = tokens_before;
-        return xerr_set(err, XE_NOMEM, "out of memory preparing %.64s", d->id.p);
+        return xerr_set(err, b->rc, "%s preparing %.*s",
+                        b->rc == XE_NOMEM ? "out of memory" : "too much text", shown, d->id.p);
     }
     doc.n_tokens = b->n_tokens - doc.first_token;
     b->docs[b->n_docs++] = doc;

@@ -72,7 +72,7 @@ void docprep_reset(struct docprep_batch *b);
  * batch is as before on failure.
  */
 int docprep_add(struct docprep_batch *b, const struct doc_fields *d, struct xerr *err);
-/* Bytes held, roughly. */
+/* Bytes of prepared documents it holds (its arrays may have grown larger). */
 size_t docprep_bytes(const struct docprep_batch *b);
 
 static inline const char *prep_token_term(const struct docprep_batch *b,

@@ -205,8 +205,10 @@ void docstore_writer_free(struct docstore_writer *w)
 int docstore_writer_add(struct docstore_writer *w, const void *record, size_t len,
                         struct docstore_ref *ref, struct xerr *err)
 {
-    if (len > DOCSTORE_RAW_MAX || w->n == UINT32_MAX - 1)
+    if (len > DOCSTORE_RAW_MAX)
         return xerr_set(err, XE_LIMIT, "document store: record of %zu bytes", len);
+    if (w->n == UINT32_MAX - 1)
+        return xerr_set(err, XE_LIMIT, "document store: too many records");
     if (buf_append(&w->raw, record, len) || buf_append(&w->lengths, &len, sizeof len))
         return xerr_set(err, XE_NOMEM, "document store: out of memory");
     ref->record = w->n++;

@@ -121,6 +121,7 @@ struct memindex {
     struct docstore_writer *store;
     struct slab *slabs; /* the newest first: chunks come from it */
     size_t list_bytes;
+    bool broken; /* a failed add left part of a document in the lists */
     struct buf entry; /* one document's entry of a list, being encoded */
     uint32_t block_docs;
     bool parallel_write;
@@ -548,6 +549,12 @@ bool memindex_delete(struct memindex *mi, const char *id, size_t len)
     return true;
 }
 
+/* How much of an id (not NUL-terminated) messages show. */
+static int id_shown(size_t len)
+{
+    return len < 64 ? (int)len : 64;
+}
+
 /* Adds one prepared document of b. */
 static int add_prepared(struct memindex *mi, const struct docprep_batch *b,
                         const struct prep_doc *pd, struct xerr *err)
@@ -576,11 +583,16 @@ static int add_prepared(struct memindex *mi, const struct docprep_batch *b,
     if (buf_append(&mi->id_bytes, id, pd->id_len))
         return xerr_set(err, XE_NOMEM, "out of memory");
     const struct prep_token *toks = b->tokens + pd->first_token;
-    if (!doc_tokens_reserve(mi, pd->n_tokens) || resolve_tokens(mi, b, toks, pd->n_tokens) ||
-        flush_tokens(mi, toks, pd->n_tokens, mi->n_docs))
-        return xerr_set(err, XE_NOMEM, "out of memory indexing %.64s", id);
+    if (!doc_tokens_reserve(mi, pd->n_tokens) || resolve_tokens(mi, b, toks, pd->n_tokens))
+        return xerr_set(err, XE_NOMEM, "out of memory indexing %.*s", id_shown(pd->id_len), id);
+    /* from here a failure leaves lists holding part of the document: refuse what follows */
+    if (flush_tokens(mi, toks, pd->n_tokens, mi->n_docs)) {
+        mi->broken = true;
+        return xerr_set(err, XE_NOMEM, "out of memory indexing %.*s", id_shown(pd->id_len), id);
+    }
     mi->docs[mi->n_docs] = doc;
     rc = register_id(mi, mi->n_docs, err);
+    mi->broken = rc != XE_OK;
     if (rc)
         return rc;
     mi->n_docs++;
@@ -589,6 +601,8 @@ static int add_prepared(struct memindex *mi, const struct docprep_batch *b,
 
 int memindex_add_batch(struct memindex *mi, const struct docprep_batch *b, struct xerr *err)
 {
+    if (mi->broken)
+        return xerr_set(err, XE_NOMEM, "in-memory index left incomplete by an earlier failure");
     for (size_t i = 0; i < b->n_docs; i++) {
         int rc = add_prepared(mi, b, &b->docs[i], err);
         if (rc)
@@ -738,6 +752,8 @@ static void *store_job_run(void *arg)
 
 int memindex_write(struct memindex *mi, const char *path, bool durable, struct xerr *err)
 {
+    if (mi->broken)
+        return xerr_set(err, XE_NOMEM, "segment %s: in-memory index left incomplete", path);
     struct segment_writer *sw = segment_writer_new();
     uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
     uint32_t *lengths = malloc(sizeof *lengths * N_FIELDS * ((size_t)mi->n_docs + 1));

@@ -1,9 +1,9 @@
 /*
  * The in-memory inverted index a bulk load fills before it writes a segment.
- * Adding a document tokenizes its fields into one position space (title,
- * then body, then source and tags, with a one-position gap between fields
- * and between tags so that no phrase spans two of them), appends its
- * postings to per-term lists and its stored record to a document store.
+ * A document's fields share one position space (title, then body, then
+ * source and tags, FIELD_GAP positions apart so that no phrase spans two of
+ * them; see index/docprep.h); adding it appends its postings to per-term
+ * lists and its stored record to a document store.
  * A document whose id was added before replaces the earlier one.
  *
  * Single-threaded: one writer owns a memindex.

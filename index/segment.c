@@ -24,6 +24,7 @@
 #include "index/postings.h"
 
 _Static_assert(sizeof SEGMENT_MAGIC - 1 == 8, "magic is 8 bytes");
+_Static_assert(N_FIELDS + 5 == SEGMENT_RANK_ENTRY_BYTES, "rank entry: length codes, i40 date");
 
 enum { SECTION_TERMS, SECTION_POSTINGS, SECTION_DOCS, SECTION_STORE, N_SECTIONS };
 
@@ -239,20 +240,20 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
         goto out;
     }
 
-    struct fs_piece pieces[] = {
-        { head.data, head.len },         /* header, then the terms' block table */
-        { w->terms.data, w->terms.len }, /* the rest of the terms section */
-        { w->postings.data, w->postings.len },
-        { w->docs.data, w->docs.len },
-        { w->ranks.data, w->ranks.len },
-        { id_order.data, id_order.len },
-        { w->ids.data, w->ids.len },
-        { store->data, store->len },
+    enum { HEAD, TERMS, POSTINGS, DOCS, RANKS, ID_ORDER, IDS, STORE, N_PIECES };
+    struct fs_piece pieces[N_PIECES] = {
+        [HEAD] = { head.data, head.len }, /* header, then the terms' block table */
+        [TERMS] = { w->terms.data, w->terms.len },
+        [POSTINGS] = { w->postings.data, w->postings.len },
+        [DOCS] = { w->docs.data, w->docs.len },
+        [RANKS] = { w->ranks.data, w->ranks.len },
+        [ID_ORDER] = { id_order.data, id_order.len },
+        [IDS] = { w->ids.data, w->ids.len },
+        [STORE] = { store->data, store->len },
     };
-    enum { N_PIECES = sizeof pieces / sizeof *pieces };
-    /* where each section starts: pieces 0 (after the header), 2, 3 and 7 */
-    static const int section_first_piece[N_SECTIONS] = { 0, 2, 3, 7 };
-    static const int section_end_piece[N_SECTIONS] = { 2, 3, 7, 8 };
+    /* the pieces each section spans (the terms section starts after the header) */
+    static const int section_first_piece[N_SECTIONS] = { HEAD, POSTINGS, DOCS, STORE };
+    static const int section_end_piece[N_SECTIONS] = { POSTINGS, DOCS, STORE, N_PIECES };
     uint64_t at[N_PIECES + 1] = { 0 };
     for (size_t i = 0; i < N_PIECES; i++)
         at[i + 1] = at[i] + pieces[i].len;

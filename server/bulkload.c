@@ -37,8 +37,10 @@
 #define BULKLOAD_MAX_THREADS 64
 /* The input is dealt to preparing threads in chunks of this size. */
 #define BULKLOAD_CHUNK_BYTES (4u << 20)
-/* A preparer hands over a batch at this many documents... */
+/* A preparer hands over a batch at this many documents or bytes prepared
+ * (a token takes 32 bytes: a Chinese article about 25 times its size)... */
 #define BULKLOAD_BATCH_DOCS 512
+#define BULKLOAD_BATCH_BYTES ((size_t)2 << 20)
 /* ...and can be this many batches ahead of the indexer. */
 #define BULKLOAD_QUEUE_BATCHES 4
 
@@ -200,8 +202,8 @@ static int read_chunk(struct line_source *src, const struct chunk *ch, doc_fn fn
         if (!rc)
             rc = fn(ctx, &d, &line_err);
         json_decref(root);
-        if (rc < 0)
-            return -1;
+        if (rc < 0) /* fn stopped the load and said why in its own error */
+            return err->code ? (int)err->code : xerr_set(err, XE_IO, "%s: stopped", src->name);
         if (rc && line_err.code == XE_NOMEM)
             return xerr_set(err, XE_NOMEM, "%s:%llu: %s", src->name,
                             (unsigned long long)line_no, line_err.msg);
@@ -221,6 +223,7 @@ static int read_chunk(struct line_source *src, const struct chunk *ch, doc_fn fn
 
 struct direct {
     struct output *out;
+    struct progress *progress;
     struct xerr *err; /* for a failed flush */
 };
 
@@ -231,6 +234,7 @@ static int index_doc(void *ctx, const struct doc_fields *d, struct xerr *line_er
     if (memindex_add(dr->out->mi, d, line_err))
         return 1;
     dr->out->docs++;
+    draw_progress(dr->progress, false);
     return output_maybe_flush(dr->out, dr->err) ? -1 : 0;
 }
 
@@ -249,7 +253,7 @@ struct preparer {
     struct line_source src;
     const struct chunk *chunks;
     size_t n_chunks, first, stride;
-    atomic_bool *stop; /* set by the indexer on failure */
+    atomic_bool *stop; /* set by the indexer when it needs no more batches */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -293,7 +297,8 @@ static int prepare_doc(void *ctx, const struct doc_fields *d, struct xerr *line_
 
     if (docprep_add(&pp->filling->prep, d, line_err))
         return 1;
-    if (pp->filling->prep.n_docs >= BULKLOAD_BATCH_DOCS &&
+    const struct docprep_batch *b = &pp->filling->prep;
+    if ((b->n_docs >= BULKLOAD_BATCH_DOCS || docprep_bytes(b) >= BULKLOAD_BATCH_BYTES) &&
         !(pp->filling = hand_over(pp, pp->filling)))
         return -1;
     return 0;
@@ -434,6 +439,10 @@ static int load_pipelined(FILE *first, const char *path, const struct chunk *chu
         else
             pp->started = true;
     }
+    /* the batches the preparers may hold come out of the memory budget */
+    size_t queued = (size_t)n_preparers * BULKLOAD_QUEUE_BATCHES * BULKLOAD_BATCH_BYTES;
+    out->flush_bytes = queued < out->flush_bytes / 2 ? out->flush_bytes - queued
+                                                     : out->flush_bytes / 2;
     if (!rc)
         rc = index_batches(pps, (size_t)n_preparers, n_chunks, out, prog, err);
     atomic_store(&stop, true);
@@ -475,9 +484,11 @@ static int load_file(struct index *ix, const char *path, int n_threads, size_t m
     if (!in)
         return xerr_set(err, XE_IO, "%s: cannot open", path);
     rc = output_start(&out, err);
-    if (!rc && n_threads > 1 && !is_stdin && fstat(fileno(in), &st) == 0 && st.st_size > 0 &&
+    /* only a regular file can be cut (and sought in) */
+    if (!rc && n_threads > 1 && !is_stdin && fstat(fileno(in), &st) == 0 &&
+        S_ISREG(st.st_mode) && st.st_size > 0 &&
         (n_chunks = cut_file(in, (uint64_t)st.st_size, &chunks)) < 0)
-        rc = xerr_set(err, XE_IO, "%s: read error", path);
+        rc = xerr_set(err, XE_IO, "%s: read error or out of memory", path);
     if (!rc && n_threads > 1) {
         /* more preparers than chunks would idle */
         int n_preparers = n_threads - 1 < n_chunks ? n_threads - 1 : (int)n_chunks;
@@ -486,7 +497,7 @@ static int load_file(struct index *ix, const char *path, int n_threads, size_t m
     } else if (!rc) {
         struct line_source src = { .in = in, .name = is_stdin ? "<stdin>" : path,
                                    .errors = errors, .progress = prog };
-        struct direct dr = { &out, err };
+        struct direct dr = { &out, prog, err };
         rc = read_chunk(&src, &whole, index_doc, &dr, &stats->bad_lines, err);
         free(src.line);
     }
