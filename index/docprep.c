@@ -6,7 +6,6 @@
 
 #include "index/docstore.h"
 #include "index/error.h"
-#include "index/memindex.h"
 #include "index/tokenizer.h"
 
 /* Each batch array starts this large and doubles. */

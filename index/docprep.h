@@ -1,8 +1,8 @@
 /*
  * A document prepared for the in-memory index: tokenized into one position
- * space (title, then body, then source and tags; see FIELD_GAP in
- * memindex.h), each token with the hash and key its term is looked up by,
- * and its stored record encoded. This is the part of indexing that needs no
+ * space (title, then body, then source and tags; see FIELD_GAP below), each
+ * token with the hash and key its term is looked up by, and its stored
+ * record encoded. This is the part of indexing that needs no
  * shared state, so a bulk load prepares documents on some threads while
  * another adds them to its memindex (memindex_add_batch).
  *
@@ -19,8 +19,19 @@
 
 #include "index/buf.h"
 #include "index/doc.h"
+#include "index/limits.h"
 
 struct xerr;
+
+/*
+ * The position space of a document: the title from 0, then the body, then
+ * source and tags, each FIELD_GAP positions after the last position before
+ * it; where each field starts is kept in the doc table (segment.h). The gap
+ * is wider than any query phrase can span (QUERY_MAX_TERMS terms, each at
+ * most one position apart plus one for a separator), so no phrase matches
+ * across two fields or two tags.
+ */
+#define FIELD_GAP (2 * QUERY_MAX_TERMS + 2)
 
 /*
  * One token: its term's bytes are in the batch's bytes. A hidden

@@ -623,13 +623,13 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
  * key, so most comparisons are one integer compare with no memory access;
  * only terms sharing 8 bytes compare the rest.
  */
-struct term_key {
+struct term_order {
     uint64_t prefix;
     uint32_t id;
 };
 
-static int term_key_cmp(const struct memindex *mi, const struct term_key *a,
-                        const struct term_key *b)
+static int term_key_cmp(const struct memindex *mi, const struct term_order *a,
+                        const struct term_order *b)
 {
     if (a->prefix != b->prefix)
         return a->prefix < b->prefix ? -1 : 1;
@@ -640,10 +640,10 @@ static int term_key_cmp(const struct memindex *mi, const struct term_key *a,
 
 /* Sorts terms by their bytes: quicksort with the comparison inlined (qsort's
  * indirect calls cost more than the comparisons), insertion sort for short runs. */
-static void sort_terms(const struct memindex *mi, struct term_key *keys, size_t n)
+static void sort_terms(const struct memindex *mi, struct term_order *keys, size_t n)
 {
     while (n > 16) {
-        struct term_key pivot = keys[n / 2];
+        struct term_order pivot = keys[n / 2];
         size_t i = 0, j = n - 1;
         for (;;) {
             while (term_key_cmp(mi, &keys[i], &pivot) < 0)
@@ -652,7 +652,7 @@ static void sort_terms(const struct memindex *mi, struct term_key *keys, size_t 
                 j--;
             if (i >= j)
                 break;
-            struct term_key t = keys[i];
+            struct term_order t = keys[i];
             keys[i++] = keys[j];
             keys[j--] = t;
         }
@@ -667,7 +667,7 @@ static void sort_terms(const struct memindex *mi, struct term_key *keys, size_t 
         }
     }
     for (size_t i = 1; i < n; i++) {
-        struct term_key k = keys[i];
+        struct term_order k = keys[i];
         size_t j = i;
         for (; j > 0 && term_key_cmp(mi, &keys[j - 1], &k) > 0; j--)
             keys[j] = keys[j - 1];
@@ -757,7 +757,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
     struct segment_writer *sw = segment_writer_new();
     uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
     uint32_t *lengths = malloc(sizeof *lengths * N_FIELDS * ((size_t)mi->n_docs + 1));
-    struct term_key *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
+    struct term_order *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
     uint32_t *positions = NULL;
     size_t positions_cap = 0;
     struct postings_writer pw;
@@ -795,7 +795,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
         rc = segment_writer_add_doc(sw, &sd, err);
     }
     for (uint32_t i = 0; i < mi->n_terms; i++)
-        order[i] = (struct term_key){
+        order[i] = (struct term_order){
             term_key(mi->term_bytes.data + mi->terms[i].term_off, mi->terms[i].term_len), i };
     /* the store shares nothing with the postings: compress it meanwhile */
     store_threaded = !rc && mi->parallel_write &&

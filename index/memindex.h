@@ -1,9 +1,8 @@
 /*
  * The in-memory inverted index a bulk load fills before it writes a segment.
- * A document's fields share one position space (title, then body, then
- * source and tags, FIELD_GAP positions apart so that no phrase spans two of
- * them; see index/docprep.h); adding it appends its postings to per-term
- * lists and its stored record to a document store.
+ * A document's fields share one position space (FIELD_GAP in
+ * index/docprep.h); adding it appends its postings to per-term lists and its
+ * stored record to a document store.
  * A document whose id was added before replaces the earlier one.
  *
  * Single-threaded: one writer owns a memindex.
@@ -51,15 +50,5 @@ void memindex_set_parallel_write(struct memindex *mi, bool parallel);
 
 /* Block size of the posting lists it writes; tests make it small. */
 void memindex_set_block_docs(struct memindex *mi, uint32_t block_docs);
-
-/*
- * The position space of a document: the title from 0, then the body, then
- * source and tags, each FIELD_GAP positions after the last position before
- * it; where each field starts is kept in the doc table (segment.h). The gap
- * is wider than any query phrase can span (QUERY_MAX_TERMS terms, each at
- * most one position apart plus one for a separator), so no phrase matches
- * across two fields or two tags.
- */
-#define FIELD_GAP (2 * QUERY_MAX_TERMS + 2)
 
 #endif

@@ -41,7 +41,6 @@ static const double field_weight[N_FIELDS] = { BM25_WEIGHT_TITLE, BM25_WEIGHT_BO
 /* Length normalization of the current document, per field. */
 struct doc_norms {
     double inv_norm[N_FIELDS]; /* 1 / (1 - b + b * len / avg_len) */
-    uint32_t field_tokens[N_FIELDS];
 };
 
 struct iter;
@@ -219,7 +218,7 @@ struct phrase_iter {
 
 /*
  * Which field the k-th position of a term in the current document falls in:
- * fields take increasing positions (index/memindex.h), so its first
+ * fields take increasing positions (index/docprep.h), so its first
  * tf[title] positions are in the title, the next tf[body] in the body.
  */
 static enum doc_field field_of_nth(const struct postings_cursor *c, uint32_t k)

@@ -229,18 +229,32 @@ static void section_write(struct section *s, unsigned char **records, size_t *le
     docstore_writer_free(w);
 }
 
+/* Room for n records and their lengths, zeroed (for section_write()). */
+static void records_alloc(size_t n, unsigned char ***records, size_t **lens)
+{
+    *records = calloc(n ? n : 1, sizeof **records);
+    *lens = calloc(n ? n : 1, sizeof **lens);
+    assert_non_null(*records);
+    assert_non_null(*lens);
+}
+
+/* n records of the given lengths (make_record()). */
+static void records_made(const size_t *lens, size_t n, unsigned char ***records, size_t **copy)
+{
+    records_alloc(n, records, copy);
+    for (size_t i = 0; i < n; i++) {
+        (*copy)[i] = lens[i];
+        (*records)[i] = make_record((uint32_t)i, lens[i]);
+    }
+}
+
 /* A section of n records of the given lengths (make_record()). */
 static void section_build(struct section *s, const size_t *lens, size_t n)
 {
-    unsigned char **records = calloc(n ? n : 1, sizeof *records);
-    size_t *copy = calloc(n ? n : 1, sizeof *copy);
+    unsigned char **records;
+    size_t *copy;
 
-    assert_non_null(records);
-    assert_non_null(copy);
-    for (size_t i = 0; i < n; i++) {
-        copy[i] = lens[i];
-        records[i] = make_record((uint32_t)i, lens[i]);
-    }
+    records_made(lens, n, &records, &copy);
     section_write(s, records, copy, n);
 }
 
@@ -248,11 +262,10 @@ static void section_build(struct section *s, const size_t *lens, size_t n)
 static void section_build_from(struct section *s, const char *const *texts,
                                const size_t *lens, size_t n)
 {
-    unsigned char **records = calloc(n ? n : 1, sizeof *records);
-    size_t *copy = calloc(n ? n : 1, sizeof *copy);
+    unsigned char **records;
+    size_t *copy;
 
-    assert_non_null(records);
-    assert_non_null(copy);
+    records_alloc(n, &records, &copy);
     for (size_t i = 0; i < n; i++) {
         copy[i] = lens[i];
         records[i] = malloc(lens[i] ? lens[i] : 1);
@@ -268,12 +281,10 @@ typedef unsigned char *(*make_fn)(uint32_t i, uint32_t seed, size_t *len);
 static void section_build_made(struct section *s, make_fn make, size_t n, uint32_t seed,
                                size_t max_raw_bytes)
 {
-    unsigned char **records = calloc(n, sizeof *records);
-    size_t *lens = calloc(n, sizeof *lens);
-    size_t total = 0, kept = 0;
+    unsigned char **records;
+    size_t *lens, total = 0, kept = 0;
 
-    assert_non_null(records);
-    assert_non_null(lens);
+    records_alloc(n, &records, &lens);
     for (; kept < n; kept++) {
         records[kept] = make((uint32_t)kept, seed, &lens[kept]);
         if (total + lens[kept] > max_raw_bytes) {
@@ -1345,14 +1356,11 @@ static void damage_section(struct section *s)
     static const size_t lens[] = { 0, 1, B / 8, B / 4, BIG_RECORD_BYTES, 5, 60, 0, B / 2 + 100 };
     static const uint32_t firsts[] = { 0, 4, 5 };
     const size_t n = sizeof lens / sizeof lens[0];
-    unsigned char **records = calloc(n, sizeof *records);
-    size_t *copy = calloc(n, sizeof *copy);
+    unsigned char **records;
+    size_t *copy;
 
-    assert_non_null(records);
-    assert_non_null(copy);
+    records_made(lens, n, &records, &copy);
     for (size_t i = 0; i < n; i++) {
-        copy[i] = lens[i];
-        records[i] = make_record((uint32_t)i, lens[i]);
         if (lens[i] >= B / 4) {
             memcpy(records[i] + 10, "中文", 6);
             records[i][20] = 0x85;

@@ -26,6 +26,7 @@
 #include "index/bytes.h"
 #include "index/crc32c.h"
 #include "index/doc.h"
+#include "index/docprep.h"
 #include "index/docstore.h"
 #include "index/error.h"
 #include "index/memindex.h"
