@@ -615,12 +615,23 @@ static int check_record_starts(const struct docstore *ds, struct xerr *err)
     return XE_OK;
 }
 
-/* The head's counts, and where each part starts, when they fit in len bytes. */
+static int verify(const struct docstore *ds, const unsigned char *p, size_t len,
+                  struct xerr *err)
+{
+    return ds->verifier.verify ? ds->verifier.verify(ds->verifier.ctx, p, len, err) : XE_OK;
+}
+
+/* The head's counts, and where each part starts, when they fit in len bytes
+ * (the parts read at open checked by the verifier first). */
 static int open_tables(struct docstore *ds, const unsigned char *data, size_t len,
                        uint32_t *dict_len, struct xerr *err)
 {
+    int rc;
+
     if (len < DOCSTORE_HEAD_BYTES)
         return xerr_corrupt(err, "document store: section of %zu bytes is too short", len);
+    if ((rc = verify(ds, data, DOCSTORE_HEAD_BYTES, err)))
+        return rc;
     uint32_t n = get_u32le(data), n_blocks = get_u32le(data + 4);
     uint32_t n_symbols = get_u32le(data + 8);
     *dict_len = get_u32le(data + 12);
@@ -634,6 +645,10 @@ static int open_tables(struct docstore *ds, const unsigned char *data, size_t le
         return xerr_corrupt(err, "document store: %u records in %u blocks do not fit in %zu "
                             "bytes", n, n_blocks, len);
     size_t offsets = len - (size_t)tables;
+    if ((rc = verify(ds, data + DOCSTORE_HEAD_BYTES, (size_t)frames - DOCSTORE_HEAD_BYTES,
+                     err)) ||
+        (rc = verify(ds, data + offsets, (size_t)tables, err)))
+        return rc;
     ds->data = data;
     ds->len = len;
     ds->n_records = n;
@@ -650,10 +665,18 @@ static int open_tables(struct docstore *ds, const unsigned char *data, size_t le
 
 int docstore_open(struct docstore *ds, const unsigned char *data, size_t len, struct xerr *err)
 {
+    return docstore_open_verified(ds, data, len, NULL, err);
+}
+
+int docstore_open_verified(struct docstore *ds, const unsigned char *data, size_t len,
+                           const struct docstore_verifier *v, struct xerr *err)
+{
     uint32_t dict_len = 0;
     int rc;
 
     memset(ds, 0, sizeof *ds);
+    if (v)
+        ds->verifier = *v;
     if ((rc = open_tables(ds, data, len, &dict_len, err)) || (rc = check_symbols(ds, err)) ||
         (rc = check_block_offsets(ds, err)) || (rc = check_block_firsts(ds, err)) ||
         (rc = check_record_starts(ds, err))) {
@@ -743,6 +766,10 @@ static int read_block(const struct docstore *ds, uint32_t record, uint32_t b,
     const unsigned char *frame = ds->data + start;
     size_t frame_len = (size_t)(end - start);
     ZSTD_frameHeader head;
+    int rc = verify(ds, frame, frame_len, err);
+
+    if (rc)
+        return rc;
 
     size_t got = ZSTD_getFrameHeader_advanced(&head, frame, frame_len, ZSTD_f_zstd1_magicless);
     if (got || head.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN ||

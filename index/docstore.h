@@ -101,6 +101,15 @@ int docstore_writer_finish(struct docstore_writer *w, struct buf *out, struct xe
 /* Raw bytes held (records are kept raw until finish). */
 size_t docstore_writer_bytes(const struct docstore_writer *w);
 
+/*
+ * Checks bytes of the section before a reader reads them (the segment's
+ * chunk checksums): XE_CORRUPT, with err saying where, when they are damaged.
+ */
+struct docstore_verifier {
+    int (*verify)(const void *ctx, const unsigned char *p, size_t len, struct xerr *err);
+    const void *ctx; /* borrowed; must outlive the reader */
+};
+
 /* A reader: a view into section bytes that must outlive it. */
 struct docstore {
     const unsigned char *data;
@@ -115,6 +124,7 @@ struct docstore {
     const unsigned char *block_firsts;  /* n_blocks x u32 */
     const unsigned char *record_starts; /* n_records x u16 */
     void *ddict; /* ZSTD_DDict, or NULL */
+    struct docstore_verifier verifier; /* verify NULL: bytes are read unchecked */
 };
 
 /*
@@ -123,6 +133,10 @@ struct docstore {
  * Decompresses nothing.
  */
 int docstore_open(struct docstore *ds, const unsigned char *data, size_t len, struct xerr *err);
+/* The same, passing every byte range through v before reading it: the head,
+ * symbols, dictionary and tables here, a block's frame in docstore_read(). */
+int docstore_open_verified(struct docstore *ds, const unsigned char *data, size_t len,
+                           const struct docstore_verifier *v, struct xerr *err);
 void docstore_close(struct docstore *ds);
 
 /*

@@ -136,18 +136,34 @@ bool snapshot_is_deleted(const struct snapshot *snap, uint32_t s, uint32_t docid
     return deletions_has(snap->deleted[s], docid);
 }
 
-bool snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
-                   uint32_t *docid)
+int snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
+                  uint32_t *docid, struct xerr *err)
 {
     for (uint32_t s = snap->n_segments; s-- > 0;) {
-        uint32_t d = segment_find_id(snap->segments[s]->seg, id, len);
-        if (d != DOCID_END && !deletions_has(snap->deleted[s], d)) {
-            *segment = s;
-            *docid = d;
-            return true;
-        }
+        uint32_t d;
+        int rc = segment_find_id(snap->segments[s]->seg, id, len, &d, err);
+        if (rc == XE_NOTFOUND || (!rc && deletions_has(snap->deleted[s], d)))
+            continue;
+        if (rc)
+            return rc;
+        *segment = s;
+        *docid = d;
+        return XE_OK;
     }
-    return false;
+    return XE_NOTFOUND;
+}
+
+uint32_t snapshot_damaged_segments(const struct snapshot *snap, uint32_t *which, uint32_t cap)
+{
+    uint32_t n = 0;
+
+    for (uint32_t s = 0; s < snap->n_segments; s++)
+        if (segment_damaged_chunks(snap->segments[s]->seg)) {
+            if (n < cap)
+                which[n] = s;
+            n++;
+        }
+    return n;
 }
 
 void index_path(const struct index *ix, const char *name, char *path, size_t cap)
@@ -568,12 +584,17 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
     }
     /* the new segment's documents replace older versions with the same ids */
     uint32_t n_new = segment_n_docs(added->seg);
-    for (uint32_t d = 0; d < n_new && !nomem; d++) {
+    for (uint32_t d = 0; d < n_new && !nomem && !rc; d++) {
         struct segment_doc doc;
-        segment_doc(added->seg, d, &doc);
-        for (uint32_t s = 0; s < n && !nomem; s++) {
-            uint32_t old_id = segment_find_id(segs[s]->seg, doc.id, doc.id_len);
-            if (old_id == DOCID_END || deletions_has(dels[s], old_id))
+        rc = segment_doc(added->seg, d, &doc, err);
+        for (uint32_t s = 0; s < n && !nomem && !rc; s++) {
+            uint32_t old_id;
+            rc = segment_find_id(segs[s]->seg, doc.id, doc.id_len, &old_id, err);
+            if (rc == XE_NOTFOUND) {
+                rc = XE_OK;
+                continue;
+            }
+            if (rc || deletions_has(dels[s], old_id))
                 continue;
             if (dels[s] == old->deleted[s]) { /* shared: change a copy */
                 struct deletions *copy = deletions_copy(dels[s], segment_n_docs(segs[s]->seg));
@@ -585,7 +606,7 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
                 deletions_add(dels[s], old_id);
         }
     }
-    if (!nomem) {
+    if (!nomem && !rc) {
         segs[n] = added;
         snap = snapshot_make(segs, dels, n + 1);
     }
@@ -597,7 +618,8 @@ int index_commit_segment(struct index *ix, const char *path, struct xerr *err)
     if (!snap) {
         segment_close(added->seg);
         free(added);
-        return xerr_set(err, XE_NOMEM, "out of memory (or %d segments)", INDEX_MAX_SEGMENTS);
+        return rc ? rc
+                  : xerr_set(err, XE_NOMEM, "out of memory (or %d segments)", INDEX_MAX_SEGMENTS);
     }
     rc = index_checkpoint(ix, snap, ix->applied_seq, ix->wal_name, err);
     if (rc) {

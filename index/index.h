@@ -83,9 +83,17 @@ void snapshot_release(struct snapshot *snap);
 /* True when document docid of segment s is deleted in snap. */
 bool snapshot_is_deleted(const struct snapshot *snap, uint32_t s, uint32_t docid);
 
-/* Finds the live document with this id. */
-bool snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
-                   uint32_t *docid);
+/* Finds the live document with this id: XE_NOTFOUND when none, XE_CORRUPT
+ * when a segment's id table or entries are damaged. */
+int snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint32_t *segment,
+                  uint32_t *docid, struct xerr *err);
+
+/*
+ * Segments of snap found damaged (a chunk whose checksum did not match;
+ * segment.h): returns how many, and puts the first cap of their indexes in
+ * which. Thread-safe (for /health and /metrics).
+ */
+uint32_t snapshot_damaged_segments(const struct snapshot *snap, uint32_t *which, uint32_t cap);
 
 /*
  * A new snapshot of n segments and their deletions (NULL entries: none),

@@ -55,8 +55,9 @@ static int merge_docs(struct segment *const *segs, struct deletions *const *dels
             const unsigned char *rec;
             size_t len;
             struct segment_doc entry;
-            segment_doc(segs[i], d, &entry);
-            rc = segment_record(segs[i], d, &scratch, &rec, &len, err);
+            rc = segment_doc(segs[i], d, &entry, err);
+            if (!rc)
+                rc = segment_record(segs[i], d, &scratch, &rec, &len, err);
             if (!rc)
                 rc = docstore_writer_add(store, rec, len, &entry.store, err);
             if (!rc)
@@ -128,8 +129,10 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
         segment_terms_from(segs[i], "", 0, &its[i]);
         live[i] = segment_terms_next(&its[i], &cur[i]);
         total += segment_n_terms(segs[i]);
+        if (its[i].rc && !rc)
+            rc = xerr_set(err, its[i].rc, "%s", its[i].err.msg);
     }
-    for (;;) {
+    while (!rc) {
         int lead = -1;
         for (uint32_t i = 0; i < n; i++)
             if (live[i] && (lead < 0 || bytes_cmp(its[i].term, its[i].term_len, its[lead].term,
@@ -153,6 +156,8 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
                 rc = merge_list(&cur[i], segment_n_docs(segs[i]), map[i], &pw, &positions,
                                 &positions_cap, &df, segment_path(segs[i]), err);
             live[i] = segment_terms_next(&its[i], &cur[i]);
+            if (its[i].rc && !rc) /* a damaged dictionary must not drop terms */
+                rc = xerr_set(err, its[i].rc, "%s", its[i].err.msg);
             if (++seen % MERGE_REPORT_EVERY == 0)
                 report(progress, MERGE_DOCS_SHARE +
                                      (1 - MERGE_DOCS_SHARE) * (double)seen / (double)total);
@@ -194,7 +199,10 @@ static uint32_t *merged_lengths(struct segment *const *segs, uint32_t n, uint32_
             struct segment_doc doc;
             if (map[i][d] == UINT32_MAX)
                 continue;
-            segment_doc(segs[i], d, &doc);
+            if (segment_doc(segs[i], d, &doc, NULL)) { /* read whole by merge_docs: never */
+                free(lengths);
+                return NULL;
+            }
             memcpy(lengths + (size_t)map[i][d] * N_FIELDS, doc.field_tokens,
                    sizeof doc.field_tokens);
         }

@@ -1,13 +1,18 @@
 /*
  * Segment files (format in segment.h): the writer buffers each section in
- * memory and writes the file in one pass; the reader maps it and checks the
- * header and every section's checksum at open, then parses nothing until a
- * lookup asks. Dictionary entries and doc table entries are decoded with
- * bounds checks because a bad checksum is not the only way bytes go wrong.
+ * memory and writes the file in one pass, with a checksum per chunk; the
+ * reader maps it and checks the header and the chunk table at open, then
+ * parses nothing until a lookup asks. Every reader checks the chunks under
+ * the bytes it reads first (a bit per chunk remembers those that matched),
+ * so damage anywhere is an error for the request that meets it, never a
+ * wrong answer, without a pass over the whole file at open. Dictionary
+ * entries and doc table entries are still decoded with bounds checks: a
+ * matching checksum only says the bytes are the ones written.
  */
 #include "index/segment.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -30,6 +35,45 @@ enum { SECTION_TERMS, SECTION_POSTINGS, SECTION_DOCS, SECTION_STORE, N_SECTIONS 
 
 #define SEGMENT_SECTION_MAX ((size_t)1 << 40)
 
+_Static_assert((SEGMENT_CHUNK_BYTES & (SEGMENT_CHUNK_BYTES - 1)) == 0, "chunks: a power of two");
+
+static atomic_uint_fast32_t chunk_bytes_setting;  /* 0: SEGMENT_CHUNK_BYTES */
+static atomic_uint_fast64_t verify_at_open_setting; /* 0: SEGMENT_VERIFY_AT_OPEN_BYTES */
+static atomic_uint_fast64_t checksum_failures;
+
+void segment_set_chunk_bytes(uint32_t bytes)
+{
+    atomic_store(&chunk_bytes_setting, bytes);
+}
+
+uint32_t segment_chunk_bytes(void)
+{
+    uint32_t b = (uint32_t)atomic_load(&chunk_bytes_setting);
+    return b ? b : SEGMENT_CHUNK_BYTES;
+}
+
+void segment_set_verify_at_open_bytes(uint64_t bytes)
+{
+    atomic_store(&verify_at_open_setting, bytes);
+}
+
+uint64_t segment_verify_at_open_bytes(void)
+{
+    uint64_t b = atomic_load(&verify_at_open_setting);
+    return b ? b : SEGMENT_VERIFY_AT_OPEN_BYTES;
+}
+
+uint64_t segment_checksum_failures(void)
+{
+    return atomic_load_explicit(&checksum_failures, memory_order_relaxed);
+}
+
+static bool chunk_bytes_ok(uint64_t bytes)
+{
+    return bytes >= SEGMENT_CHUNK_MIN_BYTES && bytes <= SEGMENT_CHUNK_MAX_BYTES &&
+           (bytes & (bytes - 1)) == 0;
+}
+
 /* ---- writing ---- */
 
 struct segment_writer {
@@ -41,6 +85,8 @@ struct segment_writer {
     struct buf ids;
     uint32_t n_docs, n_terms, n_blocks;
     uint64_t field_tokens[N_FIELDS];
+    int64_t newest_date; /* DOC_DATE_NONE when no document has a date */
+    uint32_t chunk_bytes;
     char prev_term[TOKEN_MAX_BYTES + 1];
     size_t prev_len;
 };
@@ -57,7 +103,20 @@ struct segment_writer *segment_writer_new(void)
     buf_init(&w->docs, SEGMENT_SECTION_MAX);
     buf_init(&w->ranks, SEGMENT_SECTION_MAX);
     buf_init(&w->ids, SEGMENT_SECTION_MAX);
+    w->newest_date = DOC_DATE_NONE;
+    w->chunk_bytes = segment_chunk_bytes();
+    if (!chunk_bytes_ok(w->chunk_bytes))
+        w->chunk_bytes = SEGMENT_CHUNK_BYTES;
     return w;
+}
+
+int segment_writer_set_chunk_bytes(struct segment_writer *w, uint32_t bytes, struct xerr *err)
+{
+    if (!chunk_bytes_ok(bytes))
+        return xerr_set(err, XE_INPUT, "segment writer: chunk of %u bytes (a power of two from "
+                        "%u to %u)", bytes, SEGMENT_CHUNK_MIN_BYTES, SEGMENT_CHUNK_MAX_BYTES);
+    w->chunk_bytes = bytes;
+    return XE_OK;
 }
 
 void segment_writer_free(struct segment_writer *w)
@@ -139,6 +198,9 @@ int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *d
     put_rank_date(r + 3, doc->date_s);
     buf_append(&w->ranks, r, sizeof r);
     buf_append(&w->ids, doc->id, doc->id_len);
+    if (doc->date_s != DOC_DATE_NONE &&
+        (w->newest_date == DOC_DATE_NONE || doc->date_s > w->newest_date))
+        w->newest_date = doc->date_s;
     w->n_docs++;
     return w->docs.rc || w->ranks.rc || w->ids.rc
                ? xerr_set(err, XE_NOMEM, "segment writer: out of memory")
@@ -179,6 +241,33 @@ int segment_writer_add_term(struct segment_writer *w, const char *term, size_t l
                : XE_OK;
 }
 
+/* The checksum of each chunk of the pieces' bytes (the body), appended to table. */
+static void chunk_table(const struct fs_piece *pieces, size_t n, uint32_t chunk_bytes,
+                        struct buf *table)
+{
+    uint32_t crc = 0;
+    size_t in_chunk = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = pieces[i].data;
+        size_t len = pieces[i].len;
+        while (len) {
+            size_t take = chunk_bytes - in_chunk < len ? chunk_bytes - in_chunk : len;
+            crc = crc32c(crc, p, take);
+            p += take;
+            len -= take;
+            in_chunk += take;
+            if (in_chunk == chunk_bytes) {
+                buf_append_u32le(table, crc);
+                crc = 0;
+                in_chunk = 0;
+            }
+        }
+    }
+    if (in_chunk)
+        buf_append_u32le(table, crc);
+}
+
 /* Context for sorting docids by id. */
 struct id_sort {
     const unsigned char *entries;
@@ -202,12 +291,13 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
                           bool durable, struct xerr *err)
 {
     /* the header and the small tables are built here; the big sections are
-     * written from where they are, and the checksum runs over the pieces */
-    struct buf head, id_order;
+     * written from where they are, and the chunk checksums run over the pieces */
+    struct buf head, id_order, crcs;
     int rc = XE_OK;
 
     buf_init(&head, SEGMENT_SECTION_MAX);
     buf_init(&id_order, SEGMENT_SECTION_MAX);
+    buf_init(&crcs, SEGMENT_SECTION_MAX);
     if (buf_reserve(&head, SEGMENT_HEADER_BYTES)) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
         goto out;
@@ -240,7 +330,7 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
         goto out;
     }
 
-    enum { HEAD, TERMS, POSTINGS, DOCS, RANKS, ID_ORDER, IDS, STORE, N_PIECES };
+    enum { HEAD, TERMS, POSTINGS, DOCS, RANKS, ID_ORDER, IDS, STORE, TABLE, N_PIECES };
     struct fs_piece pieces[N_PIECES] = {
         [HEAD] = { head.data, head.len }, /* header, then the terms' block table */
         [TERMS] = { w->terms.data, w->terms.len },
@@ -253,7 +343,17 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
     };
     /* the pieces each section spans (the terms section starts after the header) */
     static const int section_first_piece[N_SECTIONS] = { HEAD, POSTINGS, DOCS, STORE };
-    static const int section_end_piece[N_SECTIONS] = { POSTINGS, DOCS, STORE, N_PIECES };
+    static const int section_end_piece[N_SECTIONS] = { POSTINGS, DOCS, STORE, TABLE };
+    /* the body: the pieces from the end of the header to the end of the store */
+    pieces[HEAD].data = head.data + SEGMENT_HEADER_BYTES;
+    pieces[HEAD].len = head.len - SEGMENT_HEADER_BYTES;
+    chunk_table(pieces, TABLE, w->chunk_bytes, &crcs);
+    if (crcs.rc) {
+        rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+        goto out;
+    }
+    pieces[HEAD] = (struct fs_piece){ head.data, head.len };
+    pieces[TABLE] = (struct fs_piece){ crcs.data, crcs.len };
     uint64_t at[N_PIECES + 1] = { 0 };
     for (size_t i = 0; i < N_PIECES; i++)
         at[i + 1] = at[i] + pieces[i].len;
@@ -271,15 +371,15 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
         put_u64le(h + 56 + 16 * s, from);
         put_u64le(h + 64 + 16 * s, at[section_end_piece[s]] - from);
     }
-    uint32_t crc = crc32c(0, h + SEGMENT_HEADER_BYTES, head.len - SEGMENT_HEADER_BYTES);
-    for (size_t i = 1; i < N_PIECES; i++)
-        crc = crc32c(crc, pieces[i].data, pieces[i].len);
-    put_u32le(h + 120, crc);
+    put_u32le(h + 120, w->chunk_bytes);
+    put_u32le(h + 124, crc32c(0, crcs.data, crcs.len));
+    put_u64le(h + 128, (uint64_t)w->newest_date);
     put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
     rc = fs_write_pieces(path, pieces, N_PIECES, durable, err);
 out:
     buf_fini(&head);
     buf_fini(&id_order);
+    buf_fini(&crcs);
     return rc;
 }
 
@@ -287,6 +387,7 @@ out:
 
 struct segment {
     char *path;
+    const char *name; /* the file's name, in path */
     unsigned char *map;
     size_t map_len;
     uint32_t n_docs, n_terms, n_blocks;
@@ -297,6 +398,15 @@ struct segment {
     size_t ids_len;
     struct docstore ds;
     int64_t newest_date; /* DOC_DATE_NONE when no document has a date */
+
+    /* chunks: bytes SEGMENT_HEADER_BYTES..body_end, 1 << chunk_shift each */
+    size_t body_end;
+    unsigned chunk_shift;
+    uint64_t n_chunks;
+    const unsigned char *chunk_crcs; /* the table, in the mapping */
+    /* a bit per chunk, any thread may set one: checked and matched; damaged */
+    _Atomic uint64_t *verified, *damaged;
+    atomic_uint_fast64_t *n_damaged; /* chunks with a bit in damaged */
 };
 
 static const char *base_name(const char *path)
@@ -305,36 +415,125 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-int segment_verify(const struct segment *seg, struct xerr *err)
+static bool chunk_bit(_Atomic uint64_t *bits, uint64_t c)
 {
-    if (get_u32le(seg->map + 120) !=
-        crc32c(0, seg->map + SEGMENT_HEADER_BYTES, seg->map_len - SEGMENT_HEADER_BYTES))
-        return xerr_corrupt(err, "segment %s: checksum mismatch (damaged data)",
-                            base_name(seg->path));
+    return atomic_load_explicit(&bits[c / 64], memory_order_relaxed) >> (c % 64) & 1;
+}
+
+/* The message of a damaged chunk; docstore says so when the docstore asked
+ * (its caller adds the file's name). */
+static int chunk_damaged(const struct segment *seg, uint64_t c, bool docstore,
+                         struct xerr *err)
+{
+    size_t from = SEGMENT_HEADER_BYTES + ((size_t)c << seg->chunk_shift);
+    size_t to = from + ((size_t)1 << seg->chunk_shift);
+
+    if (to > seg->body_end)
+        to = seg->body_end;
+    if (docstore)
+        return xerr_corrupt(err, "bytes %zu..%zu (chunk %llu): checksum mismatch (damaged data)",
+                            from, to - 1, (unsigned long long)c);
+    return xerr_corrupt(err, "segment %s: bytes %zu..%zu (chunk %llu): checksum mismatch "
+                        "(damaged data)", seg->name, from, to - 1, (unsigned long long)c);
+}
+
+/* Checks chunk c against the table and remembers what it found. */
+static int chunk_verify(const struct segment *seg, uint64_t c, bool docstore, struct xerr *err)
+{
+    size_t from = SEGMENT_HEADER_BYTES + ((size_t)c << seg->chunk_shift);
+    size_t to = from + ((size_t)1 << seg->chunk_shift);
+    uint64_t bit = (uint64_t)1 << (c % 64);
+
+    if (to > seg->body_end)
+        to = seg->body_end;
+    if (crc32c(0, seg->map + from, to - from) == get_u32le(seg->chunk_crcs + 4 * c)) {
+        atomic_fetch_or_explicit(&seg->verified[c / 64], bit, memory_order_relaxed);
+        return XE_OK;
+    }
+    atomic_fetch_and(&seg->verified[c / 64], ~bit); /* matched once, not now: reads must fail */
+    if (!(atomic_fetch_or(&seg->damaged[c / 64], bit) & bit)) {
+        atomic_fetch_add(seg->n_damaged, 1);
+        atomic_fetch_add(&checksum_failures, 1);
+    }
+    return chunk_damaged(seg, c, docstore, err);
+}
+
+/*
+ * Checks the chunks under bytes p..p+len of the mapping (those not checked
+ * yet): what every reader calls before it decodes bytes. The bytes must lie
+ * in the body (the caller bounds-checked them).
+ */
+static int check_bytes(const struct segment *seg, const unsigned char *p, size_t len,
+                       bool docstore, struct xerr *err)
+{
+    if (!len)
+        return XE_OK;
+    size_t off = (size_t)(p - seg->map) - SEGMENT_HEADER_BYTES;
+    uint64_t first = off >> seg->chunk_shift, last = (off + len - 1) >> seg->chunk_shift;
+    for (uint64_t c = first; c <= last; c++) {
+        if (chunk_bit(seg->verified, c))
+            continue;
+        if (chunk_bit(seg->damaged, c))
+            return chunk_damaged(seg, c, docstore, err);
+        int rc = chunk_verify(seg, c, docstore, err);
+        if (rc)
+            return rc;
+    }
     return XE_OK;
 }
 
-static int segment_check(struct segment *seg, struct xerr *err)
+#define CHECK(seg, p, len, err) check_bytes((seg), (p), (len), false, (err))
+
+static int docstore_verify(const void *ctx, const unsigned char *p, size_t len,
+                           struct xerr *err)
+{
+    return check_bytes(ctx, p, len, true, err);
+}
+
+int segment_verify(const struct segment *seg, struct xerr *err)
+{
+    int rc = XE_OK;
+
+    /* every chunk, again if read since: a merge copies what it reads; and
+     * on past the first damaged one, so that the count of them is whole */
+    for (uint64_t c = 0; c < seg->n_chunks; c++) {
+        int chunk_rc = chunk_verify(seg, c, false, err);
+        if (!rc)
+            rc = chunk_rc;
+    }
+    return rc;
+}
+
+uint64_t segment_damaged_chunks(const struct segment *seg)
+{
+    return atomic_load_explicit(seg->n_damaged, memory_order_relaxed);
+}
+
+/* The header and the chunk table: what open reads before anything else. */
+static int check_header(struct segment *seg, const unsigned char **sec, size_t *sec_len,
+                        struct xerr *err)
 {
     const unsigned char *h = seg->map;
-    const char *name = base_name(seg->path);
+    const char *name = seg->name;
 
-    if (seg->map_len < SEGMENT_HEADER_BYTES)
+    if (seg->map_len < 12)
         return xerr_corrupt(err, "segment %s: %zu bytes is shorter than a header", name,
                             seg->map_len);
     if (memcmp(h, SEGMENT_MAGIC, 8) != 0)
         return xerr_corrupt(err, "segment %s: not a xun segment (bad magic)", name);
     if (get_u32le(h + 8) != SEGMENT_VERSION)
-        return xerr_corrupt(err, "segment %s: format version %u, this xun reads version %u",
+        return xerr_corrupt(err, "segment %s: format version %u, this xun reads version %u: "
+                            "rebuild the index (xun index) from its documents",
                             name, get_u32le(h + 8), SEGMENT_VERSION);
+    if (seg->map_len < SEGMENT_HEADER_BYTES)
+        return xerr_corrupt(err, "segment %s: %zu bytes is shorter than a header", name,
+                            seg->map_len);
     if (get_u32le(h + 12) != crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16))
         return xerr_corrupt(err, "segment %s: header checksum mismatch", name);
     if (get_u64le(h + 48) != seg->map_len)
         return xerr_corrupt(err, "segment %s: %zu bytes, header says %llu (truncated?)", name,
                             seg->map_len, (unsigned long long)get_u64le(h + 48));
     uint64_t expect = SEGMENT_HEADER_BYTES;
-    const unsigned char *sec[N_SECTIONS];
-    size_t sec_len[N_SECTIONS];
     for (int s = 0; s < N_SECTIONS; s++) {
         uint64_t off = get_u64le(h + 56 + 16 * s), len = get_u64le(h + 64 + 16 * s);
         if (off != expect || len > seg->map_len - off)
@@ -343,15 +542,45 @@ static int segment_check(struct segment *seg, struct xerr *err)
         sec_len[s] = (size_t)len;
         expect = off + len;
     }
-    if (expect != seg->map_len)
-        return xerr_corrupt(err, "segment %s: sections do not fill the file", name);
-    if (seg->map_len <= SEGMENT_VERIFY_AT_OPEN_BYTES && segment_verify(seg, err))
-        return XE_CORRUPT;
+    uint32_t chunk_bytes = get_u32le(h + 120);
+    if (!chunk_bytes_ok(chunk_bytes))
+        return xerr_corrupt(err, "segment %s: chunks of %u bytes", name, chunk_bytes);
+    seg->chunk_shift = (unsigned)__builtin_ctz(chunk_bytes);
+    seg->body_end = (size_t)expect;
+    seg->n_chunks = (expect - SEGMENT_HEADER_BYTES + chunk_bytes - 1) >> seg->chunk_shift;
+    if (seg->map_len - expect != 4 * seg->n_chunks)
+        return xerr_corrupt(err, "segment %s: the chunk table does not end the file", name);
+    seg->chunk_crcs = seg->map + expect;
+    if (get_u32le(h + 124) != crc32c(0, seg->chunk_crcs, 4 * seg->n_chunks))
+        return xerr_corrupt(err, "segment %s: chunk table checksum mismatch", name);
+    size_t words = (size_t)(seg->n_chunks / 64 + 1);
+    seg->verified = calloc(2 * words + 1, sizeof *seg->verified);
+    if (!seg->verified)
+        return xerr_set(err, XE_NOMEM, "segment %s: out of memory", name);
+    seg->damaged = seg->verified + words;
+    seg->n_damaged = (atomic_uint_fast64_t *)(seg->damaged + words);
+    _Static_assert(sizeof(atomic_uint_fast64_t) == sizeof(uint64_t), "counter in a word");
+    return XE_OK;
+}
+
+static int segment_check(struct segment *seg, struct xerr *err)
+{
+    const unsigned char *h = seg->map;
+    const char *name = seg->name;
+    const unsigned char *sec[N_SECTIONS];
+    size_t sec_len[N_SECTIONS];
+    int rc;
+
+    if ((rc = check_header(seg, sec, sec_len, err)))
+        return rc;
+    if (seg->map_len <= segment_verify_at_open_bytes() && (rc = segment_verify(seg, err)))
+        return rc;
 
     seg->n_docs = get_u32le(h + 16);
     seg->n_terms = get_u32le(h + 20);
     for (int f = 0; f < N_FIELDS; f++)
         seg->field_tokens[f] = get_u64le(h + 24 + 8 * f);
+    seg->newest_date = (int64_t)get_u64le(h + 128);
     seg->terms = sec[SECTION_TERMS];
     seg->terms_len = sec_len[SECTION_TERMS];
     seg->postings = sec[SECTION_POSTINGS];
@@ -362,19 +591,25 @@ static int segment_check(struct segment *seg, struct xerr *err)
     /* dictionary block table */
     if (seg->terms_len < 4)
         return xerr_corrupt(err, "segment %s: no dictionary", name);
+    if ((rc = CHECK(seg, seg->terms, 4, err)))
+        return rc;
     seg->n_blocks = get_u32le(seg->terms);
     if (seg->n_blocks != (seg->n_terms + SEGMENT_TERMS_PER_BLOCK - 1) / SEGMENT_TERMS_PER_BLOCK ||
         (seg->terms_len - 4) / SEGMENT_BLOCK_ENTRY_BYTES < seg->n_blocks)
         return xerr_corrupt(err, "segment %s: dictionary block count %u for %u terms", name,
                             seg->n_blocks, seg->n_terms);
+    if ((rc = CHECK(seg, seg->terms + 4, SEGMENT_BLOCK_ENTRY_BYTES * (size_t)seg->n_blocks,
+                    err)))
+        return rc;
     for (uint32_t b = 0; b < seg->n_blocks; b++) {
         const unsigned char *e = seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b;
         uint32_t off = get_u32le(e);
         if (off < 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)seg->n_blocks ||
-            off >= seg->terms_len || get_u64le(e + 4) > seg->postings_len)
+            off >= seg->terms_len || get_u64le(e + 4) > seg->postings_len ||
+            (b && off <= get_u32le(e - SEGMENT_BLOCK_ENTRY_BYTES)))
             return xerr_corrupt(err, "segment %s: dictionary block %u out of place", name, b);
     }
-    /* doc table */
+    /* doc table: its entries are checked when read */
     size_t fixed = (size_t)seg->n_docs * (SEGMENT_DOC_ENTRY_BYTES + SEGMENT_RANK_ENTRY_BYTES + 4);
     if (seg->docs_len < fixed)
         return xerr_corrupt(err, "segment %s: doc table too short for %u documents", name,
@@ -383,24 +618,11 @@ static int segment_check(struct segment *seg, struct xerr *err)
     seg->id_order = seg->ranks + (size_t)seg->n_docs * SEGMENT_RANK_ENTRY_BYTES;
     seg->ids = seg->docs + fixed;
     seg->ids_len = seg->docs_len - fixed;
-    seg->newest_date = DOC_DATE_NONE;
-    for (uint32_t d = 0; d < seg->n_docs; d++) {
-        const unsigned char *e = seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES;
-        int64_t date = (int64_t)get_u64le(e + 16);
-        if (date != DOC_DATE_NONE && (seg->newest_date == DOC_DATE_NONE || date > seg->newest_date))
-            seg->newest_date = date;
-        size_t id_len = e[28] | (size_t)e[29] << 8;
-        uint64_t id_off = get_u32le(e + 24);
-        if (!id_len || id_len > DOC_ID_MAX_BYTES || id_off + id_len > seg->ids_len ||
-            get_u32le(seg->id_order + 4 * (size_t)d) >= seg->n_docs)
-            return xerr_corrupt(err, "segment %s: document %u: bad entry", name, d);
-    }
     struct xerr store_err = { 0 };
-    if (docstore_open(&seg->ds, sec[SECTION_STORE], sec_len[SECTION_STORE], &store_err))
-        return xerr_corrupt(err, "segment %s: %s", name, store_err.msg);
-    for (uint32_t d = 0; d < seg->n_docs; d++)
-        if (get_u32le(seg->docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 12) >= seg->ds.n_records)
-            return xerr_corrupt(err, "segment %s: document %u: no such stored record", name, d);
+    struct docstore_verifier v = { docstore_verify, seg };
+    if ((rc = docstore_open_verified(&seg->ds, sec[SECTION_STORE], sec_len[SECTION_STORE], &v,
+                                     &store_err)))
+        return xerr_set(err, rc, "segment %s: %s", name, store_err.msg);
     return XE_OK;
 }
 
@@ -414,6 +636,7 @@ int segment_open(const char *path, struct segment **out, struct xerr *err)
         free(seg);
         return xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
     }
+    seg->name = base_name(seg->path);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = xerr_set(err, errno == ENOENT ? XE_NOTFOUND : XE_IO, "segment %s: %s", path,
@@ -441,6 +664,7 @@ int segment_open(const char *path, struct segment **out, struct xerr *err)
     return XE_OK;
 out_unmap:
     docstore_close(&seg->ds);
+    free(seg->verified);
     if (seg->map)
         munmap(seg->map, seg->map_len);
 out_close:
@@ -456,6 +680,7 @@ void segment_close(struct segment *seg)
     if (!seg)
         return;
     docstore_close(&seg->ds);
+    free(seg->verified);
     if (seg->map)
         munmap(seg->map, seg->map_len);
     free(seg->path);
@@ -472,6 +697,25 @@ uint64_t segment_field_tokens(const struct segment *seg, enum doc_field f)
     return seg->field_tokens[f];
 }
 
+/* Dictionary block b's entries: from its offset to the next block's (checked at open). */
+static int block_bytes(const struct segment *seg, uint32_t b, const unsigned char **p,
+                       const unsigned char **end, struct xerr *err)
+{
+    const unsigned char *e = seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b;
+
+    *p = seg->terms + get_u32le(e);
+    *end = b + 1 < seg->n_blocks ? seg->terms + get_u32le(e + SEGMENT_BLOCK_ENTRY_BYTES)
+                                 : seg->terms + seg->terms_len;
+    return CHECK(seg, *p, (size_t)(*end - *p), err);
+}
+
+static void iter_damaged(struct segment_term_iter *it, uint32_t b, const char *what)
+{
+    it->p = it->end = NULL;
+    it->rc = xerr_corrupt(&it->err, "segment %s: dictionary block %u: %s", it->seg->name, b,
+                          what);
+}
+
 /* Positions the iterator at the start of dictionary block b. */
 static void iter_block(struct segment_term_iter *it, uint32_t b)
 {
@@ -484,10 +728,11 @@ static void iter_block(struct segment_term_iter *it, uint32_t b)
         it->p = it->end = NULL;
         return;
     }
-    const unsigned char *e = seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b;
-    it->p = seg->terms + get_u32le(e);
-    it->end = seg->terms + seg->terms_len;
-    it->postings_at = get_u64le(e + 4);
+    if ((it->rc = block_bytes(seg, b, &it->p, &it->end, &it->err))) {
+        it->p = it->end = NULL;
+        return;
+    }
+    it->postings_at = get_u64le(seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b + 4);
 }
 
 bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
@@ -495,6 +740,8 @@ bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
     const struct segment *seg = it->seg;
     uint64_t shared, suffix, df, len;
 
+    if (it->rc)
+        return false;
     if (it->p && it->in_block == SEGMENT_TERMS_PER_BLOCK)
         iter_block(it, it->block + 1);
     if (!it->p || (uint64_t)it->block * SEGMENT_TERMS_PER_BLOCK + it->in_block >= seg->n_terms)
@@ -514,29 +761,35 @@ bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
     out->df = (uint32_t)(df >> 1);
     out->postings = seg->postings + it->postings_at;
     out->postings_len = (size_t)len;
+    if ((it->rc = CHECK(seg, out->postings, out->postings_len, &it->err))) {
+        it->p = it->end = NULL;
+        return false;
+    }
     it->postings_at += len;
     it->in_block++;
     return true;
 damaged:
-    it->p = it->end = NULL;
+    iter_damaged(it, it->block, "bad entry");
     return false;
 }
 
 /* The first term of block b, decoded in place (a block's first term shares nothing). */
-static bool block_head(const struct segment *seg, uint32_t b, const unsigned char **term,
-                       size_t *len)
+static int block_head(const struct segment *seg, uint32_t b, const unsigned char **term,
+                      size_t *len, struct xerr *err)
 {
-    const unsigned char *p =
-        seg->terms + get_u32le(seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b);
-    const unsigned char *end = seg->terms + seg->terms_len;
+    const unsigned char *p, *end;
     uint64_t shared, suffix;
+    int rc = block_bytes(seg, b, &p, &end, err);
 
+    if (rc)
+        return rc;
     if (!varint_get(&p, end, &shared) || !varint_get(&p, end, &suffix) || shared ||
         suffix > (uint64_t)(end - p))
-        return false;
+        return xerr_corrupt(err, "segment %s: dictionary block %u: bad first entry", seg->name,
+                            b);
     *term = p;
     *len = (size_t)suffix;
-    return true;
+    return XE_OK;
 }
 
 void segment_terms_from(const struct segment *seg, const char *prefix, size_t len,
@@ -545,13 +798,17 @@ void segment_terms_from(const struct segment *seg, const char *prefix, size_t le
     uint32_t lo = 0, hi = seg->n_blocks;
 
     it->seg = seg;
+    it->rc = XE_OK;
+    it->err.code = XE_OK;
+    it->err.msg[0] = '\0';
     /* the last block whose head is <= prefix */
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         const unsigned char *head;
         size_t head_len;
-        if (!block_head(seg, mid, &head, &head_len)) {
-            iter_block(it, seg->n_blocks);
+        if ((it->rc = block_head(seg, mid, &head, &head_len, &it->err))) {
+            it->block = mid;
+            it->p = it->end = NULL;
             return;
         }
         if (bytes_cmp((const char *)head, head_len, prefix, len) <= 0)
@@ -573,39 +830,65 @@ void segment_terms_from(const struct segment *seg, const char *prefix, size_t le
     }
 }
 
-bool segment_lookup(const struct segment *seg, const char *term, size_t len,
-                    struct segment_term *out)
+int segment_lookup(const struct segment *seg, const char *term, size_t len,
+                   struct segment_term *out, struct xerr *err)
 {
     struct segment_term_iter it;
 
     if (!seg->n_terms || len > TOKEN_MAX_BYTES + 1)
-        return false;
+        return XE_NOTFOUND;
     segment_terms_from(seg, term, len, &it);
-    return segment_terms_next(&it, out) && it.term_len == len && !memcmp(it.term, term, len);
+    if (segment_terms_next(&it, out) && it.term_len == len && !memcmp(it.term, term, len))
+        return XE_OK;
+    if (it.rc)
+        return xerr_set(err, it.rc, "%s", it.err.msg);
+    return XE_NOTFOUND;
 }
 
-void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out)
+int segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out,
+                struct xerr *err)
 {
     const unsigned char *e = seg->docs + (size_t)docid * SEGMENT_DOC_ENTRY_BYTES;
+    int rc;
 
+    if (docid >= seg->n_docs)
+        return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", seg->name, docid);
+    if ((rc = CHECK(seg, e, SEGMENT_DOC_ENTRY_BYTES, err)))
+        return rc;
     for (int f = 0; f < N_FIELDS; f++)
         out->field_tokens[f] = get_u32le(e + 4 * f);
     out->store.record = get_u32le(e + 12);
     out->date_s = (int64_t)get_u64le(e + 16);
-    out->id = (const char *)seg->ids + get_u32le(e + 24);
+    uint64_t id_off = get_u32le(e + 24);
     out->id_len = e[28] | (size_t)e[29] << 8;
+    out->id = (const char *)seg->ids + id_off;
     out->field_start[FIELD_TITLE] = 0;
     out->field_start[FIELD_BODY] = get_u32le(e + 32);
     out->field_start[FIELD_META] = get_u32le(e + 36);
+    if (!out->id_len || out->id_len > DOC_ID_MAX_BYTES || id_off + out->id_len > seg->ids_len ||
+        out->store.record >= seg->ds.n_records)
+        return xerr_corrupt(err, "segment %s: document %u: bad entry", seg->name, docid);
+    return CHECK(seg, seg->ids + id_off, out->id_len, err);
 }
 
-void segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out)
+int segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out,
+                     struct xerr *err)
 {
     const unsigned char *r = seg->ranks + (size_t)docid * SEGMENT_RANK_ENTRY_BYTES;
+    size_t off = (size_t)(r - seg->map) - SEGMENT_HEADER_BYTES;
+    int rc;
 
+    /* scoring reads one per match: a bit test or two once checked */
+    if (docid >= seg->n_docs)
+        return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", seg->name, docid);
+    if ((!chunk_bit(seg->verified, off >> seg->chunk_shift) ||
+         !chunk_bit(seg->verified, (off + SEGMENT_RANK_ENTRY_BYTES - 1) >> seg->chunk_shift)) &&
+        (rc = CHECK(seg, r, SEGMENT_RANK_ENTRY_BYTES, err)))
+        return rc;
     for (int f = 0; f < N_FIELDS; f++)
         out->len_code[f] = r[f];
     out->date_s = get_rank_date(r + 3);
+    return XE_OK;
 }
 
 int64_t segment_newest_date(const struct segment *seg)
@@ -613,38 +896,49 @@ int64_t segment_newest_date(const struct segment *seg)
     return seg->newest_date;
 }
 
-uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len)
+int segment_find_id(const struct segment *seg, const char *id, size_t len, uint32_t *docid,
+                    struct xerr *err)
 {
     uint32_t lo = 0, hi = seg->n_docs;
+    int rc;
 
+    *docid = DOCID_END;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        uint32_t docid = get_u32le(seg->id_order + 4 * (size_t)mid);
-        struct segment_doc d;
-        segment_doc(seg, docid, &d);
-        int c = bytes_cmp(d.id, d.id_len, id, len);
-        if (c == 0)
-            return docid;
+        const unsigned char *at = seg->id_order + 4 * (size_t)mid;
+        if ((rc = CHECK(seg, at, 4, err)))
+            return rc;
+        uint32_t d = get_u32le(at);
+        struct segment_doc entry;
+        if (d >= seg->n_docs)
+            return xerr_corrupt(err, "segment %s: id order %u: no document %u", seg->name, mid,
+                                d);
+        if ((rc = segment_doc(seg, d, &entry, err)))
+            return rc;
+        int c = bytes_cmp(entry.id, entry.id_len, id, len);
+        if (c == 0) {
+            *docid = d;
+            return XE_OK;
+        }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return DOCID_END;
+    return XE_NOTFOUND;
 }
 
 int segment_record(const struct segment *seg, uint32_t docid, struct buf *scratch,
                    const unsigned char **rec, size_t *len, struct xerr *err)
 {
     struct segment_doc entry;
+    int rc = segment_doc(seg, docid, &entry, err);
 
-    if (docid >= seg->n_docs)
-        return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", base_name(seg->path),
-                        docid);
+    if (rc)
+        return rc;
     struct xerr store_err = { 0 };
-    segment_doc(seg, docid, &entry);
-    int rc = docstore_read(&seg->ds, entry.store, scratch, rec, len, &store_err);
-    return rc ? xerr_set(err, rc, "segment %s: %s", base_name(seg->path), store_err.msg) : XE_OK;
+    rc = docstore_read(&seg->ds, entry.store, scratch, rec, len, &store_err);
+    return rc ? xerr_set(err, rc, "segment %s: %s", seg->name, store_err.msg) : XE_OK;
 }
 
 int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
@@ -656,7 +950,6 @@ int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
     int rc = segment_record(seg, docid, scratch, &rec, &len, err);
 
     if (!rc && (rc = doc_record_decode(rec, len, d, &rec_err)))
-        xerr_set(err, rc, "segment %s: document %u: %s", base_name(seg->path), docid,
-                 rec_err.msg);
+        xerr_set(err, rc, "segment %s: document %u: %s", seg->name, docid, rec_err.msg);
     return rc;
 }

@@ -1,28 +1,52 @@
 /*
  * Segments: immutable index files, written once, then memory-mapped.
  *
- * Segment file, version 7 (posting lists of version 3, index/postings.h).
+ * Segment file, version 8 (posting lists of version 3, index/postings.h).
  * Integers little-endian; varint is LEB128.
  *   off  size  field
  *   0    8     magic "XUNSEG\r\n" (the \r\n catches text-mode mangling)
  *   8    4     format version; readers refuse others and say which they found
- *   12   4     crc32c of bytes 16..127
+ *   12   4     crc32c of bytes 16..135
  *   16   4     n_docs
  *   20   4     n_terms
  *   24   24    3 x u64 tokens indexed per field over all documents
  *              (title, body, meta), for BM25's average field lengths
  *   48   8     file_bytes: the length of the whole file
  *   56   64    4 x (u64 offset, u64 bytes) of the sections: terms, postings,
- *              docs, store; in that order, back to back, from byte 128
- *   120  4     crc32c of bytes 128..file_bytes (all sections)
- *   124  4     zero
+ *              docs, store; in that order, back to back, from byte 136
+ *   120  4     chunk_bytes: a power of two from 2^6 to 2^30
+ *   124  4     crc32c of the chunk table
+ *   128  8     i64 the newest date of the documents (seconds since the
+ *              epoch), INT64_MIN when none has one (for ranking's bound)
+ *   136  ...   the sections
+ *   then the chunk table, which ends the file: one u32 crc32c per chunk of
+ *   the body, the bytes from 136 to the end of the store section cut into
+ *   chunk_bytes pieces from byte 136 (the last may be shorter); chunk c
+ *   covers bytes 136 + c * chunk_bytes up to 136 + (c + 1) * chunk_bytes.
  *
- * Opening checks the header's checksum and the structure (sections, the
- * dictionary's block table, every document entry). The body's checksum costs
- * a pass over the whole file, a second per few GB, so it is checked at open
- * only up to SEGMENT_VERIFY_AT_OPEN_BYTES; a larger segment is checked in
- * full by segment_verify() before a merge reads it, and meanwhile every read
- * of it is bounds-checked (damage there is XE_CORRUPT, never a crash).
+ * Checking: opening reads the header and the chunk table (4 bytes per
+ * chunk: 16 KiB per GiB of segment at 64 KiB chunks) and checks both, so it
+ * costs milliseconds whatever the size. A segment of at most
+ * segment_verify_at_open_bytes() (SEGMENT_VERIFY_AT_OPEN_BYTES unless set)
+ * has every chunk checked at open; a larger one has only the chunks that
+ * opening reads (the dictionary's block table; the document store's head,
+ * symbols, dictionary and tables), and every other chunk is checked the
+ * first time a read touches it: each reader below checks the chunks its
+ * bytes lie in before it decodes them, and a bit per chunk, set once its
+ * checksum matched, makes later reads a bit test. A chunk whose checksum
+ * does not match is XE_CORRUPT for every read that touches it, naming the
+ * file and the bytes; the segment counts its damaged chunks
+ * (segment_damaged_chunks()) and the process its checksum failures
+ * (segment_checksum_failures()). segment_verify() checks every chunk again
+ * (a merge does so before it reads a segment, so that it never copies damage
+ * into a new one).
+ *
+ * Chunk size: 64 KiB (SEGMENT_CHUNK_BYTES). Checking one costs about 3 us
+ * with SSE 4.2's crc32 (~20 GB/s): a request's first touch of a chunk pays
+ * that once, later ones a bit test; the table costs 0.006% of the file.
+ * Smaller chunks spend less on a first touch of a few bytes but grow the
+ * table and the bitmaps; larger ones make the first queries of a large
+ * segment pay for bytes they never read.
  *
  * Terms section: the term dictionary, sorted by bytes, in blocks of
  * SEGMENT_TERMS_PER_BLOCK terms so that a lookup is a binary search over
@@ -61,16 +85,19 @@
 #include "index/buf.h"
 #include "index/doc.h"
 #include "index/docstore.h"
-
-struct xerr;
+#include "index/error.h"
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
-#define SEGMENT_VERSION 7
-#define SEGMENT_HEADER_BYTES 128
+#define SEGMENT_VERSION 8
+#define SEGMENT_HEADER_BYTES 136
 #define SEGMENT_DOC_ENTRY_BYTES 40
 #define SEGMENT_RANK_ENTRY_BYTES 8
 #define SEGMENT_TERMS_PER_BLOCK 32
 #define SEGMENT_BLOCK_ENTRY_BYTES 12
+/* Checksummed chunks of the body (see "Chunk size" above). */
+#define SEGMENT_CHUNK_BYTES (64u << 10)
+#define SEGMENT_CHUNK_MIN_BYTES (1u << 6)
+#define SEGMENT_CHUNK_MAX_BYTES (1u << 30)
 
 /* One document's entry in the docs section. */
 struct segment_doc {
@@ -110,8 +137,12 @@ struct segment_term {
 
 struct segment_writer;
 
+/* A writer of chunks of segment_chunk_bytes() (SEGMENT_CHUNK_BYTES unless set). */
 struct segment_writer *segment_writer_new(void);
 void segment_writer_free(struct segment_writer *w);
+/* A power of two from SEGMENT_CHUNK_MIN_BYTES to SEGMENT_CHUNK_MAX_BYTES
+ * (tests make it small so that a few documents cross chunks). */
+int segment_writer_set_chunk_bytes(struct segment_writer *w, uint32_t bytes, struct xerr *err);
 /* Documents get docids 0, 1, 2, ... in the order they are added. */
 int segment_writer_add_doc(struct segment_writer *w, const struct segment_doc *doc,
                            struct xerr *err);
@@ -132,13 +163,32 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
 /* Immutable once open: any thread may read it. */
 struct segment;
 
+/* Segments up to this size have every chunk checked at open (64 MiB: about
+ * 3 ms of crc32c), so that their reads never pay for a first touch. */
 #define SEGMENT_VERIFY_AT_OPEN_BYTES (64u << 20)
+
+/*
+ * Process-wide settings, for tests (xun serve reads the second from
+ * XUN_VERIFY_AT_OPEN_BYTES): the chunk size of writers made from now on, and
+ * the size up to which segments opened from now on are checked whole at open.
+ * Thread-safe; 0 restores the default.
+ */
+void segment_set_chunk_bytes(uint32_t bytes);
+uint32_t segment_chunk_bytes(void);
+void segment_set_verify_at_open_bytes(uint64_t bytes);
+uint64_t segment_verify_at_open_bytes(void);
 
 /* Maps and checks the file; XE_CORRUPT with the file and what is wrong. */
 int segment_open(const char *path, struct segment **out, struct xerr *err);
-/* Checks the body's checksum (what open skips for large segments). */
+/* Checks every chunk, again if checked before (what open skips for large segments). */
 int segment_verify(const struct segment *seg, struct xerr *err);
 void segment_close(struct segment *seg);
+
+/* Chunks of this segment found damaged so far (0: none). Thread-safe. */
+uint64_t segment_damaged_chunks(const struct segment *seg);
+/* Checksum mismatches found in this process, each damaged chunk once per
+ * open segment. Thread-safe. */
+uint64_t segment_checksum_failures(void);
 
 uint32_t segment_n_docs(const struct segment *seg);
 uint32_t segment_n_terms(const struct segment *seg);
@@ -148,15 +198,23 @@ uint64_t segment_file_bytes(const struct segment *seg);
 int64_t segment_newest_date(const struct segment *seg);
 const char *segment_path(const struct segment *seg);
 
-/* False when the term is absent (or its entry is damaged). */
-bool segment_lookup(const struct segment *seg, const char *term, size_t len,
-                    struct segment_term *out);
+/*
+ * Readers: XE_CORRUPT (naming the file and the bytes) when what they read
+ * is damaged, and then out is not to be used.
+ */
+
+/* XE_NOTFOUND when the term is absent; the term's postings are checked. */
+int segment_lookup(const struct segment *seg, const char *term, size_t len,
+                   struct segment_term *out, struct xerr *err);
 /* docid < segment_n_docs(). */
-void segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
+int segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out,
+                struct xerr *err);
 /* Only what ranking reads: cheaper than segment_doc() (one small entry). */
-void segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out);
-/* DOCID_END when no document has this id. */
-uint32_t segment_find_id(const struct segment *seg, const char *id, size_t len);
+int segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out,
+                     struct xerr *err);
+/* XE_NOTFOUND (*docid DOCID_END) when no document has this id. */
+int segment_find_id(const struct segment *seg, const char *id, size_t len, uint32_t *docid,
+                    struct xerr *err);
 /* The stored record's bytes (index/doc.h), in scratch, valid until it changes. */
 int segment_record(const struct segment *seg, uint32_t docid, struct buf *scratch,
                    const unsigned char **rec, size_t *len, struct xerr *err);
@@ -164,7 +222,12 @@ int segment_record(const struct segment *seg, uint32_t docid, struct buf *scratc
 int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
                  struct doc_fields *d, struct xerr *err);
 
-/* Term iteration in byte order from the first term >= prefix (for suggest). */
+/*
+ * Term iteration in byte order from the first term >= prefix (for suggest).
+ * segment_terms_next() returns false at the end, or when what it would read
+ * is damaged: then rc is XE_CORRUPT and err says where. Each term's postings
+ * are checked.
+ */
 struct segment_term_iter {
     const struct segment *seg;
     uint32_t block;
@@ -173,6 +236,8 @@ struct segment_term_iter {
     char term[TOKEN_MAX_BYTES + 1];
     size_t term_len;
     uint32_t in_block;
+    int rc;
+    struct xerr err;
 };
 void segment_terms_from(const struct segment *seg, const char *prefix, size_t len,
                         struct segment_term_iter *it);

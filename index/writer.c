@@ -70,27 +70,34 @@ static uint64_t clock_ns(void)
 
 /* ---- applying operations ---- */
 
-/* Marks the live version of id in the working segments deleted; false when none. */
-static bool tombstone(struct writer *w, const char *id, size_t len, bool *nomem)
+/* Marks the live version of id in the working segments deleted; *found false when none.
+ * XE_CORRUPT when a segment's id table is damaged. */
+static int tombstone(struct writer *w, const char *id, size_t len, bool *found,
+                     struct xerr *err)
 {
+    *found = false;
     for (uint32_t s = w->n_segs; s-- > 0;) {
-        uint32_t d = segment_find_id(w->segs[s]->seg, id, len);
-        if (d == DOCID_END || deletions_has(w->dels[s], d))
+        uint32_t d;
+        int rc = segment_find_id(w->segs[s]->seg, id, len, &d, err);
+        if (rc == XE_NOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        if (deletions_has(w->dels[s], d))
             continue;
         if (!w->dels_private[s] || !w->dels[s]) {
             struct deletions *copy = deletions_copy(w->dels[s], segment_n_docs(w->segs[s]->seg));
-            if (!copy) {
-                *nomem = true;
-                return false;
-            }
+            if (!copy)
+                return xerr_set(err, XE_NOMEM, "out of memory");
             deletions_unref(w->dels[s]);
             w->dels[s] = copy;
             w->dels_private[s] = true;
         }
         deletions_add(w->dels[s], d);
-        return true;
+        *found = true;
+        return XE_OK;
     }
-    return false;
+    return XE_OK;
 }
 
 static void mark_dirty(struct writer *w)
@@ -105,15 +112,14 @@ static int apply_put(struct writer *w, const unsigned char *record, size_t len,
                      enum write_result *result, struct xerr *err)
 {
     struct doc_fields d;
-    bool nomem = false;
+    bool existed = false;
     int rc = doc_record_decode(record, len, &d, err);
 
     if (rc)
         return rc;
-    bool existed = memindex_has_id(w->mi, d.id.p, d.id.len) ||
-                   tombstone(w, d.id.p, d.id.len, &nomem);
-    if (nomem)
-        return xerr_set(err, XE_NOMEM, "out of memory");
+    existed = memindex_has_id(w->mi, d.id.p, d.id.len);
+    if (!existed && (rc = tombstone(w, d.id.p, d.id.len, &existed, err)))
+        return rc;
     rc = memindex_add(w->mi, &d, err);
     if (rc)
         return rc;
@@ -125,11 +131,11 @@ static int apply_put(struct writer *w, const unsigned char *record, size_t len,
 static int apply_delete(struct writer *w, const char *id, size_t len, enum write_result *result,
                         struct xerr *err)
 {
-    bool nomem = false;
-    bool found = memindex_delete(w->mi, id, len) || tombstone(w, id, len, &nomem);
+    bool found = memindex_delete(w->mi, id, len);
+    int rc;
 
-    if (nomem)
-        return xerr_set(err, XE_NOMEM, "out of memory");
+    if (!found && (rc = tombstone(w, id, len, &found, err)))
+        return rc;
     *result = found ? WRITE_DELETED : WRITE_NOT_FOUND;
     if (found)
         mark_dirty(w);

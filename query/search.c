@@ -89,6 +89,7 @@ struct exec {
     uint32_t *pos_buf[QUERY_MAX_TERMS]; /* positions of a phrase's terms */
     uint32_t pos_cap[QUERY_MAX_TERMS];
     bool corrupt, nomem;
+    struct xerr damage; /* what a segment reader said was damaged, when one did */
 
     /* written forms the query typed (qparse.h), in this segment; NULL where absent */
     struct postings_cursor *forms[QUERY_MAX_FORMS];
@@ -104,6 +105,14 @@ struct exec {
      * scanned as is (a higher threshold since would only prune more) */
     int64_t competitive_upto;
 };
+
+/* A segment reader's answer: false when it found damage (the search then fails with it). */
+static bool ex_read_ok(struct exec *ex, int rc)
+{
+    if (rc == XE_CORRUPT)
+        ex->corrupt = true;
+    return rc == XE_OK;
+}
 
 /* BM25 of one leaf given its frequency per field. */
 static double bm25f(double idf, const uint32_t tf[N_FIELDS], const struct doc_norms *norms)
@@ -589,7 +598,8 @@ static uint64_t lookup_term(struct exec *ex, const struct qterm *t, uint32_t i)
 
     for (uint32_t s = 0; s < ex->snap->n_segments; s++) {
         struct term_lookup *l = &ex->lookups[(size_t)s * ex->n_terms + i];
-        l->found = segment_lookup(ex->snap->segments[s]->seg, t->text, t->len, &l->st);
+        l->found = ex_read_ok(ex, segment_lookup(ex->snap->segments[s]->seg, t->text, t->len,
+                                                 &l->st, &ex->damage));
         if (l->found)
             df += l->st.df;
     }
@@ -819,7 +829,8 @@ static void forms_plan(struct exec *ex, const struct query *q)
     for (uint32_t i = 0; i < q->n_forms; i++) {
         struct segment_term st;
         ex->forms[i] = NULL;
-        if (!segment_lookup(ex->seg, q->forms[i].text, q->forms[i].len, &st))
+        if (!ex_read_ok(ex, segment_lookup(ex->seg, q->forms[i].text, q->forms[i].len, &st,
+                                           &ex->damage)))
             continue;
         struct postings_cursor *c = ex_alloc(ex, sizeof *c);
         if (!c)
@@ -914,34 +925,36 @@ struct topk {
     struct search_hit *heap; /* a min-heap: the worst kept hit on top */
     uint32_t n, k;
     const struct snapshot *snap;
+    struct exec *ex; /* where damage to the ids is reported */
 };
 
-static int id_cmp(const struct snapshot *snap, const struct search_hit *a,
-                  const struct search_hit *b)
+static int id_cmp(const struct topk *t, const struct search_hit *a, const struct search_hit *b)
 {
     struct segment_doc da, db;
 
-    segment_doc(snap->segments[a->segment]->seg, a->docid, &da);
-    segment_doc(snap->segments[b->segment]->seg, b->docid, &db);
+    if (!ex_read_ok(t->ex, segment_doc(t->snap->segments[a->segment]->seg, a->docid, &da,
+                                       &t->ex->damage)) ||
+        !ex_read_ok(t->ex, segment_doc(t->snap->segments[b->segment]->seg, b->docid, &db,
+                                       &t->ex->damage)))
+        return 0; /* the search fails */
     return bytes_cmp(da.id, da.id_len, db.id, db.id_len);
 }
 
 /* True when a ranks below b: a lower sort key, or the same and a larger id. */
-static bool worse(const struct snapshot *snap, const struct search_hit *a,
-                  const struct search_hit *b)
+static bool worse(const struct topk *t, const struct search_hit *a, const struct search_hit *b)
 {
     if (a->sort_key != b->sort_key)
         return a->sort_key < b->sort_key;
-    return id_cmp(snap, a, b) > 0;
+    return id_cmp(t, a, b) > 0;
 }
 
 static void heap_sift_down(struct topk *t, uint32_t i)
 {
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < t->n && worse(t->snap, &t->heap[l], &t->heap[m]))
+        if (l < t->n && worse(t, &t->heap[l], &t->heap[m]))
             m = l;
-        if (r < t->n && worse(t->snap, &t->heap[r], &t->heap[m]))
+        if (r < t->n && worse(t, &t->heap[r], &t->heap[m]))
             m = r;
         if (m == i)
             return;
@@ -967,7 +980,7 @@ static void topk_push(struct topk *t, const struct search_hit *h)
         t->heap[i] = *h;
         while (i > 0) {
             uint32_t parent = (i - 1) / 2;
-            if (!worse(t->snap, &t->heap[i], &t->heap[parent]))
+            if (!worse(t, &t->heap[i], &t->heap[parent]))
                 break;
             struct search_hit tmp = t->heap[i];
             t->heap[i] = t->heap[parent];
@@ -976,20 +989,20 @@ static void topk_push(struct topk *t, const struct search_hit *h)
         }
         return;
     }
-    if (!worse(t->snap, &t->heap[0], h))
+    if (!worse(t, &t->heap[0], h))
         return;
     t->heap[0] = *h;
     heap_sift_down(t, 0);
 }
 
-static _Thread_local const struct snapshot *sort_snap;
+static _Thread_local const struct topk *sort_top;
 
 static int hit_order(const void *a, const void *b)
 {
     const struct search_hit *x = a, *y = b;
-    if (worse(sort_snap, x, y))
+    if (worse(sort_top, x, y))
         return 1;
-    if (worse(sort_snap, y, x))
+    if (worse(sort_top, y, x))
         return -1;
     return 0;
 }
@@ -1025,7 +1038,7 @@ static struct iter *build_filter(struct exec *ex, char prefix, const struct text
         size_t len = doc_exact_len(values[i].p, values[i].len); /* as indexed */
         term[0] = prefix;
         memcpy(term + 1, values[i].p, len);
-        if (!segment_lookup(ex->seg, term, len + 1, &st))
+        if (!ex_read_ok(ex, segment_lookup(ex->seg, term, len + 1, &st, &ex->damage)))
             continue;
         struct term_iter *t = ex_alloc(ex, sizeof *t);
         if (!t)
@@ -1102,7 +1115,7 @@ static void facet_segment(struct exec *ex, char prefix, const uint64_t *matched,
     uint32_t n_docs = segment_n_docs(ex->seg);
 
     segment_terms_from(ex->seg, &prefix, 1, &it);
-    while (segment_terms_next(&it, &st) && it.term_len && it.term[0] == prefix) {
+    while (segment_terms_next(&it, &st) && it.term_len && it.term[0] == prefix && !ex->corrupt) {
         struct postings_cursor c;
         uint64_t count = 0;
         postings_cursor_init(&c, st.postings, st.postings_len, st.has_positions, n_docs);
@@ -1129,6 +1142,10 @@ static void facet_segment(struct exec *ex, char prefix, const uint64_t *matched,
         }
         memcpy(value, it.term + 1, it.term_len - 1);
         acc->items[acc->n++] = (struct facet_count){ value, it.term_len - 1, count };
+    }
+    if (it.rc) {
+        ex->corrupt = true;
+        xerr_set(&ex->damage, it.rc, "%s", it.err.msg);
     }
 }
 
@@ -1201,7 +1218,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                     struct xerr *err)
 {
     struct exec ex = { .snap = snap };
-    struct topk top = { .k = opts->k, .snap = snap };
+    struct topk top = { .k = opts->k, .snap = snap, .ex = &ex };
     struct facet_acc acc[2] = { { 0 }, { 0 } };
     bool want_facet[2] = { opts->facet_source, opts->facet_tag };
     const char facet_prefix[2] = { TERM_SOURCE_PREFIX, TERM_TAG_PREFIX };
@@ -1253,7 +1270,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         /* past SEARCH_EXACT_TOTAL matches, skip blocks that cannot reach the top k */
         bool prunable = !opts->exact_total && !opts->sort_by_date && !matched && top.k;
         double gain_max = recency_max(opts, recency_scale, ex.seg) * extra_max;
-        while (root && !ex.nomem) {
+        while (root && !ex.nomem && !ex.corrupt) {
             bool more = prunable && top.n == top.k && out->total >= SEARCH_EXACT_TOTAL
                             ? next_competitive(&ex, root, &top, gain_max, &out->total_is_bound)
                             : root->ops->next(root);
@@ -1263,7 +1280,8 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 continue; /* a tombstone: replaced or deleted since the segment was written */
             struct segment_doc_rank d;
             struct doc_norms norms;
-            segment_doc_rank(ex.seg, root->docid, &d);
+            if (!ex_read_ok(&ex, segment_doc_rank(ex.seg, root->docid, &d, &ex.damage)))
+                break;
             if (!date_passes(opts, d.date_s))
                 continue;
             for (int f = 0; f < N_FIELDS; f++)
@@ -1305,13 +1323,19 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
             rc = xerr_set(err, XE_NOMEM, "query needs more than %u MiB of memory",
                           SEARCH_ARENA_BYTES >> 20);
         else if (ex.corrupt)
-            rc = xerr_corrupt(err, "segment %s: damaged posting list",
-                              segment_path(ex.seg));
+            rc = ex.damage.code ? xerr_set(err, XE_CORRUPT, "%s", ex.damage.msg)
+                                : xerr_corrupt(err, "segment %s: damaged posting list",
+                                               segment_path(ex.seg));
         if (stopped)
             break;
         /* iterators of this segment are dead; their memory goes with the arena */
     }
     arena_fini(&ex.arena);
+    sort_top = &top;
+    if (!rc)
+        qsort(top.heap, top.n, sizeof *top.heap, hit_order);
+    if (!rc && ex.corrupt) /* the ids of hits, compared by the heap or the sort */
+        rc = xerr_set(err, XE_CORRUPT, "%s", ex.damage.msg);
     for (int f = 0; f < 2; f++)
         if (want_facet[f] && !facet_finish(&acc[f], &out->facets[f], &out->n_facets[f]) &&
             !rc)
@@ -1322,8 +1346,6 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         *out = (struct search_result){ 0 };
         return rc;
     }
-    sort_snap = snap;
-    qsort(top.heap, top.n, sizeof *top.heap, hit_order);
     out->hits = top.heap;
     out->n_hits = top.n;
     return XE_OK;

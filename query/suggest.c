@@ -28,11 +28,12 @@ struct candidate {
 
 /* The `want` most frequent terms that start with prefix, the prefix itself
  * included (df summed over segments). */
-static size_t frequent_terms(const struct snapshot *snap, const char *prefix, size_t len,
-                             struct candidate *best, size_t want)
+static int frequent_terms(const struct snapshot *snap, const char *prefix, size_t len,
+                          struct candidate *best, size_t want, size_t *n_out, struct xerr *err)
 {
     size_t n = 0;
 
+    *n_out = 0;
     for (uint32_t s = 0; s < snap->n_segments; s++) {
         struct segment_term_iter it;
         struct segment_term st;
@@ -72,8 +73,11 @@ static size_t frequent_terms(const struct snapshot *snap, const char *prefix, si
                 k--;
             }
         }
+        if (it.rc) /* a damaged dictionary: no guesses from it */
+            return xerr_set(err, it.rc, "%s", it.err.msg);
     }
-    return n;
+    *n_out = n;
+    return XE_OK;
 }
 
 struct collector {
@@ -195,10 +199,11 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
     /* ends inside a word: complete it from the dictionary */
     bool completing = last.tok.kind == TOKEN_WORD && last.tok.end_byte == len;
     size_t base_len = completing ? last.tok.start_byte : len;
-    size_t n_cands = completing ? frequent_terms(snap, last.tok.term, last.tok.term_len, cands,
-                                                 SUGGEST_EXPANSIONS)
-                                : 0;
-    if (!completing || n_cands == 0) {
+    size_t n_cands = 0;
+    if (completing)
+        rc = frequent_terms(snap, last.tok.term, last.tok.term_len, cands, SUGGEST_EXPANSIONS,
+                            &n_cands, err);
+    if (!rc && (!completing || n_cands == 0)) {
         buf_append_str(&q, "title:\"");
         append_unquoted(&q, prefix, len);
         buf_append_byte(&q, '"');
@@ -233,7 +238,9 @@ int suggest_run(const struct snapshot *snap, const char *prefix, size_t len, uin
                 memcpy(first, one.term, one.tok.term_len);
                 first_len = one.tok.term_len;
             }
-            size_t n = first_len ? frequent_terms(snap, first, first_len, cands, limit) : 0;
+            size_t n = 0;
+            if (first_len)
+                rc = frequent_terms(snap, first, first_len, cands, limit, &n, err);
             for (size_t i = 0; i < n && c.n < limit; i++) {
                 if (cands[i].len == first_len)
                     continue; /* the character itself continues nothing */

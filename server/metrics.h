@@ -47,6 +47,7 @@ struct metrics_index {
     uint64_t documents, segments, index_bytes, terms, queries, uptime_s;
     uint64_t wal_fsyncs, merges, refreshes, checkpoints;
     uint64_t cache_hits, cache_misses;
+    uint64_t damaged_segments, checksum_failures; /* index/segment.h's chunk checks */
 };
 
 /* Appends the Prometheus text exposition of everything to out. */

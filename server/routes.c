@@ -32,6 +32,8 @@
 #include "server/urlquery.h"
 
 #define ANALYZE_MAX_BYTES (64u << 10)
+/* Damaged segments /health names (a count past it still says degraded). */
+#define HEALTH_MAX_NAMED 16
 
 int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_config *cfg,
                 struct xerr *err)
@@ -472,9 +474,13 @@ static void route_document(struct route_ctx *ctx, struct exchange *ex, char *id,
     struct xerr err = { 0 };
     struct snapshot *snap = index_snapshot(ctx->ix);
     uint32_t seg, docid;
-    if (!snapshot_find(snap, id, len, &seg, &docid)) {
+    int rc = snapshot_find(snap, id, len, &seg, &docid, &err);
+    if (rc) {
         snapshot_release(snap);
-        respond_error(ex, 404, "no document with id \"%.64s\"", id);
+        if (rc == XE_NOTFOUND)
+            respond_error(ex, 404, "no document with id \"%.64s\"", id);
+        else
+            respond_error(ex, respond_status_of(rc), "%s", err.msg);
         return;
     }
     struct buf scratch, json;
@@ -554,6 +560,31 @@ static void route_stats(struct route_ctx *ctx, struct exchange *ex)
     respond_json(ex, 200, body);
 }
 
+/*
+ * Healthy unless a segment of the index turned out damaged (a chunk whose
+ * checksum did not match): then 503, so that a load balancer stops sending
+ * queries here, naming the segments to rebuild or restore.
+ */
+static void route_health(struct route_ctx *ctx, struct exchange *ex)
+{
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    uint32_t which[HEALTH_MAX_NAMED];
+    uint32_t n = snapshot_damaged_segments(snap, which, HEALTH_MAX_NAMED);
+
+    if (!n) {
+        snapshot_release(snap);
+        respond_json(ex, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    json_t *names = json_array();
+    for (uint32_t i = 0; i < n && i < HEALTH_MAX_NAMED; i++)
+        json_array_append_new(names, json_string(snap->segments[which[i]]->name));
+    snapshot_release(snap);
+    respond_json(ex, 503, json_pack("{s:s,s:o,s:I}", "status", "degraded", "damaged_segments",
+                                    names, "checksum_failures",
+                                    (json_int_t)segment_checksum_failures()));
+}
+
 /* ---- /metrics ---- */
 
 static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
@@ -570,6 +601,8 @@ static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
     mi.segments = snap->n_segments;
     mi.index_bytes = snap->bytes;
     mi.terms = snap->n_terms;
+    mi.damaged_segments = snapshot_damaged_segments(snap, NULL, 0);
+    mi.checksum_failures = segment_checksum_failures();
     snapshot_release(snap);
     writer_get_stats(ctx->writer, &ws);
     mi.wal_fsyncs = ws.fsyncs;
@@ -692,7 +725,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
             route_analyze(ctx, &ex, &uq);
     } else if (path_is(uri, path_len, "/health")) {
         if (get)
-            respond_json(&ex, 200, json_pack("{s:s}", "status", "ok"));
+            route_health(ctx, &ex);
     } else if (path_is(uri, path_len, "/stats")) {
         if (get)
             route_stats(ctx, &ex);

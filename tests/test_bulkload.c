@@ -589,7 +589,7 @@ static void id_of_hit(const struct snapshot *snap, const struct search_hit *h, c
     struct segment_doc sd;
 
     assert_true(h->segment < snap->n_segments);
-    segment_doc(snap->segments[h->segment]->seg, h->docid, &sd);
+    test_segment_doc(snap->segments[h->segment]->seg, h->docid, &sd);
     assert_true(sd.id_len < cap);
     memcpy(out, sd.id, sd.id_len);
     out[sd.id_len] = '\0';
@@ -714,7 +714,7 @@ static void test_bulkload_keeps_the_latest_good_version_of_each_id(void **state)
             char idtext[16], want[TITLE_CAP_BYTES];
             uint32_t seg, docid;
             make_id(id, idtext, sizeof idtext);
-            if (!snapshot_find(snap, idtext, strlen(idtext), &seg, &docid))
+            if (snapshot_find(snap, idtext, strlen(idtext), &seg, &docid, NULL) != XE_OK)
                 fail_msg("%s: %s is missing", l->name, idtext);
             struct doc_fields d;
             assert_ok(segment_load(snap->segments[seg]->seg, docid, &scratch, &d, &err), &err);
@@ -727,7 +727,7 @@ static void test_bulkload_keeps_the_latest_good_version_of_each_id(void **state)
             char idtext[16];
             uint32_t seg, docid;
             snprintf(idtext, sizeof idtext, "b%04u", (unsigned)b);
-            if (snapshot_find(snap, idtext, strlen(idtext), &seg, &docid))
+            if (snapshot_find(snap, idtext, strlen(idtext), &seg, &docid, NULL) == XE_OK)
                 fail_msg("%s: %s, only on a bad line, was loaded", l->name, idtext);
         }
         snapshot_release(snap);
@@ -1076,12 +1076,13 @@ static void test_bulkload_later_file_replaces_earlier(void **state)
         struct snapshot *snap = index_snapshot(ix);
         assert_int_equal(snap->n_docs, 3);
         assert_int_equal(snap->n_docs_stored, 3);
-        assert_true(snapshot_find(snap, "x1", 2, &seg, &docid));
+        assert_true(snapshot_find(snap, "x1", 2, &seg, &docid, NULL) == XE_OK);
         buf_init(&scratch, (size_t)1 << 20);
         assert_ok(segment_load(snap->segments[seg]->seg, docid, &scratch, &d, &err), &err);
         assert_int_equal(d.title.len, strlen("甲 second"));
         assert_memory_equal(d.title.p, "甲 second", d.title.len);
-        assert_true(snapshot_find(snap, "x3", 2, &seg, &docid)); /* its later line was bad */
+        /* its later line was bad */
+        assert_true(snapshot_find(snap, "x3", 2, &seg, &docid, NULL) == XE_OK);
         buf_fini(&scratch);
         snapshot_release(snap);
         struct answer a;

@@ -126,7 +126,7 @@ static uint32_t assert_title(const struct snapshot *snap, const char *id, const 
     struct doc_fields d;
     struct xerr err = { 0 };
 
-    assert_true(snapshot_find(snap, id, strlen(id), &s, &docid));
+    assert_true(snapshot_find(snap, id, strlen(id), &s, &docid, NULL) == XE_OK);
     assert_true(s < snap->n_segments);
     buf_init(&scratch, SCRATCH_MAX_BYTES);
     assert_ok(segment_load(snap->segments[s]->seg, docid, &scratch, &d, &err), &err);
@@ -141,14 +141,14 @@ static uint32_t assert_title(const struct snapshot *snap, const char *id, const 
 static bool finds(const struct snapshot *snap, const char *id)
 {
     uint32_t s, docid;
-    return snapshot_find(snap, id, strlen(id), &s, &docid);
+    return snapshot_find(snap, id, strlen(id), &s, &docid, NULL) == XE_OK;
 }
 
 /* Whether id's document in segment s (which must hold it) is deleted in snap. */
 static bool is_deleted(const struct snapshot *snap, uint32_t s, const char *id)
 {
     assert_true(s < snap->n_segments);
-    uint32_t docid = segment_find_id(snap->segments[s]->seg, id, strlen(id));
+    uint32_t docid = test_find_id(snap->segments[s]->seg, id, strlen(id));
     assert_int_not_equal(docid, DOCID_END);
     return snapshot_is_deleted(snap, s, docid);
 }

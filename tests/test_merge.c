@@ -200,13 +200,13 @@ static void assert_segments_equal(const struct segment *got, const struct segmen
         struct segment_doc a, b;
         const unsigned char *ra, *rb;
         size_t la, lb;
-        segment_doc(got, d, &a);
-        segment_doc(want, d, &b);
+        test_segment_doc(got, d, &a);
+        test_segment_doc(want, d, &b);
         assert_int_equal(a.id_len, b.id_len);
         assert_memory_equal(a.id, b.id, a.id_len);
         assert_memory_equal(a.field_tokens, b.field_tokens, sizeof a.field_tokens);
         assert_int_equal(a.date_s, b.date_s);
-        assert_int_equal(segment_find_id(got, a.id, a.id_len), d);
+        assert_int_equal(test_find_id(got, a.id, a.id_len), d);
         assert_ok(segment_record(got, d, &sa, &ra, &la, &err), &err);
         assert_ok(segment_record(want, d, &sb, &rb, &lb, &err), &err);
         assert_int_equal(la, lb);
@@ -321,10 +321,10 @@ static void test_merge_keeps_exactly_live_docs_in_order(void **state)
     for (uint32_t d = 0; d < N_LIVE; d++) {
         struct segment_doc e;
         struct doc_fields f;
-        segment_doc(merged, d, &e);
+        test_segment_doc(merged, d, &e);
         assert_int_equal(e.id_len, strlen(want_ids[d]));
         assert_memory_equal(e.id, want_ids[d], e.id_len);
-        assert_int_equal(segment_find_id(merged, want_ids[d], strlen(want_ids[d])), d);
+        assert_int_equal(test_find_id(merged, want_ids[d], strlen(want_ids[d])), d);
         assert_ok(segment_load(merged, d, &scratch, &f, &err), &err);
         assert_int_equal(f.id.len, strlen(want_ids[d]));
         assert_memory_equal(f.id.p, want_ids[d], f.id.len);
@@ -335,12 +335,12 @@ static void test_merge_keeps_exactly_live_docs_in_order(void **state)
     assert_int_equal(f.title.len, strlen("新版本"));
     assert_memory_equal(f.title.p, "新版本", f.title.len);
     struct segment_doc e;
-    segment_doc(merged, 9, &e);
+    test_segment_doc(merged, 9, &e);
     assert_int_equal(e.date_s, 1683244800);
     /* deleted ids are gone */
-    assert_int_equal(segment_find_id(merged, "n01", 3), DOCID_END);
-    assert_int_equal(segment_find_id(merged, "n05", 3), DOCID_END);
-    assert_int_equal(segment_find_id(merged, "n09", 3), DOCID_END);
+    assert_int_equal(test_find_id(merged, "n01", 3), DOCID_END);
+    assert_int_equal(test_find_id(merged, "n05", 3), DOCID_END);
+    assert_int_equal(test_find_id(merged, "n09", 3), DOCID_END);
     buf_fini(&scratch);
     segment_close(merged);
 }
@@ -364,14 +364,14 @@ static void test_merge_drops_terms_only_deleted_docs_had(void **state)
     struct segment_term t;
 
     make_inputs(fx);
-    assert_true(segment_lookup(fx->segs[0], "zzyzx", 5, &t));
-    assert_true(segment_lookup(fx->segs[1], "qqxy", 4, &t));
+    assert_int_equal(segment_lookup(fx->segs[0], "zzyzx", 5, &t, NULL), XE_OK);
+    assert_int_equal(segment_lookup(fx->segs[1], "qqxy", 4, &t, NULL), XE_OK);
     struct segment *merged = merge_open(fx->dir, "merged.xseg", fx->segs, fx->dels, N_SEGS,
                                         NULL);
-    assert_false(segment_lookup(merged, "zzyzx", 5, &t));
-    assert_false(segment_lookup(merged, "qqxy", 4, &t));
+    assert_int_equal(segment_lookup(merged, "zzyzx", 5, &t, NULL), XE_NOTFOUND);
+    assert_int_equal(segment_lookup(merged, "qqxy", 4, &t, NULL), XE_NOTFOUND);
     /* a shared term has every live document that holds it */
-    assert_true(segment_lookup(merged, "market", 6, &t));
+    assert_int_equal(segment_lookup(merged, "market", 6, &t, NULL), XE_OK);
     assert_int_equal(t.df, 5); /* n00 n03 n07 n10 n12; not n02 (old) nor n05 (deleted) */
     segment_close(merged);
 }
@@ -392,8 +392,8 @@ static void test_merge_returns_maps_when_asked(void **state)
                 continue;
             /* the same document on both sides */
             struct segment_doc a, b;
-            segment_doc(fx->segs[i], d, &a);
-            segment_doc(merged, maps[i][d], &b);
+            test_segment_doc(fx->segs[i], d, &a);
+            test_segment_doc(merged, maps[i][d], &b);
             assert_int_equal(a.id_len, b.id_len);
             assert_memory_equal(a.id, b.id, a.id_len);
         }
@@ -436,9 +436,9 @@ static void test_merge_of_only_deleted_docs_is_empty_segment(void **state)
     assert_int_equal(segment_n_terms(merged), 0);
     for (int f = 0; f < N_FIELDS; f++)
         assert_int_equal(segment_field_tokens(merged, f), 0);
-    assert_int_equal(segment_find_id(merged, "n00", 3), DOCID_END);
+    assert_int_equal(test_find_id(merged, "n00", 3), DOCID_END);
     struct segment_term t;
-    assert_false(segment_lookup(merged, "market", 6, &t));
+    assert_int_equal(segment_lookup(merged, "market", 6, &t, NULL), XE_NOTFOUND);
     for (int i = 0; i < 2; i++) {
         for (uint32_t d = 0; d < segment_n_docs(fx->segs[i]); d++)
             assert_int_equal(maps[i][d], DROPPED);

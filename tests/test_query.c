@@ -454,7 +454,7 @@ static void hit_id(const struct snapshot *snap, const struct search_hit *h, cons
     struct segment_doc d;
 
     assert_true(h->segment < snap->n_segments);
-    segment_doc(snap->segments[h->segment]->seg, h->docid, &d);
+    test_segment_doc(snap->segments[h->segment]->seg, h->docid, &d);
     *id = d.id;
     *len = d.id_len;
 }

@@ -164,7 +164,7 @@ static void delete_id(struct index *ix, const char *id)
     struct snapshot *snap = index_snapshot(ix);
     uint32_t seg, docid;
 
-    if (!snapshot_find(snap, id, strlen(id), &seg, &docid))
+    if (snapshot_find(snap, id, strlen(id), &seg, &docid, NULL) != XE_OK)
         fail_msg("delete_id: no live document %s", id);
     struct deletions **dels = calloc(snap->n_segments, sizeof *dels);
     assert_non_null(dels);
@@ -234,7 +234,7 @@ static void run_opts(struct index *ix, const char *text, const struct search_opt
         struct segment_doc d;
         assert_true(res.hits[i].segment < snap->n_segments);
         assert_false(snapshot_is_deleted(snap, res.hits[i].segment, res.hits[i].docid));
-        segment_doc(snap->segments[res.hits[i].segment]->seg, res.hits[i].docid, &d);
+        test_segment_doc(snap->segments[res.hits[i].segment]->seg, res.hits[i].docid, &d);
         append(r->ids, sizeof r->ids, " ", d.id, d.id_len);
         if (!isfinite(res.hits[i].score) || !(res.hits[i].score > 0))
             fail_msg("\"%s\": hit %.*s has score %g", text, (int)d.id_len, d.id,

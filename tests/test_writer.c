@@ -237,7 +237,7 @@ static uint32_t live_versions(const struct snapshot *snap, const char *id)
     uint32_t n = 0;
 
     for (uint32_t s = 0; s < snap->n_segments; s++) {
-        uint32_t d = segment_find_id(snap->segments[s]->seg, id, strlen(id));
+        uint32_t d = test_find_id(snap->segments[s]->seg, id, strlen(id));
         if (d != DOCID_END && !snapshot_is_deleted(snap, s, d))
             n++;
     }
@@ -268,7 +268,7 @@ static bool snapshot_matches(const struct snapshot *snap, const struct want *wan
             continue;
         struct doc_fields f;
         struct xerr err = { 0 };
-        if (!snapshot_find(snap, want[i].id, strlen(want[i].id), &s, &d) ||
+        if (snapshot_find(snap, want[i].id, strlen(want[i].id), &s, &d, NULL) != XE_OK ||
             segment_load(snap->segments[s]->seg, d, &scratch, &f, &err) != XE_OK ||
             f.title.len != strlen(want[i].title) ||
             memcmp(f.title.p, want[i].title, f.title.len) != 0) {

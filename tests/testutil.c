@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index/segment.h"
+
 #define TEST_TMP_TEMPLATE "/tmp/xun-test-XXXXXX"
 #define TEST_RMTREE_FDS 16 /* directories nftw may hold open at once */
 
@@ -105,4 +107,22 @@ void test_sleep_ms(unsigned ms)
 
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         continue;
+}
+
+uint32_t test_find_id(const struct segment *seg, const char *id, size_t len)
+{
+    struct xerr err = { 0 };
+    uint32_t docid;
+    int rc = segment_find_id(seg, id, len, &docid, &err);
+
+    if (rc != XE_NOTFOUND)
+        assert_ok(rc, &err);
+    return docid;
+}
+
+void test_segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out)
+{
+    struct xerr err = { 0 };
+
+    assert_ok(segment_doc(seg, docid, out, &err), &err);
 }

@@ -39,6 +39,13 @@ unsigned char *test_read_file(const char *path, size_t *len);
 void test_write_file(const char *path, const unsigned char *data, size_t len);
 
 /* Milliseconds on the monotonic clock, and a sleep that EINTR does not cut short. */
+/* The docid of id in seg, DOCID_END when absent; fails the test on damage. */
+struct segment;
+uint32_t test_find_id(const struct segment *seg, const char *id, size_t len);
+/* seg's document entry; fails the test on damage. */
+struct segment_doc;
+void test_segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
+
 uint64_t test_now_ms(void);
 void test_sleep_ms(unsigned ms);
 
