@@ -38,7 +38,6 @@ int test_dir_teardown(void **state);
 unsigned char *test_read_file(const char *path, size_t *len);
 void test_write_file(const char *path, const unsigned char *data, size_t len);
 
-/* Milliseconds on the monotonic clock, and a sleep that EINTR does not cut short. */
 /* The docid of id in seg, DOCID_END when absent; fails the test on damage. */
 struct segment;
 uint32_t test_find_id(const struct segment *seg, const char *id, size_t len);
@@ -46,6 +45,7 @@ uint32_t test_find_id(const struct segment *seg, const char *id, size_t len);
 struct segment_doc;
 void test_segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
 
+/* Milliseconds on the monotonic clock, and a sleep that EINTR does not cut short. */
 uint64_t test_now_ms(void);
 void test_sleep_ms(unsigned ms);
 
