@@ -5,13 +5,14 @@
  *
  * A small valid segment is written once (memindex, posting blocks of two
  * documents, more than one dictionary block, a replaced id, tags, sources,
- * dates). Each input damages a copy of it:
+ * dates, chunks of SEGMENT_CHUNK_MIN_BYTES). Each input damages a copy of it:
  *
  *   byte 0     mode bits:
- *                0x01  recompute the header and body crc32c after the damage,
- *                      so that the structural checks and the lazy decoding
- *                      behind them get the damaged bytes (without it almost
- *                      every input stops at a checksum)
+ *                0x01  recompute the checksums after the damage (each chunk's,
+ *                      the chunk table's, the header's), so that the
+ *                      structural checks and the lazy decoding behind them get
+ *                      the damaged bytes (without it almost every input stops
+ *                      at a checksum)
  *                0x02  make the header agree with the length: file_bytes is
  *                      set to it and the store section stretched or shrunk to
  *                      end there (before the crc32c, when 0x01 is set)
@@ -19,10 +20,14 @@
  *                      segment (no truncation or pokes)
  *                0x08  truncate or extend (with zeros): bytes 1..2, u16le,
  *                      give the new length modulo base length + 256
+ *                0x10  open without checking every chunk (as a segment over
+ *                      SEGMENT_VERIFY_AT_OPEN_BYTES is), so that damaged
+ *                      chunks are met by the reads: each must fail
+ *                      XE_CORRUPT, never give other data
  *   then       3-byte pokes: u16le offset (modulo the length), byte value
  *
  * The file is opened; a refusal must be XE_CORRUPT with a message naming the
- * file. An open segment is read everywhere: every term from the first
+ * file. An open segment is read everywhere (a read may fail XE_CORRUPT): every term from the first
  * (segment_terms_from), each one looked up again, each posting list walked
  * with its positions and skipped through with postings_advance(), lookups
  * of known and odd terms and prefixes, every document's entry, its id found
@@ -54,6 +59,7 @@
 #define MODE_FIX_LENGTH 0x02
 #define MODE_RAW 0x04
 #define MODE_RESIZE 0x08
+#define MODE_LAZY 0x10
 
 #define BASE_BLOCK_DOCS 2 /* posting lists cross blocks every two documents */
 #define EXTEND_MAX 256
@@ -95,6 +101,7 @@ static void write_base(void)
     const char *path = fuzz_path("base.seg");
 
     FUZZ_CHECK(mi != NULL, "memindex_new");
+    segment_set_chunk_bytes(SEGMENT_CHUNK_MIN_BYTES); /* the base spans many chunks */
     memindex_set_block_docs(mi, BASE_BLOCK_DOCS);
     for (size_t i = 0; i < sizeof base_docs / sizeof base_docs[0]; i++) {
         json_t *root;
@@ -106,6 +113,7 @@ static void write_base(void)
         json_decref(root);
     }
     FUZZ_CHECK(memindex_write(mi, path, false, &err) == XE_OK, "memindex_write: %s", err.msg);
+    segment_set_chunk_bytes(0);
     memindex_free(mi);
 
     FILE *f = fopen(path, "rb");
@@ -209,20 +217,36 @@ static void check_doc(const struct segment *seg, uint32_t docid, struct buf *scr
     struct doc_fields d;
     struct xerr err = { 0 };
 
-    segment_doc(seg, docid, &sd);
+    int rc = segment_doc(seg, docid, &sd, &err);
+    if (pristine)
+        FUZZ_CHECK(rc == XE_OK, "undamaged: doc %u: %s", docid, err.msg);
+    if (rc) {
+        FUZZ_CHECK(rc == XE_CORRUPT && err.msg[0], "doc %u: %d %s", docid, rc, err.msg);
+        return;
+    }
     FUZZ_CHECK(sd.id && sd.id_len >= 1 && sd.id_len <= DOC_ID_MAX_BYTES, "doc %u: id of %zu",
                docid, sd.id_len);
-    uint32_t found = segment_find_id(seg, sd.id, sd.id_len);
-    if (found != DOCID_END) {
+    struct segment_doc_rank rank;
+    rc = segment_doc_rank(seg, docid, &rank, &err);
+    FUZZ_CHECK(rc == XE_OK || (!pristine && rc == XE_CORRUPT && err.msg[0]), "rank of doc %u: %s",
+               docid, err.msg);
+    err = (struct xerr){ 0 };
+    uint32_t found;
+    rc = segment_find_id(seg, sd.id, sd.id_len, &found, &err);
+    FUZZ_CHECK(rc == XE_OK || rc == XE_NOTFOUND || (rc == XE_CORRUPT && err.msg[0]),
+               "find_id: %d %s", rc, err.msg);
+    if (rc == XE_OK) {
         struct segment_doc fd;
         FUZZ_CHECK(found < segment_n_docs(seg), "find_id gave %u", found);
-        segment_doc(seg, found, &fd);
-        FUZZ_CHECK(fd.id_len == sd.id_len && !memcmp(fd.id, sd.id, sd.id_len),
-                   "find_id gave a document with another id");
+        if (segment_doc(seg, found, &fd, NULL) == XE_OK)
+            FUZZ_CHECK(fd.id_len == sd.id_len && !memcmp(fd.id, sd.id, sd.id_len),
+                       "find_id gave a document with another id");
     }
     if (pristine)
-        FUZZ_CHECK(found == docid, "undamaged: find_id of doc %u gave %u", docid, found);
-    int rc = segment_load(seg, docid, scratch, &d, &err);
+        FUZZ_CHECK(rc == XE_OK && found == docid, "undamaged: find_id of doc %u gave %u", docid,
+                   found);
+    err = (struct xerr){ 0 };
+    rc = segment_load(seg, docid, scratch, &d, &err);
     if (pristine)
         FUZZ_CHECK(rc == XE_OK, "undamaged: load of doc %u: %s", docid, err.msg);
     if (rc) {
@@ -269,7 +293,11 @@ static void read_everything(const struct segment *seg, uint32_t salt, bool prist
         FUZZ_CHECK(t.df <= n_docs, "df %u of %u docs", t.df, n_docs);
         memcpy(term, it.term, len);
         walk_postings(&t, n_docs, salt + (uint32_t)walked, pristine);
-        bool found = segment_lookup(seg, term, len, &t2);
+        struct xerr err = { 0 };
+        int rc = segment_lookup(seg, term, len, &t2, &err);
+        FUZZ_CHECK(rc == XE_OK || rc == XE_NOTFOUND || (rc == XE_CORRUPT && err.msg[0]),
+                   "lookup: %d %s", rc, err.msg);
+        bool found = rc == XE_OK;
         if (found)
             FUZZ_CHECK(t2.postings_len <= segment_file_bytes(seg), "lookup: list of %zu",
                        t2.postings_len);
@@ -278,12 +306,14 @@ static void read_everything(const struct segment *seg, uint32_t salt, bool prist
                        "undamaged: term %zu not found again", walked);
         walked++;
     }
+    FUZZ_CHECK(!it.rc || (it.rc == XE_CORRUPT && it.err.msg[0]), "terms: %d %s", it.rc,
+               it.err.msg);
     if (pristine)
-        FUZZ_CHECK(walked == segment_n_terms(seg), "undamaged: %zu of %u terms", walked,
-                   segment_n_terms(seg));
+        FUZZ_CHECK(walked == segment_n_terms(seg) && !it.rc, "undamaged: %zu of %u terms: %s",
+                   walked, segment_n_terms(seg), it.err.msg);
     for (size_t i = 0; i < sizeof probe_terms / sizeof probe_terms[0]; i++) {
         const char *p = probe_terms[i];
-        if (segment_lookup(seg, p, strlen(p), &t))
+        if (segment_lookup(seg, p, strlen(p), &t, NULL) == XE_OK)
             walk_postings(&t, n_docs, salt + (uint32_t)i, pristine);
         segment_terms_from(seg, p, strlen(p), &it);
         for (int k = 0; k < 3 && segment_terms_next(&it, &t); k++)
@@ -291,15 +321,18 @@ static void read_everything(const struct segment *seg, uint32_t salt, bool prist
     }
     char long_term[TOKEN_MAX_BYTES + 8];
     memset(long_term, 'x', sizeof long_term);
-    FUZZ_CHECK(!segment_lookup(seg, long_term, sizeof long_term, &t), "lookup of a long term");
+    FUZZ_CHECK(segment_lookup(seg, long_term, sizeof long_term, &t, NULL) == XE_NOTFOUND,
+               "lookup of a long term");
 
     struct buf scratch, json;
     buf_init(&scratch, SCRATCH_MAX_BYTES);
     buf_init(&json, JSON_MAX_BYTES);
     for (uint32_t d = 0; d < n_docs; d++)
         check_doc(seg, d, &scratch, &json, pristine);
-    uint32_t missing = segment_find_id(seg, "no such id", 10);
-    FUZZ_CHECK(missing == DOCID_END || (!pristine && missing < n_docs), "find_id: %u", missing);
+    uint32_t missing;
+    int rc = segment_find_id(seg, "no such id", 10, &missing, NULL);
+    FUZZ_CHECK(rc == XE_NOTFOUND || (!pristine && (rc == XE_CORRUPT || missing < n_docs)),
+               "find_id: %d %u", rc, missing);
     struct xerr err = { 0 };
     const unsigned char *rec;
     size_t rec_len;
@@ -309,21 +342,56 @@ static void read_everything(const struct segment *seg, uint32_t salt, bool prist
     buf_fini(&scratch);
 }
 
-/* Sets file_bytes to len and makes the store section end there. */
+/* Where a chunk table of the header's chunk size ends a file of len bytes
+ * (false when none fits). */
+static bool table_at(const unsigned char *f, size_t len, size_t *table)
+{
+    uint64_t chunk = get_u32le(f + 120), body = len - SEGMENT_HEADER_BYTES;
+
+    for (uint64_t n = body / (chunk + 4) + 1, tries = 0;
+         chunk >= SEGMENT_CHUNK_MIN_BYTES && (chunk & (chunk - 1)) == 0 && tries < 3;
+         n--, tries++) {
+        if (4 * n <= body && (body - 4 * n + chunk - 1) / chunk == n) {
+            *table = len - 4 * (size_t)n;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Sets file_bytes to len and makes the store section end where a chunk table
+ * would start. */
 static void fix_length(unsigned char *f, size_t len)
 {
+    size_t table;
+
     if (len < SEGMENT_HEADER_BYTES)
         return;
     put_u64le(f + 48, len);
+    if (!table_at(f, len, &table))
+        table = len;
     uint64_t store_off = get_u64le(f + 56 + 16 * 3);
-    put_u64le(f + 64 + 16 * 3, store_off <= len ? len - store_off : 0);
+    put_u64le(f + 64 + 16 * 3, store_off <= table ? table - store_off : 0);
 }
 
+/* The chunk table where the header's chunk size and the length place it
+ * (when they do), then the header's checksum. */
 static void fix_crcs(unsigned char *f, size_t len)
 {
+    size_t table;
+
     if (len < SEGMENT_HEADER_BYTES)
         return;
-    put_u32le(f + 120, crc32c(0, f + SEGMENT_HEADER_BYTES, len - SEGMENT_HEADER_BYTES));
+    size_t chunk = get_u32le(f + 120);
+    if (table_at(f, len, &table)) {
+        size_t n = (len - table) / 4;
+        for (size_t c = 0; c < n; c++) {
+            size_t from = SEGMENT_HEADER_BYTES + c * chunk;
+            size_t to = from + chunk < table ? from + chunk : table;
+            put_u32le(f + table + 4 * c, crc32c(0, f + from, to - from));
+        }
+        put_u32le(f + 124, crc32c(0, f + table, 4 * n));
+    }
     put_u32le(f + 12, crc32c(0, f + 16, SEGMENT_HEADER_BYTES - 16));
 }
 
@@ -367,7 +435,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct segment *seg = NULL;
     struct xerr err = { 0 };
+    segment_set_verify_at_open_bytes(mode & MODE_LAZY ? 1 : 0);
     int rc = segment_open(seg_path, &seg, &err);
+    segment_set_verify_at_open_bytes(0);
     if (rc) {
         FUZZ_CHECK(rc == XE_CORRUPT && err.code == XE_CORRUPT, "open: %d %s", rc, err.msg);
         FUZZ_CHECK(strstr(err.msg, "damaged.seg") != NULL, "message without the file: %s",
