@@ -522,9 +522,11 @@ static int check_header(struct segment *seg, const unsigned char **sec, size_t *
     if (memcmp(h, SEGMENT_MAGIC, 8) != 0)
         return xerr_corrupt(err, "segment %s: not a xun segment (bad magic)", name);
     if (get_u32le(h + 8) != SEGMENT_VERSION)
-        return xerr_corrupt(err, "segment %s: format version %u, this xun reads version %u: "
-                            "rebuild the index (xun index) from its documents",
-                            name, get_u32le(h + 8), SEGMENT_VERSION);
+        return xerr_corrupt(err, "segment %s: format version %u, this xun reads version %u%s",
+                            name, get_u32le(h + 8), SEGMENT_VERSION,
+                            get_u32le(h + 8) < SEGMENT_VERSION
+                                ? ": rebuild the index from its documents (xun index)"
+                                : "");
     if (seg->map_len < SEGMENT_HEADER_BYTES)
         return xerr_corrupt(err, "segment %s: %zu bytes is shorter than a header", name,
                             seg->map_len);
