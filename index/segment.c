@@ -806,8 +806,8 @@ void segment_terms_from(const struct segment *seg, const char *prefix, size_t le
     /* the last block whose head is <= prefix */
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
-        const unsigned char *head;
-        size_t head_len;
+        const unsigned char *head = NULL;
+        size_t head_len = 0;
         if ((it->rc = block_head(seg, mid, &head, &head_len, &it->err))) {
             it->block = mid;
             it->p = it->end = NULL;

@@ -995,14 +995,13 @@ static void topk_push(struct topk *t, const struct search_hit *h)
     heap_sift_down(t, 0);
 }
 
-static _Thread_local const struct topk *sort_top;
-
-static int hit_order(const void *a, const void *b)
+/* For qsort_r(): best first. */
+static int hit_order(const void *a, const void *b, void *top)
 {
     const struct search_hit *x = a, *y = b;
-    if (worse(sort_top, x, y))
+    if (worse(top, x, y))
         return 1;
-    if (worse(sort_top, y, x))
+    if (worse(top, y, x))
         return -1;
     return 0;
 }
@@ -1331,9 +1330,8 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         /* iterators of this segment are dead; their memory goes with the arena */
     }
     arena_fini(&ex.arena);
-    sort_top = &top;
     if (!rc)
-        qsort(top.heap, top.n, sizeof *top.heap, hit_order);
+        qsort_r(top.heap, top.n, sizeof *top.heap, hit_order, &top);
     if (!rc && ex.corrupt) /* the ids of hits, compared by the heap or the sort */
         rc = xerr_set(err, XE_CORRUPT, "%s", ex.damage.msg);
     for (int f = 0; f < 2; f++)
