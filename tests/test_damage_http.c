@@ -1,11 +1,13 @@
 /*
  * End to end: a segment damaged on disk, served. The index is bulk-loaded
- * with small chunks (index/segment.h), one bit of one document entry is
- * flipped in the file, and the server opens it without checking it whole
- * (as it would a segment over SEGMENT_VERIFY_AT_OPEN_BYTES). That document
+ * with small chunks (index/segment.h), one bit is flipped in the file, and
+ * the server opens it without checking it whole (as it would a segment over
+ * SEGMENT_VERIFY_AT_OPEN_BYTES). A bit of a document entry: that document
  * must then be an error, by id and as a search hit, never another
  * document's data; the others still answer; /health turns 503 "degraded"
- * naming the segment, and /metrics counts the failure.
+ * naming the segment, and /metrics counts the failure. A bit of a posting
+ * list: each search answers its one right hit or an error, never a wrong
+ * or missing hit.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +36,10 @@
 #define HTTP_IO_TIMEOUT_S 10 /* a hung server fails the test, not the run */
 #define NAME_BYTES 64
 
+enum damage { DAMAGE_DOC_ENTRY, DAMAGE_POSTINGS };
+
 struct fixture {
+    enum damage damage;
     char *dir;
     struct index *ix;
     struct server *srv;
@@ -120,7 +125,23 @@ static void damage_a_document_entry(struct fixture *fx)
     free(file);
 }
 
-static int setup(void **state)
+/* Flips one bit in the middle of the posting lists. */
+static void damage_postings(struct fixture *fx)
+{
+    char path[4096];
+    size_t len;
+
+    snprintf(path, sizeof path, "%s/%s", fx->dir, fx->segment);
+    unsigned char *file = test_read_file(path, &len);
+    assert_non_null(file);
+    size_t postings = (size_t)get_u64le(file + 56 + 16 * 1);
+    size_t postings_len = (size_t)get_u64le(file + 64 + 16 * 1);
+    file[postings + postings_len / 2] ^= 0x10;
+    test_write_file(path, file, len);
+    free(file);
+}
+
+static int setup(void **state, enum damage damage)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     struct bulkload_stats stats;
@@ -131,6 +152,7 @@ static int setup(void **state)
     if (!fx || !(fx->dir = test_mkdtemp()))
         return -1;
     *state = fx;
+    fx->damage = damage;
     snprintf(corpus, sizeof corpus, "%s.jsonl", fx->dir);
     write_corpus(corpus);
     char *files[] = { corpus };
@@ -148,7 +170,10 @@ static int setup(void **state)
     index_close(fx->ix);
     fx->ix = NULL;
     find_segment(fx);
-    damage_a_document_entry(fx);
+    if (damage == DAMAGE_DOC_ENTRY)
+        damage_a_document_entry(fx);
+    else
+        damage_postings(fx);
 
     /* opened as a large segment is: only what opening reads is checked */
     segment_set_verify_at_open_bytes(1);
@@ -168,6 +193,16 @@ static int setup(void **state)
     }
     fx->port = server_port(fx->srv);
     return fx->port ? 0 : -1;
+}
+
+static int setup_doc_entry(void **state)
+{
+    return setup(state, DAMAGE_DOC_ENTRY);
+}
+
+static int setup_postings(void **state)
+{
+    return setup(state, DAMAGE_POSTINGS);
 }
 
 static int teardown(void **state)
@@ -283,11 +318,47 @@ static void test_damaged_document_entry_is_an_error_and_health_degrades(void **s
     free(text);
 }
 
+static void test_damaged_posting_list_fails_searches_never_misleads(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned failed = 0, answered = 0;
+
+    for (unsigned i = 0; i < N_DOCS; i++) {
+        char word[16], target[64], want_id[16];
+        json_t *v;
+        word_of(i, word, sizeof word);
+        snprintf(target, sizeof target, "/search?q=%s", word);
+        snprintf(want_id, sizeof want_id, "d%04u", i);
+        int status = get(fx, target, &v, NULL);
+        if (status == 500) {
+            assert_non_null(strstr(error_message(v), "checksum"));
+            failed++;
+        } else {
+            /* the one document with the word, no other */
+            assert_int_equal(status, 200);
+            assert_int_equal(json_integer_value(json_object_get(v, "total")), 1);
+            json_t *hit = json_array_get(json_object_get(v, "hits"), 0);
+            assert_string_equal(json_string_value(json_object_get(hit, "id")), want_id);
+            answered++;
+        }
+        json_decref(v);
+    }
+    assert_true(failed > 0);
+    assert_true(answered > 0);
+    json_t *v;
+    assert_int_equal(get(fx, "/health", &v, NULL), 503);
+    assert_string_equal(json_string_value(json_object_get(v, "status")), "degraded");
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_damaged_document_entry_is_an_error_and_health_degrades, setup, teardown),
+            test_damaged_document_entry_is_an_error_and_health_degrades, setup_doc_entry,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_posting_list_fails_searches_never_misleads,
+                                        setup_postings, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
