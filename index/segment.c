@@ -406,7 +406,7 @@ struct segment {
     const unsigned char *chunk_crcs; /* the table, in the mapping */
     /* a bit per chunk, any thread may set one: checked and matched; damaged */
     _Atomic uint64_t *verified, *damaged;
-    atomic_uint_fast64_t *n_damaged; /* chunks with a bit in damaged */
+    _Atomic uint64_t *n_damaged; /* chunks with a bit in damaged (after the bitmaps) */
 };
 
 static const char *base_name(const char *path)
@@ -560,8 +560,7 @@ static int check_header(struct segment *seg, const unsigned char **sec, size_t *
     if (!seg->verified)
         return xerr_set(err, XE_NOMEM, "segment %s: out of memory", name);
     seg->damaged = seg->verified + words;
-    seg->n_damaged = (atomic_uint_fast64_t *)(seg->damaged + words);
-    _Static_assert(sizeof(atomic_uint_fast64_t) == sizeof(uint64_t), "counter in a word");
+    seg->n_damaged = seg->damaged + words;
     return XE_OK;
 }
 
@@ -850,11 +849,11 @@ int segment_lookup(const struct segment *seg, const char *term, size_t len,
 int segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out,
                 struct xerr *err)
 {
-    const unsigned char *e = seg->docs + (size_t)docid * SEGMENT_DOC_ENTRY_BYTES;
     int rc;
 
     if (docid >= seg->n_docs)
         return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", seg->name, docid);
+    const unsigned char *e = seg->docs + (size_t)docid * SEGMENT_DOC_ENTRY_BYTES;
     if ((rc = CHECK(seg, e, SEGMENT_DOC_ENTRY_BYTES, err)))
         return rc;
     for (int f = 0; f < N_FIELDS; f++)
@@ -876,13 +875,13 @@ int segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *o
 int segment_doc_rank(const struct segment *seg, uint32_t docid, struct segment_doc_rank *out,
                      struct xerr *err)
 {
-    const unsigned char *r = seg->ranks + (size_t)docid * SEGMENT_RANK_ENTRY_BYTES;
-    size_t off = (size_t)(r - seg->map) - SEGMENT_HEADER_BYTES;
     int rc;
 
-    /* scoring reads one per match: a bit test or two once checked */
     if (docid >= seg->n_docs)
         return xerr_set(err, XE_NOTFOUND, "segment %s: no document %u", seg->name, docid);
+    /* scoring reads one per match: a bit test or two once checked */
+    const unsigned char *r = seg->ranks + (size_t)docid * SEGMENT_RANK_ENTRY_BYTES;
+    size_t off = (size_t)(r - seg->map) - SEGMENT_HEADER_BYTES;
     if ((!chunk_bit(seg->verified, off >> seg->chunk_shift) ||
          !chunk_bit(seg->verified, (off + SEGMENT_RANK_ENTRY_BYTES - 1) >> seg->chunk_shift)) &&
         (rc = CHECK(seg, r, SEGMENT_RANK_ENTRY_BYTES, err)))
