@@ -130,7 +130,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
         live[i] = segment_terms_next(&its[i], &cur[i]);
         total += segment_n_terms(segs[i]);
         if (its[i].rc && !rc)
-            rc = xerr_set(err, its[i].rc, "%s", its[i].err.msg);
+            rc = segment_terms_error(&its[i], err);
     }
     while (!rc) {
         int lead = -1;
@@ -157,7 +157,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
                                 &positions_cap, &df, segment_path(segs[i]), err);
             live[i] = segment_terms_next(&its[i], &cur[i]);
             if (its[i].rc && !rc) /* a damaged dictionary must not drop terms */
-                rc = xerr_set(err, its[i].rc, "%s", its[i].err.msg);
+                rc = segment_terms_error(&its[i], err);
             if (++seen % MERGE_REPORT_EVERY == 0)
                 report(progress, MERGE_DOCS_SHARE +
                                      (1 - MERGE_DOCS_SHARE) * (double)seen / (double)total);

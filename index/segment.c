@@ -710,11 +710,27 @@ static int block_bytes(const struct segment *seg, uint32_t b, const unsigned cha
     return CHECK(seg, *p, (size_t)(*end - *p), err);
 }
 
-static void iter_damaged(struct segment_term_iter *it, uint32_t b, const char *what)
+/* Stops the iterator: the bytes p..p+len failed their check, or (p NULL)
+ * block b holds a bad entry. */
+static void iter_damaged(struct segment_term_iter *it, uint32_t b, const unsigned char *p,
+                         size_t len)
 {
     it->p = it->end = NULL;
-    it->rc = xerr_corrupt(&it->err, "segment %s: dictionary block %u: %s", it->seg->name, b,
-                          what);
+    it->rc = XE_CORRUPT;
+    it->bad_p = p;
+    it->bad_len = len;
+    it->bad_block = b;
+}
+
+int segment_terms_error(const struct segment_term_iter *it, struct xerr *err)
+{
+    if (!it->rc)
+        return XE_OK;
+    /* a damaged chunk is remembered: checking again gives its message */
+    if (it->bad_p && check_bytes(it->seg, it->bad_p, it->bad_len, false, err))
+        return it->rc;
+    return xerr_corrupt(err, "segment %s: dictionary block %u: bad entry", it->seg->name,
+                        it->bad_block);
 }
 
 /* Positions the iterator at the start of dictionary block b. */
@@ -729,8 +745,8 @@ static void iter_block(struct segment_term_iter *it, uint32_t b)
         it->p = it->end = NULL;
         return;
     }
-    if ((it->rc = block_bytes(seg, b, &it->p, &it->end, &it->err))) {
-        it->p = it->end = NULL;
+    if (block_bytes(seg, b, &it->p, &it->end, NULL)) {
+        iter_damaged(it, b, it->p, (size_t)(it->end - it->p));
         return;
     }
     it->postings_at = get_u64le(seg->terms + 4 + SEGMENT_BLOCK_ENTRY_BYTES * (size_t)b + 4);
@@ -762,15 +778,15 @@ bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out)
     out->df = (uint32_t)(df >> 1);
     out->postings = seg->postings + it->postings_at;
     out->postings_len = (size_t)len;
-    if ((it->rc = CHECK(seg, out->postings, out->postings_len, &it->err))) {
-        it->p = it->end = NULL;
+    if (CHECK(seg, out->postings, out->postings_len, NULL)) {
+        iter_damaged(it, it->block, out->postings, out->postings_len);
         return false;
     }
     it->postings_at += len;
     it->in_block++;
     return true;
 damaged:
-    iter_damaged(it, it->block, "bad entry");
+    iter_damaged(it, it->block, NULL, 0);
     return false;
 }
 
@@ -800,16 +816,17 @@ void segment_terms_from(const struct segment *seg, const char *prefix, size_t le
 
     it->seg = seg;
     it->rc = XE_OK;
-    it->err.code = XE_OK;
-    it->err.msg[0] = '\0';
+    it->bad_p = NULL;
     /* the last block whose head is <= prefix */
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         const unsigned char *head = NULL;
         size_t head_len = 0;
-        if ((it->rc = block_head(seg, mid, &head, &head_len, &it->err))) {
+        if (block_head(seg, mid, &head, &head_len, NULL)) {
+            const unsigned char *p, *end;
+            bool sum_ok = block_bytes(seg, mid, &p, &end, NULL) == XE_OK;
+            iter_damaged(it, mid, sum_ok ? NULL : p, sum_ok ? 0 : (size_t)(end - p));
             it->block = mid;
-            it->p = it->end = NULL;
             return;
         }
         if (bytes_cmp((const char *)head, head_len, prefix, len) <= 0)
@@ -842,7 +859,7 @@ int segment_lookup(const struct segment *seg, const char *term, size_t len,
     if (segment_terms_next(&it, out) && it.term_len == len && !memcmp(it.term, term, len))
         return XE_OK;
     if (it.rc)
-        return xerr_set(err, it.rc, "%s", it.err.msg);
+        return segment_terms_error(&it, err);
     return XE_NOTFOUND;
 }
 

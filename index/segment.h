@@ -49,9 +49,11 @@
  * but grow the table and the bitmaps (4 bytes and 2 bits per chunk: at
  * 64 KiB, 14 KB for poetry's 3,397 chunks) and make long posting lists
  * loop over more of them; larger ones make the first queries of a large
- * segment pay for many bytes they never read. Queries/s on poetry with 64
- * and 16 KiB chunks differ by less than the noise (bench_engine, run beside
- * version 7: see the commit that made version 8).
+ * segment pay for many bytes they never read. On poetry (bench_engine, 3
+ * rounds of the query mix, queries/s without and with snippets): version 7,
+ * 16.7k and 9.3k; version 8 with 64 KiB chunks, 16.7k and 9.4k; with 16 KiB,
+ * 16.4k and 9.2k (runs differ by 2%). A first round alone, which pays for
+ * every first touch, runs 3% slower than version 7's.
  *
  * Terms section: the term dictionary, sorted by bytes, in blocks of
  * SEGMENT_TERMS_PER_BLOCK terms so that a lookup is a binary search over
@@ -90,7 +92,8 @@
 #include "index/buf.h"
 #include "index/doc.h"
 #include "index/docstore.h"
-#include "index/error.h"
+
+struct xerr;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
 #define SEGMENT_VERSION 8
@@ -230,8 +233,8 @@ int segment_load(const struct segment *seg, uint32_t docid, struct buf *scratch,
 /*
  * Term iteration in byte order from the first term >= prefix (for suggest).
  * segment_terms_next() returns false at the end, or when what it would read
- * is damaged: then rc is XE_CORRUPT and err says where. Each term's postings
- * are checked.
+ * is damaged: then rc is XE_CORRUPT and segment_terms_error() says where.
+ * Each term's postings are checked.
  */
 struct segment_term_iter {
     const struct segment *seg;
@@ -242,10 +245,16 @@ struct segment_term_iter {
     size_t term_len;
     uint32_t in_block;
     int rc;
-    struct xerr err;
+    /* where: bytes whose chunk did not match, or (bad_p NULL) a bad entry of
+     * dictionary block bad_block (kept small: the iterator is copied as it scans) */
+    const unsigned char *bad_p;
+    size_t bad_len;
+    uint32_t bad_block;
 };
 void segment_terms_from(const struct segment *seg, const char *prefix, size_t len,
                         struct segment_term_iter *it);
 bool segment_terms_next(struct segment_term_iter *it, struct segment_term *out);
+/* Sets err from what stopped the iterator (rc XE_CORRUPT); returns rc. */
+int segment_terms_error(const struct segment_term_iter *it, struct xerr *err);
 
 #endif

@@ -1144,7 +1144,7 @@ static void facet_segment(struct exec *ex, char prefix, const uint64_t *matched,
     }
     if (it.rc) {
         ex->corrupt = true;
-        xerr_set(&ex->damage, it.rc, "%s", it.err.msg);
+        segment_terms_error(&it, &ex->damage);
     }
 }
 

@@ -74,7 +74,7 @@ static int frequent_terms(const struct snapshot *snap, const char *prefix, size_
             }
         }
         if (it.rc) /* a damaged dictionary: no guesses from it */
-            return xerr_set(err, it.rc, "%s", it.err.msg);
+            return segment_terms_error(&it, err);
     }
     *n_out = n;
     return XE_OK;

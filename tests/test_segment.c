@@ -1404,7 +1404,7 @@ static int read_everything(const struct segment *seg, struct xerr *err)
     while (!rc && segment_terms_next(&it, &t))
         ;
     if (!rc && it.rc)
-        rc = xerr_set(err, it.rc, "%s", it.err.msg);
+        rc = segment_terms_error(&it, err);
     return rc == XE_NOTFOUND ? XE_OK : rc;
 }
 
@@ -1537,7 +1537,9 @@ static void test_segment_damaged_dictionary_entries_are_corrupt(void **state)
     segment_terms_from(seg, "", 0, &it);
     assert_false(segment_terms_next(&it, &t));
     assert_int_equal(it.rc, XE_CORRUPT);
-    assert_names_file(&it.err);
+    struct xerr it_err = { 0 };
+    assert_int_equal(segment_terms_error(&it, &it_err), XE_CORRUPT);
+    assert_names_file(&it_err);
     segment_terms_from(seg, "world", 5, &it);
     assert_false(segment_terms_next(&it, &t));
     assert_int_equal(it.rc, XE_CORRUPT);
@@ -1600,7 +1602,9 @@ static struct read_outcome compare_reads(const struct segment *ref, const struct
             assert_memory_equal(got.postings, t.postings, t.postings_len);
         }
         if (iterating && !segment_terms_next(&mine, &got)) {
-            read_ok(&o, READ_TERMS, mine.rc ? mine.rc : XE_NOTFOUND, &mine.err);
+            struct xerr mine_err = { 0 };
+            int rc = mine.rc ? segment_terms_error(&mine, &mine_err) : XE_NOTFOUND;
+            read_ok(&o, READ_TERMS, rc, &mine_err);
             iterating = false;
         } else if (iterating) {
             assert_int_equal(mine.term_len, it.term_len);

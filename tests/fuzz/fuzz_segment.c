@@ -306,11 +306,13 @@ static void read_everything(const struct segment *seg, uint32_t salt, bool prist
                        "undamaged: term %zu not found again", walked);
         walked++;
     }
-    FUZZ_CHECK(!it.rc || (it.rc == XE_CORRUPT && it.err.msg[0]), "terms: %d %s", it.rc,
-               it.err.msg);
+    struct xerr it_err = { 0 };
+    segment_terms_error(&it, &it_err);
+    FUZZ_CHECK(!it.rc || (it.rc == XE_CORRUPT && it_err.msg[0]), "terms: %d %s", it.rc,
+               it_err.msg);
     if (pristine)
         FUZZ_CHECK(walked == segment_n_terms(seg) && !it.rc, "undamaged: %zu of %u terms: %s",
-                   walked, segment_n_terms(seg), it.err.msg);
+                   walked, segment_n_terms(seg), it_err.msg);
     for (size_t i = 0; i < sizeof probe_terms / sizeof probe_terms[0]; i++) {
         const char *p = probe_terms[i];
         if (segment_lookup(seg, p, strlen(p), &t, NULL) == XE_OK)
