@@ -74,8 +74,8 @@ static void write_corpus(const char *path)
     for (unsigned i = 0; i < N_DOCS; i++) {
         char word[16];
         word_of(i, word, sizeof word);
-        fprintf(f, "{\"id\":\"d%04u\",\"title\":\"entry %s\",\"body\":\"damagecommon text of %s\"}\n",
-                i, word, word);
+        fprintf(f, "{\"id\":\"d%04u\",\"title\":\"entry %s\","
+                   "\"body\":\"damagecommon text of %s\"}\n", i, word, word);
     }
     assert_int_equal(fclose(f), 0);
 }
