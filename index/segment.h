@@ -176,10 +176,9 @@ struct segment;
 #define SEGMENT_VERIFY_AT_OPEN_BYTES (64u << 20)
 
 /*
- * Process-wide settings, for tests (xun serve reads the second from
- * XUN_VERIFY_AT_OPEN_BYTES): the chunk size of writers made from now on, and
- * the size up to which segments opened from now on are checked whole at open.
- * Thread-safe; 0 restores the default.
+ * Process-wide settings, for tests: the chunk size of writers made from now
+ * on, and the size up to which segments opened from now on are checked whole
+ * at open. Thread-safe; 0 restores the default.
  */
 void segment_set_chunk_bytes(uint32_t bytes);
 uint32_t segment_chunk_bytes(void);

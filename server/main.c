@@ -16,7 +16,6 @@
 #include "index/error.h"
 #include "index/index.h"
 #include "index/limits.h"
-#include "index/segment.h"
 #include "index/tokenizer.h"
 #include "server/bulkload.h"
 #include "server/http.h"
@@ -181,19 +180,6 @@ static int cmd_serve(int argc, char **argv)
     }
     server_config_defaults(&cfg);
     cfg.api_key = getenv("XUN_API_KEY");
-    /* for tests: segments larger than this are checked chunk by chunk as read
-     * rather than whole at open (index/segment.h) */
-    const char *verify_at_open = getenv("XUN_VERIFY_AT_OPEN_BYTES");
-    if (verify_at_open && *verify_at_open) {
-        char *end;
-        unsigned long long bytes = strtoull(verify_at_open, &end, 10);
-        if (*end) {
-            fprintf(stderr, "xun serve: XUN_VERIFY_AT_OPEN_BYTES wants bytes, got \"%.64s\"\n",
-                    verify_at_open);
-            return 2;
-        }
-        segment_set_verify_at_open_bytes(bytes ? bytes : 1);
-    }
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
