@@ -30,7 +30,7 @@
 
 struct index {
     char *dir;
-    int lock_fd; /* flock()ed: one process per index folder */
+    int lock_fd; /* the folder itself, flock()ed: one process per index folder */
     pthread_mutex_t lock;
     struct snapshot *current; /* guarded by lock */
     uint64_t next_file;       /* guarded by lock */
@@ -373,6 +373,49 @@ static void remove_unnamed(struct index *ix, const struct snapshot *snap, bool t
         closedir(d);
 }
 
+/*
+ * One process per index folder. The lock is taken on the folder itself, not
+ * on a file in it: a file can be unlinked (or re-created by the next opener)
+ * while its holder runs, and then two writers would each hold a lock on a
+ * different inode. The LOCK file only names the holder's pid, for the
+ * message a second opener gets; nothing trusts it.
+ */
+static int lock_folder(struct index *ix, struct xerr *err)
+{
+    char path[4096], holder[32] = "";
+    int fd;
+
+    ix->lock_fd = open(ix->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ix->lock_fd < 0)
+        return xerr_set(err, XE_IO, "%s: %s", ix->dir, strerror(errno));
+    index_path(ix, "LOCK", path, sizeof path);
+    if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, holder, sizeof holder - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (saved != EWOULDBLOCK)
+            return xerr_set(err, XE_IO, "%s: cannot lock the folder: %s", ix->dir,
+                            strerror(saved));
+        if (holder[0])
+            return xerr_set(err, XE_IO, "the index %s is in use by another xun process (pid %s)",
+                            ix->dir, holder);
+        return xerr_set(err, XE_IO, "the index %s is in use by another xun process", ix->dir);
+    }
+    /* best effort: the note, not the lock */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        int n = snprintf(holder, sizeof holder, "%ld\n", (long)getpid());
+        if (write(fd, holder, (size_t)n) != n)
+            holder[0] = '\0';
+        close(fd);
+    }
+    return XE_OK;
+}
+
 int index_open(const char *dir, unsigned tokenize_flags, struct index **out, struct xerr *err)
 {
     struct index *ix = calloc(1, sizeof *ix);
@@ -387,15 +430,8 @@ int index_open(const char *dir, unsigned tokenize_flags, struct index **out, str
     ix->lock_fd = -1;
     ix->tokenize_flags = tokenize_flags;
     rc = fs_mkdir(dir, err);
-    if (!rc) {
-        char path[4096];
-        index_path(ix, "LOCK", path, sizeof path);
-        ix->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (ix->lock_fd < 0)
-            rc = xerr_set(err, XE_IO, "%s: %s", path, strerror(errno));
-        else if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) != 0)
-            rc = xerr_set(err, XE_IO, "the index is in use by another xun process");
-    }
+    if (!rc)
+        rc = lock_folder(ix, err);
     if (!rc)
         rc = manifest_load(ix, err);
     if (rc) {
