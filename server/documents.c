@@ -98,11 +98,10 @@ static int prepare_doc(json_t *obj, const char *text, size_t len, const char *pa
         if (!id) {
             /* the path names it: store the document with its id */
             json_object_set_new(obj, "id", json_stringn(path_id, path_id_len));
-            dumped = json_dumps(obj, JSON_COMPACT);
+            dumped = docjson_with_id(text, len, path_id, path_id_len, &len);
             if (!dumped)
                 return xerr_set(err, XE_NOMEM, "out of memory");
             text = dumped;
-            len = strlen(dumped);
         } else if (!json_is_string(id) || json_string_length(id) != path_id_len ||
                    memcmp(json_string_value(id), path_id, path_id_len) != 0) {
             return xerr_set(err, XE_INPUT, "the body's id must equal the path's, \"%.64s\"",
@@ -137,7 +136,7 @@ void documents_put(struct route_ctx *ctx, struct exchange *ex, const char *id, s
     const char *body = body_of(ctx, ex, DOC_MAX_BYTES, &len);
     if (!body)
         return;
-    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *obj = docjson_load(body, len, &jerr);
     if (!obj) {
         respond_error(ex, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
                       jerr.text);
@@ -241,7 +240,7 @@ static int bulk_lines(struct bulk *b, const char *body, size_t len)
         if (start == stop)
             continue;
         json_error_t jerr;
-        json_t *obj = json_loadb(body + start, stop - start, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *obj = docjson_load(body + start, stop - start, &jerr);
         if (!obj) {
             char msg[256];
             snprintf(msg, sizeof msg, "invalid JSON at column %d: %s", jerr.column, jerr.text);
@@ -256,18 +255,26 @@ static int bulk_lines(struct bulk *b, const char *body, size_t len)
     return XE_OK;
 }
 
-static int bulk_array(struct bulk *b, json_t *array)
+/* Each element is stored as its own text in the body, as given. */
+static int bulk_array(struct bulk *b, json_t *array, const char *body, size_t len)
 {
-    size_t i;
-    json_t *obj;
+    size_t n = json_array_size(array);
+    struct text *elements = malloc((n ? n : 1) * sizeof *elements);
 
-    json_array_foreach(array, i, obj) {
-        char *text = json_is_object(obj) ? json_dumps(obj, JSON_COMPACT) : NULL;
-        int rc = bulk_add(b, obj, text ? text : "", text ? strlen(text) : 0, i + 1);
-        free(text);
-        if (rc)
-            return rc;
+    if (!elements)
+        return XE_NOMEM;
+    if (docjson_array_elements(body, len, elements, n) != n) {
+        free(elements);
+        return XE_NOMEM; /* cannot be: the body parsed as an array of n */
     }
+    for (size_t i = 0; i < n; i++) {
+        int rc = bulk_add(b, json_array_get(array, i), elements[i].p, elements[i].len, i + 1);
+        if (rc) {
+            free(elements);
+            return rc;
+        }
+    }
+    free(elements);
     return XE_OK;
 }
 
@@ -290,13 +297,13 @@ void documents_post(struct route_ctx *ctx, struct exchange *ex)
         first++;
     if (first < len && body[first] == '[') {
         json_error_t jerr;
-        json_t *array = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *array = docjson_load(body, len, &jerr);
         if (!array) {
             respond_error(ex, 400, "invalid JSON at line %d, column %d: %s", jerr.line,
                           jerr.column, jerr.text);
             goto out_records;
         }
-        rc = bulk_array(&b, array);
+        rc = bulk_array(&b, array, body, len);
         json_decref(array);
     } else {
         rc = bulk_lines(&b, body, len);
