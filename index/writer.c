@@ -372,6 +372,7 @@ static int maybe_merge(struct writer *w, struct xerr *err)
  */
 static int refresh(struct writer *w, struct xerr *err)
 {
+    uint32_t n_before = w->n_segs;
     int rc = flush_memindex(w, err);
 
     if (rc)
@@ -385,6 +386,8 @@ static int refresh(struct writer *w, struct xerr *err)
             w->merges_paused = true;
         }
     }
+    if (!w->dirty && w->n_segs == n_before)
+        return XE_OK; /* the current snapshot is the working list: no new generation */
     if (!publish(w))
         return xerr_set(err, XE_NOMEM, "out of memory publishing a snapshot");
     return XE_OK;
