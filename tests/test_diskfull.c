@@ -16,7 +16,10 @@
  *   disk instead of failing;
  * - the fault swept over every write of a run of updates, refreshes and
  *   checkpoints: whichever file fails (log, segment, deletions, MANIFEST,
- *   folder fsync), every acknowledged version stays the one found.
+ *   folder fsync), every acknowledged version stays the one found;
+ * - over HTTP (a server in this process): an update answered 200 just
+ *   before the disk fills is what GET and /search return, later writes get
+ *   503 naming the cause, and writes succeed again once space returns.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +28,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,8 @@
 #include "index/writer.h"
 #include "query/qparse.h"
 #include "query/search.h"
+#include "server/http.h"
+#include "tests/httpc.h"
 #include "tests/testutil.h"
 
 #define N_IDS 24
@@ -52,6 +58,10 @@
 /* The sweep: the fault after 0, 1, ... calls, up to past the run's last write (below this). */
 #define SWEEP_MAX_CALLS 2000
 #define SWEEP_ROUNDS 6
+/* The HTTP test: polls only detect a hang (the writer retries every WRITER_RETRY_MS). */
+#define HTTP_IO_TIMEOUT_S 10
+#define HTTP_POLL_MS 20
+#define HTTP_POLL_MAX 1000 /* x 20 ms: 20 s */
 
 /* ---- documents: each version has a word of its own ---- */
 
@@ -514,6 +524,119 @@ static void test_diskfull_fault_swept_over_every_write(void **state)
     }
 }
 
+/* ---- over HTTP ---- */
+
+struct http_server {
+    struct index *ix;
+    struct server *srv;
+    uint16_t port;
+};
+
+static void http_start(struct http_server *h, const char *dir)
+{
+    struct server_config cfg;
+    struct xerr err = { 0 };
+
+    h->ix = open_ok(dir);
+    server_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 2;
+    cfg.quiet = true;
+    assert_ok(server_start(h->ix, &cfg, &h->srv, &err), &err);
+    h->port = server_port(h->srv);
+    assert_true(h->port != 0);
+}
+
+static void http_stop(struct http_server *h)
+{
+    server_stop(h->srv);
+    index_close(h->ix);
+}
+
+/* The status of one request; *body (the caller frees) gets the reply's body when not NULL. */
+static int http(const struct http_server *h, const char *method, const char *target,
+                const char *body, char **reply_body)
+{
+    struct httpc_reply r;
+
+    if (!httpc_request_once(h->port, HTTP_IO_TIMEOUT_S, method, target, NULL, body,
+                            body ? strlen(body) : 0, &r))
+        fail_msg("%s %s: no reply", method, target);
+    int status = r.status;
+    if (reply_body)
+        *reply_body = strdup(r.body);
+    httpc_reply_fini(&r);
+    return status;
+}
+
+/* Polls GET target until the reply is `status` with `needle` in its body; fails on a hang. */
+static void http_wait_for(const struct http_server *h, const char *target, int status,
+                          const char *needle)
+{
+    char *body = NULL;
+    int got = 0;
+
+    for (int i = 0; i < HTTP_POLL_MAX; i++) {
+        free(body);
+        got = http(h, "GET", target, NULL, &body);
+        if (got == status && strstr(body, needle)) {
+            free(body);
+            return;
+        }
+        test_sleep_ms(HTTP_POLL_MS);
+    }
+    fail_msg("GET %s: %d %.200s, want %d with %s", target, got, body, status, needle);
+}
+
+static void test_diskfull_http_update_found_then_503_then_writes_again(void **state)
+{
+    const char *dir = *state;
+    struct http_server h;
+    char *body = NULL;
+
+    http_start(&h, dir);
+    assert_int_equal(http(&h, "PUT", "/documents/d1", "{\"title\": \"alpha\"}", NULL), 201);
+    /* searchable: its segment is written; the next file write is the update's log */
+    http_wait_for(&h, "/search?q=alpha", 200, "\"d1\"");
+    fs_fault_set(CALLS_PER_COMMIT, ENOSPC);
+    assert_int_equal(http(&h, "PUT", "/documents/d1", "{\"title\": \"bravo\"}", NULL), 200);
+
+    /* the refresh cannot write the segment: the update is still what readers get */
+    http_wait_for(&h, "/search?q=bravo", 200, "\"d1\"");
+    http_wait_for(&h, "/documents/d1", 200, "bravo");
+    assert_int_equal(http(&h, "GET", "/search?q=alpha", NULL, &body), 200);
+    assert_null(strstr(body, "\"d1\""));
+    free(body);
+
+    assert_int_equal(http(&h, "PUT", "/documents/d2", "{\"title\": \"charlie\"}", &body),
+                     503);
+    json_t *v = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(v);
+    json_t *error = json_object_get(v, "error");
+    assert_string_equal(json_string_value(json_object_get(error, "code")), "unavailable");
+    const char *message = json_string_value(json_object_get(error, "message"));
+    assert_non_null(message);
+    assert_non_null(strstr(message, "no space left on device while writing seg-"));
+    json_decref(v);
+
+    /* space returns: within a retry or two the writes go through, with no restart */
+    fs_fault_clear();
+    int status = 503;
+    for (int i = 0; i < HTTP_POLL_MAX && status == 503; i++) {
+        status = http(&h, "PUT", "/documents/d2", "{\"title\": \"charlie\"}", NULL);
+        if (status == 503)
+            test_sleep_ms(HTTP_POLL_MS);
+    }
+    assert_int_equal(status, 201);
+    http_stop(&h);
+
+    http_start(&h, dir);
+    http_wait_for(&h, "/documents/d1", 200, "bravo");
+    http_wait_for(&h, "/documents/d2", 200, "charlie");
+    http_stop(&h);
+}
+
 static int fault_teardown(void **state)
 {
     fs_fault_clear();
@@ -529,6 +652,7 @@ int main(void)
         T(test_diskfull_restart_while_full_serves_the_log),
         T(test_diskfull_index_without_log_starts_read_only),
         T(test_diskfull_fault_swept_over_every_write),
+        T(test_diskfull_http_update_found_then_503_then_writes_again),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
