@@ -782,7 +782,7 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
             w->wal_name[0] = '\0';
             rc = XE_OK;
         } else if (rc) {
-            *err = io_err;
+            xerr_set(err, rc, "%s", io_err.msg);
         }
     }
     if (!rc && pthread_create(&w->thread, NULL, writer_main, w))
