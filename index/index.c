@@ -188,6 +188,23 @@ int index_segment_open(struct index *ix, const char *name, struct index_segment 
     return XE_OK;
 }
 
+int index_segment_adopt_memory(const char *name, struct segment *seg,
+                               struct index_segment **out, struct xerr *err)
+{
+    struct index_segment *s;
+
+    if (strlen(name) >= sizeof s->name)
+        return xerr_set(err, XE_INPUT, "bad segment name \"%.40s\"", name);
+    if (!(s = calloc(1, sizeof *s)))
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    s->seg = seg;
+    memcpy(s->name, name, strlen(name) + 1);
+    s->in_memory = true;
+    atomic_init(&s->refs, 0);
+    *out = s;
+    return XE_OK;
+}
+
 /* The number in "prefix-NNNNNNNN.suffix", to keep new names above old ones. */
 static void note_name(struct index *ix, const char *name)
 {
@@ -536,6 +553,9 @@ int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq
     char path[4096];
     int rc;
 
+    for (uint32_t i = 0; i < snap->n_segments; i++)
+        if (snap->segments[i]->in_memory)
+            return xerr_set(err, XE_IO, "segment %s is not written yet", snap->segments[i]->name);
     for (uint32_t i = 0; i < snap->n_segments; i++) {
         struct index_segment *s = snap->segments[i];
         if (!s->durable) {

@@ -152,9 +152,9 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
         /* new, or torn while its header was written: start it afresh */
         unsigned char h[WAL_HEADER_BYTES];
         header_bytes(h);
-        if (ftruncate(w->fd, 0) != 0 || pwrite(w->fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
-            fsync(w->fd) != 0) {
-            rc = xerr_set(err, XE_IO, "log %s: %s", path, strerror(errno));
+        if (ftruncate(w->fd, 0) != 0 || lseek(w->fd, 0, SEEK_SET) != 0 ||
+            fs_write_all(w->fd, h, sizeof h) != 0 || fs_fsync(w->fd) != 0) {
+            rc = xerr_set_os(err, errno, "log %s: %s", path, strerror(errno));
             goto out_close;
         }
         rc = fs_sync_parent(path, err);
@@ -233,8 +233,8 @@ int wal_commit(struct wal *w, struct xerr *err)
     }
     if (!w->batch.len)
         return XE_OK;
-    if (fs_write_all(w->fd, w->batch.data, w->batch.len) != 0 || fdatasync(w->fd) != 0) {
-        int rc = xerr_set(err, XE_IO, "log %s: %s", w->path, strerror(errno));
+    if (fs_write_all(w->fd, w->batch.data, w->batch.len) != 0 || fs_fdatasync(w->fd) != 0) {
+        int rc = xerr_set_os(err, errno, "log %s: %s", w->path, strerror(errno));
         /* drop what may be half written, so the next batch starts clean */
         if (ftruncate(w->fd, (off_t)w->bytes) == 0)
             lseek(w->fd, 0, SEEK_END);
