@@ -736,6 +736,9 @@ static void conn_drop(struct conn *c)
             bufferevent_free(c->bev); /* BEV_OPT_CLOSE_ON_FREE */
             c->bev = NULL;
         }
+        if (c->admitted) /* no longer a connection: the limits forget it now */
+            worker_release(c->w, &c->key);
+        c->admitted = false;
         event_del(c->timer);
         return;
     }
