@@ -3,21 +3,21 @@
  * back, one request at a time (pipelined requests wait in the input buffer
  * and are answered in order).
  *
- * Design. The bytes go through http_parser (Debian's libhttp-parser, strict
- * mode), not evhttp: evhttp took the first of two Content-Length headers,
+ * Design. evhttp is gone: it took the first of two Content-Length headers,
  * ignored "Transfer-Encoding : chunked", took "+2" for a length, read every
- * body before anyone could refuse it, and answered malformed requests with
- * HTML. http_parser refuses each of those (RFC 9112), and every refusal here
- * is our JSON with "Connection: close". The request's head is decided on
- * before its body is read: admission (connection limits, server/http.c),
- * then routes_head() (API key, body limit), so a refused 60 MiB upload costs
- * a reply, not 60 MiB.
+ * body before anyone could refuse it, answered malformed requests with HTML
+ * and timed requests out per byte. Bytes now go through server/reqparse.h
+ * (http_parser plus the checks RFC 9112 adds), and every refusal here is our
+ * JSON with "Connection: close". A request's head is decided on before its
+ * body is read: admission (connection limits, server/http.c), then
+ * routes_head() (API key, body limit), so a refused 60 MiB upload costs a
+ * reply, not 60 MiB.
  *
  * A connection is in one phase:
  *   IDLE        between requests (or before the first): the idle timeout runs;
  *   HEAD, BODY  a request is arriving: the request deadline runs from its
- *               first byte (--request-timeout; every byte reset evhttp's);
- *   HANDLING    its reply is being made, possibly on a write thread
+ *               first byte (--request-timeout), however the bytes trickle;
+ *   HANDLING    its reply is being made, possibly on the write thread
  *               (http_request_defer); input waits in the buffer;
  *   CLOSING     a last reply is queued: once it is written our side is shut,
  *               and what the client still sends is read and dropped for a
@@ -27,9 +27,10 @@
  * runs, the socket is closed at once and the conn (with its request) is kept
  * until the write thread hands the request back.
  *
- * The request object is the conn's own, reused for each request: the head is
- * copied into one buffer (target, then header names and values, each
- * NUL-terminated), the body into an evbuffer, the reply goes to two more.
+ * The request object is the conn's own, reused for each request: the head
+ * in the parser's buffer, the body in an evbuffer, the reply in two more.
+ * Not a bufferevent filter: replies are queued on the socket's bufferevent
+ * itself, so "written" means written.
  */
 #include "server/conn.h"
 
@@ -37,8 +38,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <http_parser.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,14 +47,10 @@
 #include <unistd.h>
 
 #include "server/http.h"
+#include "server/reqparse.h"
 #include "server/respond.h"
 #include "server/routes.h"
 
-/* The request line and headers together; past this, 431 (or 414 while still
- * in the request line). 64 KiB was libevent's limit before it was ours;
- * browsers send under 8 KiB and nginx refuses past 4 x 8 KiB
- * (large_client_header_buffers), so nothing sane is refused. */
-#define HTTP_HEAD_MAX_BYTES (64u << 10)
 /* A refused connection's last moments: its reply is written, then what the
  * client still sends is dropped for up to this long or this many bytes
  * (Apache's lingering close waits 2 s) before the socket is closed. */
@@ -68,25 +63,12 @@
 
 enum conn_phase { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_HANDLING, CONN_CLOSING };
 
-struct header {
-    uint32_t name_off, name_len, value_off, value_len; /* in the head buffer */
-};
-
-enum head_piece { PIECE_NONE, PIECE_URL, PIECE_FIELD, PIECE_VALUE };
-
 struct http_request {
     struct conn *conn;
     struct http_request *next_done; /* the worker's done list */
+    struct reqparse rp;             /* the head */
     enum http_req_method method;
     const char *method_name;
-    char *head; /* target, then header names and values, each NUL-terminated */
-    size_t head_len, head_cap;
-    uint32_t target_len;
-    char *uri; /* origin form: into head, or origin_buf */
-    char *origin_buf;
-    struct header *headers;
-    size_t n_headers, headers_cap;
-    enum head_piece piece;
     struct evbuffer *body;
     bool keep_alive, http10, deferred;
     /* the reply */
@@ -103,7 +85,6 @@ struct conn {
     struct conn_idle_link idle;
     struct bufferevent *bev; /* NULL once the socket is closed */
     struct event *timer;
-    http_parser parser;
     struct http_request req;
     struct client_key key;
     enum conn_phase phase;
@@ -114,12 +95,7 @@ struct conn {
     bool close_after;  /* the reply in the making is the last */
     bool peer_eof;     /* the client shut its side */
     bool read_paused;  /* too much reply unsent */
-    bool head_pending; /* the parser paused at the end of a head: head_decide() next */
-    unsigned char prev_byte; /* the head byte before the next one head_scan() sees */
-    const char *bad_head;    /* why the head was refused, by us rather than the parser */
 };
-
-static http_parser_settings settings;
 
 /* ---- the request object, for routes ---- */
 
@@ -135,34 +111,22 @@ const char *http_request_method_name(const struct http_request *req)
 
 const char *http_request_target(const struct http_request *req)
 {
-    return req->head;
+    return reqparse_target(&req->rp);
 }
 
 const char *http_request_uri(const struct http_request *req)
 {
-    return req->uri;
-}
-
-static bool header_is(const struct http_request *req, const struct header *h, const char *name)
-{
-    return strlen(name) == h->name_len && !strncasecmp(req->head + h->name_off, name, h->name_len);
+    return reqparse_uri(&req->rp);
 }
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (header_is(req, &req->headers[i], name))
-            return req->head + req->headers[i].value_off;
-    return NULL;
+    return reqparse_header(&req->rp, name);
 }
 
 size_t http_request_header_count(const struct http_request *req, const char *name)
 {
-    size_t n = 0;
-
-    for (size_t i = 0; i < req->n_headers; i++)
-        n += header_is(req, &req->headers[i], name);
-    return n;
+    return reqparse_header_count(&req->rp, name);
 }
 
 const char *http_request_body(struct http_request *req, size_t *len)
@@ -216,109 +180,6 @@ void http_request_resume(struct http_request *req)
     event_active(w->done_event, EV_READ, 0);
 }
 
-/* ---- the head, from the parser's callbacks ---- */
-
-static bool head_append(struct http_request *req, const char *p, size_t len)
-{
-    if (req->head_len + len + 1 > req->head_cap) {
-        size_t cap = req->head_cap ? req->head_cap : 1024;
-        while (cap < req->head_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(req->head, cap);
-        if (!grown)
-            return false;
-        req->head = grown;
-        req->head_cap = cap;
-    }
-    memcpy(req->head + req->head_len, p, len);
-    req->head_len += len;
-    return true;
-}
-
-/* Ends the piece in progress with a NUL. */
-static bool piece_end(struct http_request *req)
-{
-    if (req->piece == PIECE_NONE)
-        return true;
-    if (!head_append(req, "", 1))
-        return false;
-    if (req->piece == PIECE_URL) {
-        req->target_len = (uint32_t)req->head_len - 1;
-    } else if (req->piece == PIECE_FIELD) {
-        struct header *h = &req->headers[req->n_headers - 1];
-        h->name_len = (uint32_t)req->head_len - 1 - h->name_off;
-        h->value_off = (uint32_t)req->head_len; /* an empty value, unless one follows */
-        if (!head_append(req, "", 1))
-            return false;
-        req->head_len--; /* the value's bytes go over this NUL */
-    } else {
-        struct header *h = &req->headers[req->n_headers - 1];
-        h->value_len = (uint32_t)req->head_len - 1 - h->value_off;
-        while (h->value_len && (req->head[h->value_off + h->value_len - 1] == ' ' ||
-                                req->head[h->value_off + h->value_len - 1] == '\t'))
-            req->head[h->value_off + --h->value_len] = '\0'; /* RFC 9110 5.5: trim */
-    }
-    req->piece = PIECE_NONE;
-    return true;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-
-    c->req.piece = PIECE_URL;
-    return head_append(&c->req, at, len) ? 0 : -1;
-}
-
-/* RFC 9110 5.6.2: a header name is a token. */
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    struct http_request *req = &c->req;
-
-    for (size_t i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)at[i])) {
-            c->bad_head = "a header name has a character other than a token's (RFC 9110 "
-                          "5.6.2), such as a space before the colon";
-            return -1;
-        }
-
-    if (req->piece != PIECE_FIELD) {
-        if (!piece_end(req))
-            return -1;
-        if (req->n_headers == req->headers_cap) {
-            size_t cap = req->headers_cap ? 2 * req->headers_cap : 16;
-            struct header *grown = realloc(req->headers, cap * sizeof *grown);
-            if (!grown)
-                return -1;
-            req->headers = grown;
-            req->headers_cap = cap;
-        }
-        req->headers[req->n_headers++] = (struct header){ .name_off = (uint32_t)req->head_len };
-        req->piece = PIECE_FIELD;
-    }
-    return head_append(req, at, len) ? 0 : -1;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    struct http_request *req = &c->req;
-
-    if (req->piece == PIECE_FIELD) {
-        if (!piece_end(req))
-            return -1;
-        req->piece = PIECE_VALUE;
-    }
-    return head_append(req, at, len) ? 0 : -1;
-}
-
 static enum http_req_method method_of(unsigned m)
 {
     switch (m) {
@@ -330,36 +191,6 @@ static enum http_req_method method_of(unsigned m)
     case HTTP_OPTIONS: return HTTP_REQ_OPTIONS;
     default: return HTTP_REQ_OTHER;
     }
-}
-
-/* The origin form of an absolute-form target (RFC 9112 3.2.2): "scheme://authority"
- * dropped, "/" added when the path is empty. Other targets are kept. */
-static bool origin_form(struct http_request *req)
-{
-    char *t = req->head;
-    size_t i = 0;
-
-    req->uri = t;
-    if (t[0] == '/' || t[0] == '*')
-        return true;
-    while ((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
-           (i && ((t[i] >= '0' && t[i] <= '9') || t[i] == '+' || t[i] == '-' || t[i] == '.')))
-        i++;
-    if (!i || strncmp(t + i, "://", 3))
-        return true;
-    char *rest = t + i + 3 + strcspn(t + i + 3, "/?#");
-    if (*rest == '/') {
-        req->uri = rest;
-        return true;
-    }
-    size_t n = strlen(rest);
-    req->origin_buf = malloc(n + 2);
-    if (!req->origin_buf)
-        return false;
-    req->origin_buf[0] = '/';
-    memcpy(req->origin_buf + 1, rest, n + 1);
-    req->uri = req->origin_buf;
-    return true;
 }
 
 /* ---- replies ---- */
@@ -376,7 +207,7 @@ static void conn_refuse(struct conn *c, int status, const char *fmt, ...)
     va_list ap;
     struct exchange ex = { .req = &c->req,
                            .method = c->req.method_name ? c->req.method_name : "-",
-                           .path = c->req.head && c->req.target_len ? c->req.head : "(malformed)",
+                           .path = c->req.rp.target_len ? c->req.rp.head : "(malformed)",
                            .start_ns = c->start_ns, .quiet = w->cfg->quiet,
                            .cors_origin = w->cfg->cors_origin, .metrics = &w->routes->metrics,
                            .route = ROUTE_OTHER };
@@ -452,13 +283,7 @@ static void request_reset(struct conn *c)
 {
     struct http_request *req = &c->req;
 
-    req->head_len = 0;
-    req->target_len = 0;
-    req->n_headers = 0;
-    req->piece = PIECE_NONE;
-    req->uri = NULL;
-    free(req->origin_buf);
-    req->origin_buf = NULL;
+    reqparse_next(&req->rp);
     req->method_name = NULL;
     req->method = HTTP_REQ_OTHER;
     req->keep_alive = req->http10 = req->deferred = req->replied = false;
@@ -468,9 +293,6 @@ static void request_reset(struct conn *c)
     evbuffer_drain(req->reply_body, evbuffer_get_length(req->reply_body));
     c->body_len = 0;
     c->body_limit = c->w->cfg->max_body_bytes;
-    c->bad_head = NULL;
-    c->head_pending = false;
-    c->prev_byte = '\n';
 }
 
 static void request_begin(struct conn *c)
@@ -483,11 +305,11 @@ static void request_begin(struct conn *c)
     event_add(c->timer, &c->w->request_timeout);
 }
 
-/* The head has passed the parser and head_scan(): decides on it before any
- * body byte is read. False when refused (the reply is set). */
+/* The head is whole: decides on it before any body byte is parsed. False
+ * when refused (the reply is set). */
 static bool head_decide(struct conn *c)
 {
-    http_parser *p = &c->parser;
+    http_parser *p = &c->req.rp.parser;
     struct http_request *req = &c->req;
     int status;
 
@@ -495,10 +317,6 @@ static bool head_decide(struct conn *c)
     req->method_name = http_method_str((enum http_method)p->method);
     req->keep_alive = http_should_keep_alive(p);
     req->http10 = p->http_major == 1 && p->http_minor == 0;
-    if (!origin_form(req)) {
-        conn_refuse(c, 500, "out of memory");
-        return false;
-    }
     if (p->http_major != 1) {
         conn_refuse(c, 400, "HTTP/%u.%u is not supported; send HTTP/1.1", p->http_major,
                     p->http_minor);
@@ -522,10 +340,10 @@ static bool head_decide(struct conn *c)
         c->close_after = true; /* answered: the body, if any, is never read */
         return false;
     }
-    if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
-        p->content_length > c->body_limit) {
-        conn_refuse(c, 413, "request body is %llu bytes; at most %zu are allowed",
-                    (unsigned long long)p->content_length, c->body_limit);
+    long long length = reqparse_content_length(&req->rp);
+    if (length > 0 && (unsigned long long)length > c->body_limit) {
+        conn_refuse(c, 413, "request body is %lld bytes; at most %zu are allowed", length,
+                    c->body_limit);
         return false;
     }
     const char *expect = http_request_header(req, "Expect");
@@ -534,23 +352,10 @@ static bool head_decide(struct conn *c)
     return true;
 }
 
-/* The parser stops here (paused) so that head_scan() sees the whole head and
- * head_decide() runs before the body is parsed. */
-static int on_headers_complete(http_parser *p)
+/* Body bytes from the parser, up to the route's limit. */
+static int take_body(void *arg, const char *p, size_t len)
 {
-    struct conn *c = p->data;
-
-    if (!piece_end(&c->req) || !c->req.head_len)
-        return -1;
-    c->phase = CONN_BODY;
-    c->head_pending = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
+    struct conn *c = arg;
 
     if (len > c->body_limit - c->body_len) {
         conn_refuse(c, 413, "request body is over %zu bytes; at most %zu are allowed",
@@ -558,67 +363,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return -1;
     }
     c->body_len += len;
-    return evbuffer_add(c->req.body, at, len) < 0 ? -1 : 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct conn *c = p->data;
-
-    c->phase = CONN_HANDLING;
-    if (p->upgrade)
-        c->close_after = true; /* what follows is another protocol: we end here */
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-void conn_settings_init(void)
-{
-    http_parser_settings_init(&settings);
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-    /* the parser counts the request line and headers together, as we want */
-    http_parser_set_max_header_size(HTTP_HEAD_MAX_BYTES);
-}
-
-/* The parser refused the bytes: the status and message for err. */
-static void parse_error(struct conn *c, enum http_errno err)
-{
-    if (c->req.replied || c->close_after) { /* one of ours, answered in a callback */
-        c->close_after = true;
-        return;
-    }
-    if (c->bad_head) {
-        conn_refuse(c, 400, "malformed request: %s", c->bad_head);
-        return;
-    }
-    switch (err) {
-    case HPE_HEADER_OVERFLOW:
-        if (c->req.n_headers || c->req.target_len)
-            conn_refuse(c, 431, "request line and headers are over %u bytes",
-                        HTTP_HEAD_MAX_BYTES);
-        else
-            conn_refuse(c, 414, "request line is over %u bytes", HTTP_HEAD_MAX_BYTES);
-        break;
-    case HPE_INVALID_METHOD:
-        conn_refuse(c, 501, "unknown method (methods are case-sensitive); xun serves GET, "
-                    "HEAD, POST, PUT, DELETE, OPTIONS");
-        break;
-    case HPE_CB_url:
-    case HPE_CB_header_field:
-    case HPE_CB_header_value:
-    case HPE_CB_headers_complete:
-    case HPE_CB_body:
-        conn_refuse(c, 500, "out of memory");
-        break;
-    default:
-        conn_refuse(c, 400, "malformed request: %s", http_errno_description(err));
-        break;
-    }
+    return evbuffer_add(c->req.body, p, len) < 0 ? -1 : 0;
 }
 
 static void conn_handle(struct conn *c)
@@ -634,30 +379,6 @@ static void conn_handle(struct conn *c)
     conn_send(c);
 }
 
-/*
- * What the library lets through that RFC 9112 does not (Debian builds it
- * with HTTP_PARSER_STRICT=0): a bare CR, which it takes for a line end and
- * a proxy may not (11.1, request smuggling), and obs-fold, a line that
- * continues a header (5.2, "MUST reject"). Sees every head byte, in order.
- */
-static bool head_scan(struct conn *c, const unsigned char *p, size_t len)
-{
-    unsigned char prev = c->prev_byte;
-
-    for (size_t i = 0; i < len; prev = p[i++]) {
-        if (prev == '\r' && p[i] != '\n') {
-            c->bad_head = "a CR not followed by LF";
-            return false;
-        }
-        if (prev == '\n' && (p[i] == ' ' || p[i] == '\t') && c->req.head_len) {
-            c->bad_head = "a header line folded onto the next (obs-fold)";
-            return false;
-        }
-    }
-    c->prev_byte = prev;
-    return true;
-}
-
 /* Parses what the input holds, one request at a time. */
 static void conn_feed(struct conn *c)
 {
@@ -665,9 +386,10 @@ static void conn_feed(struct conn *c)
         struct evbuffer *in = bufferevent_get_input(c->bev);
         struct evbuffer *out = bufferevent_get_output(c->bev);
         struct evbuffer_iovec vec;
-        size_t len = evbuffer_get_length(in);
+        char why[300];
+        size_t used;
 
-        if (!len)
+        if (!evbuffer_get_length(in))
             return;
         if (evbuffer_get_length(out) > HTTP_OUTPUT_HIGH_BYTES) {
             bufferevent_disable(c->bev, EV_READ); /* the client reads first */
@@ -678,28 +400,31 @@ static void conn_feed(struct conn *c)
             request_begin(c);
         if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
             return;
-        bool in_head = c->phase == CONN_HEAD; /* then what is parsed now is head */
-        size_t n = http_parser_execute(&c->parser, &settings, vec.iov_base, vec.iov_len);
-        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-        bool scanned = !in_head || head_scan(c, vec.iov_base, n);
-        evbuffer_drain(in, n);
-        if (scanned && err == HPE_PAUSED) {
-            http_parser_pause(&c->parser, 0);
-            if (!c->head_pending) {
-                conn_handle(c);
-                continue;
-            }
-            c->head_pending = false;
+        enum reqparse_event ev = reqparse_feed(&c->req.rp, vec.iov_base, vec.iov_len, &used);
+        evbuffer_drain(in, used);
+        switch (ev) {
+        case REQPARSE_MORE:
+            if (used < vec.iov_len)
+                return; /* not expected without an error; wait for more */
+            continue;
+        case REQPARSE_HEAD:
+            c->phase = CONN_BODY;
             if (head_decide(c))
                 continue;
-        } else if (scanned && err == HPE_OK) {
-            if (n < vec.iov_len)
-                return; /* not expected of http_parser without an error; wait for more */
+            break;
+        case REQPARSE_MESSAGE:
+            c->phase = CONN_HANDLING;
+            if (c->req.rp.parser.upgrade)
+                c->close_after = true; /* what follows is another protocol: we end here */
+            conn_handle(c);
             continue;
-        } else if (scanned) {
-            parse_error(c, err);
-        } else {
-            conn_refuse(c, 400, "malformed request: %s", c->bad_head);
+        case REQPARSE_ERROR: {
+            int status = reqparse_error(&c->req.rp, why, sizeof why);
+            if (status)
+                conn_refuse(c, status, "%s", why);
+            c->close_after = true; /* status 0: take_body() answered */
+            break;
+        }
         }
         c->phase = CONN_HANDLING;
         event_del(c->timer);
@@ -766,9 +491,7 @@ static void conn_free(struct conn *c)
     evbuffer_free(c->req.body);
     evbuffer_free(c->req.reply_headers);
     evbuffer_free(c->req.reply_body);
-    free(c->req.head);
-    free(c->req.headers);
-    free(c->req.origin_buf);
+    reqparse_fini(&c->req.rp);
     free(c);
     worker_maybe_exit(w);
 }
@@ -876,8 +599,7 @@ bool conn_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *ad
     } else if (addr->sa_family == AF_INET6 && addr_len >= (int)sizeof(struct sockaddr_in6)) {
         memcpy(c->key.addr, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
     }
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    reqparse_init(&c->req.rp, take_body, c);
     c->phase = CONN_IDLE;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_INPUT_HIGH_BYTES);

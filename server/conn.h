@@ -72,7 +72,6 @@ struct conn *conn_next(const struct conn *c);
 void conn_resume_done(struct worker *w);
 /* Frees what is left of w's connections after its loop ended. */
 void conn_free_all(struct worker *w);
-void conn_settings_init(void);
 
 /* ---- http.c, for conn.c ---- */
 

@@ -41,6 +41,7 @@
 #include "query/search.h"
 #include "server/cache.h"
 #include "server/conn.h"
+#include "server/reqparse.h"
 #include "server/respond.h"
 #include "server/routes.h"
 
@@ -414,7 +415,7 @@ static void worker_fini(struct worker *w)
 static void http_once(void)
 {
     evthread_use_pthreads();
-    conn_settings_init();
+    reqparse_setup();
 }
 
 int server_start(struct index *ix, const struct server_config *cfg, struct server **out,

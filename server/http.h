@@ -32,8 +32,9 @@ struct server_config {
      * over 64 KiB is answered 431 (414 if the request line alone is). */
     int request_timeout_s;
     const char *cors_origin; /* NULL: no CORS headers; else Access-Control-Allow-Origin */
-    /* Connections with a request in hand, past which new ones get 503 and are
-     * closed: a bound on memory and file descriptors under a flood. */
+    /* Connections that have sent a request, at once: a bound on memory and
+     * file descriptors under a flood. At the limit the longest-idle keep-alive
+     * connection is closed for a newcomer; with none idle, it gets 503. */
     uint32_t max_connections;
     /* The same, per peer IP address (0: no limit); past it, 429. Behind a
      * proxy every client shares its address. */

@@ -220,6 +220,14 @@ static const struct {
       "bad_request" },
     { "obs-fold", S("GET /health HTTP/1.1\r\nX: a\r\n b\r\nHost: x\r\n\r\n"), 400,
       "bad_request" },
+    { "a bare CR in a chunk-size line",
+      S("POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "2\r{}\r\n0\r\n\r\n"),
+      400, "bad_request" },
+    { "a NUL starting a header value", S("GET /health HTTP/1.1\r\nHost:\0x\r\n\r\n"), 400,
+      "bad_request" },
+    { "a TAB in the target", S("GET /hea\tlth HTTP/1.1\r\nHost: x\r\n\r\n"), 400,
+      "bad_request" },
     /* malformed: evhttp answered these with HTML */
     { "a header line without a colon", S("GET /health HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n"),
       400, "bad_request" },
@@ -263,7 +271,7 @@ static void test_chunk_extensions_and_absolute_targets_are_served(void **state)
     static const char chunked[] =
         "POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         "1e;name=value\r\n{\"id\":\"c1\",\"title\":\"chunked\"}\n\r\n"
-        "5;a=b;c=\"d\"\r\n     \r\n0\r\n\r\n";
+        "5;a=b;c=\"d\"\r\n     \r\n0\r\nX-Trailer: ignored\r\n\r\n";
     static const char absolute[] = "GET http://example.com/health HTTP/1.1\r\nHost: x\r\n\r\n";
     static const char absolute_bare[] = "GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n";
     struct fixture *f = *state;
@@ -494,8 +502,8 @@ static void send_post(struct httpc_conn *c, const char *body, size_t len)
 {
     char head[160];
 
-    snprintf(head, sizeof head, "POST /documents HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
-             len);
+    snprintf(head, sizeof head,
+             "POST /documents HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", len);
     assert_true(httpc_send(c, head, strlen(head)));
     assert_true(httpc_send(c, body, len));
 }
