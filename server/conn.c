@@ -51,9 +51,10 @@
 #include "server/respond.h"
 #include "server/routes.h"
 
-/* A refused connection's last moments: its reply is written, then what the
- * client still sends is dropped for up to this long or this many bytes
- * (Apache's lingering close waits 2 s) before the socket is closed. */
+/* A closing connection's last moments: its reply is written, then what the
+ * client still sends is dropped for up to the grace (HTTP_CLOSE_GRACE_MS,
+ * server/http.c; Apache's lingering close waits 2 s) or this many bytes,
+ * before the socket is closed. */
 #define HTTP_CLOSE_DISCARD_MAX_BYTES (1u << 20)
 /* Pipelined requests are not parsed while this much reply waits unsent, and
  * the socket is not read while this much input waits unparsed: a client
