@@ -597,6 +597,33 @@ static void test_client_gone_during_a_write_is_freed_after_it(void **state)
     assert_int_equal(status, 200);
 }
 
+static void test_at_the_limit_with_none_idle_a_newcomer_gets_503(void **state)
+{
+    static const char doc[] = "{\"id\":\"busy\",\"title\":\"busy\"}\n";
+    struct fixture *f = *state;
+    struct httpc_conn busy, late;
+    struct httpc_reply r;
+    char retry[16];
+
+    start(f, 1, NULL, 1, 0, 0);
+    hold_arm();
+    assert_true(httpc_open(&busy, f->port, HTTP_IO_TIMEOUT_S));
+    send_post(&busy, doc, sizeof doc - 1);
+    hold_wait_entered(); /* the one connection is answering, not idle */
+    assert_true(httpc_open(&late, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_request(&late, "GET", "/health", NULL, NULL, 0, &r));
+    assert_error_reply(&r, 503, "unavailable", "past the limit");
+    assert_true(httpc_reply_header(&r, "Retry-After", retry, sizeof retry));
+    assert_closes(&r, &late, "past the limit");
+    httpc_reply_fini(&r);
+    httpc_close(&late);
+    hold_release();
+    assert_true(httpc_read_reply(&busy, &r));
+    assert_int_equal(r.status, 200);
+    httpc_reply_fini(&r);
+    httpc_close(&busy);
+}
+
 static void *stop_main(void *arg)
 {
     struct fixture *f = arg;
@@ -653,6 +680,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_client_past_its_limit_gets_429, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idle_keep_alive_connections_make_room_oldest_first,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_at_the_limit_with_none_idle_a_newcomer_gets_503,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_are_answered_while_a_write_runs, setup,
                                         teardown),
