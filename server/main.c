@@ -26,9 +26,9 @@ static const char usage[] =
     "usage: xun COMMAND [options]\n"
     "\n"
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
-    "          [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
-    "          [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
-    "          [--cache-mb N] [--no-fold-variants] [--quiet]\n"
+    "          [--cors-origin ORIGIN] [--max-connections N] [--max-connections-per-client N]\n"
+    "          [--max-body-bytes N] [--idle-timeout S] [--request-timeout S]\n"
+    "          [--recency-half-life DAYS] [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
     "  index   --data DIR [--threads N] [--memory-mb N] [--no-fold-variants] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
@@ -42,7 +42,8 @@ static const char usage[] =
 
 static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
-    "                 [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
+    "                 [--cors-origin ORIGIN] [--max-connections N]\n"
+    "                 [--max-connections-per-client N] [--max-body-bytes N]\n"
     "                 [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
     "                 [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "\n"
@@ -52,7 +53,12 @@ static const char serve_help[] =
     "  --api-key KEY       require 'Authorization: Bearer KEY' on writes\n"
     "                      (default: $XUN_API_KEY)\n"
     "  --cors-origin ORIGIN  let pages from ORIGIN (or *) call the API from a browser\n"
-    "  --max-connections N  connections at once; more are answered 503 (default 4096)\n"
+    "  --max-connections N  connections at once (default 4096); at the limit the\n"
+    "                      longest-idle keep-alive connection is closed for a new one,\n"
+    "                      and only when none is idle is the new one answered 503\n"
+    "  --max-connections-per-client N  connections at once from one IP address; more\n"
+    "                      are answered 429 (default 512; 0: no limit). Behind a\n"
+    "                      proxy every client shares the proxy's address\n"
     "  --max-body-bytes N   largest request body, POST /documents (default 64 MiB)\n"
     "  --idle-timeout S     close a connection silent this long (default 30)\n"
     "  --request-timeout S  a request must arrive whole, headers and body, within S\n"
@@ -160,6 +166,7 @@ static int cmd_serve(int argc, char **argv)
         { "threads", required_argument, NULL, 't' }, { "api-key", required_argument, NULL, 'k' },
         { "quiet", no_argument, NULL, 'q' },         { "cors-origin", required_argument, NULL, 'o' },
         { "max-connections", required_argument, NULL, 'c' },
+        { "max-connections-per-client", required_argument, NULL, 'P' },
         { "max-body-bytes", required_argument, NULL, 'b' },
         { "idle-timeout", required_argument, NULL, 'i' },
         { "request-timeout", required_argument, NULL, 'R' },
@@ -205,6 +212,7 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             break;
         case 'c':
+        case 'P':
         case 'b':
         case 'i':
         case 'R':
@@ -217,6 +225,7 @@ static int cmd_serve(int argc, char **argv)
                 { 'c', "max-connections", 1, 1000000 }, { 'b', "max-body-bytes", 1, 1L << 30 },
                 { 'i', "idle-timeout", 1, 3600 },       { 'R', "request-timeout", 1, 3600 },
                 { 'C', "cache-mb", 0, 1L << 16 },
+                { 'P', "max-connections-per-client", 0, 1000000 },
             };
             size_t k = 0;
             long v;
@@ -229,6 +238,7 @@ static int cmd_serve(int argc, char **argv)
             }
             switch (c) {
             case 'c': cfg.max_connections = (uint32_t)v; break;
+            case 'P': cfg.max_connections_per_client = (uint32_t)v; break;
             case 'b': cfg.max_body_bytes = (size_t)v; break;
             case 'i': cfg.idle_timeout_s = (int)v; break;
             case 'R': cfg.request_timeout_s = (int)v; break;

@@ -6,8 +6,6 @@
  */
 #include "server/routes.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +45,10 @@ int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_con
     if (cfg->cache_bytes && !(ctx->cache = result_cache_new(cfg->cache_bytes)))
         return xerr_set(err, XE_NOMEM, "out of memory");
     int rc = writer_start(ix, &ctx->writer, err);
+    if (!rc && (rc = documents_start(ctx, err)) != XE_OK) {
+        writer_stop(ctx->writer);
+        ctx->writer = NULL;
+    }
     if (rc) {
         result_cache_free(ctx->cache);
         ctx->cache = NULL;
@@ -56,6 +58,7 @@ int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_con
 
 void routes_fini(struct route_ctx *ctx)
 {
+    documents_stop(ctx);
     writer_stop(ctx->writer);
     ctx->writer = NULL;
     result_cache_free(ctx->cache);
@@ -608,31 +611,40 @@ static enum route_id route_of(const char *path, size_t len)
     return ROUTE_OTHER;
 }
 
-static const char *method_name(enum evhttp_cmd_type cmd)
+static struct exchange exchange_of(struct route_ctx *ctx, struct http_request *req)
 {
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    }
-    return "?";
+    return (struct exchange){ .req = req, .method = http_request_method_name(req),
+                              .path = http_request_target(req), .start_ns = now_ns(),
+                              .quiet = ctx->cfg->quiet, .cors_origin = ctx->cfg->cors_origin,
+                              .metrics = &ctx->metrics, .route = ROUTE_OTHER };
 }
 
-
-void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
+bool routes_head(struct route_ctx *ctx, struct http_request *req, size_t *body_limit)
 {
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const char *uri = evhttp_request_get_uri(req);
-    struct exchange ex = { .req = req, .method = method_name(cmd), .path = uri ? uri : "",
-                           .start_ns = now_ns(), .quiet = ctx->cfg->quiet,
-                           .cors_origin = ctx->cfg->cors_origin, .metrics = &ctx->metrics,
-                           .route = ROUTE_OTHER };
+    struct exchange ex = exchange_of(ctx, req);
+    enum http_req_method cmd = http_request_method(req);
+    const char *uri = http_request_uri(req);
+    size_t path_len = strcspn(uri, "?#");
+    bool put = cmd == HTTP_REQ_PUT && path_len > 11 && !memcmp(uri, "/documents/", 11);
+    bool write = put || (cmd == HTTP_REQ_DELETE && path_len > 11 &&
+                         !memcmp(uri, "/documents/", 11)) ||
+                 (cmd == HTTP_REQ_POST && path_is(uri, path_len, "/documents"));
+    size_t n_auth = http_request_header_count(req, "Authorization");
+
+    ex.route = route_of(uri, path_len);
+    *body_limit = put ? DOC_MAX_BYTES : ctx->cfg->max_body_bytes;
+    if (n_auth > 1) {
+        respond_error(&ex, 400, "the request has %zu Authorization headers; send one", n_auth);
+        return false;
+    }
+    return !write || documents_authorized(ctx, &ex);
+}
+
+void routes_handle(struct route_ctx *ctx, struct http_request *req)
+{
+    enum http_req_method cmd = http_request_method(req);
+    const char *uri = http_request_uri(req);
+    struct exchange ex = exchange_of(ctx, req);
     struct url_query uq;
     const char *why = NULL;
 
@@ -658,19 +670,18 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         respond_error(&ex, 400, "%s", why);
         return;
     }
-    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    bool get = cmd == HTTP_REQ_GET || cmd == HTTP_REQ_HEAD;
     const char *allow = "GET, HEAD";
 
-    if (cmd == EVHTTP_REQ_OPTIONS) {
+    if (cmd == HTTP_REQ_OPTIONS) {
         /* a CORS preflight, or a client asking what the server takes */
-        struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-        evhttp_add_header(headers, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+        http_request_add_header(req, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
         if (ctx->cfg->cors_origin) {
-            evhttp_add_header(headers, "Access-Control-Allow-Methods",
-                              "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-            evhttp_add_header(headers, "Access-Control-Allow-Headers",
-                              "Authorization, Content-Type");
-            evhttp_add_header(headers, "Access-Control-Max-Age", "86400");
+            http_request_add_header(req, "Access-Control-Allow-Methods",
+                                    "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+            http_request_add_header(req, "Access-Control-Allow-Headers",
+                                    "Authorization, Content-Type");
+            http_request_add_header(req, "Access-Control-Max-Age", "86400");
         }
         respond_bytes(&ex, 204, "text/plain", "", 0);
         url_query_fini(&uq);
@@ -707,7 +718,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         char *id = malloc(path_len - 11 + 1);
         long id_len = id ? url_decode(uri + 11, path_len - 11, id, false) : -1;
         bool ok = id_len > 0 && id_len <= DOC_ID_MAX_BYTES && utf8_check(id, (size_t)id_len, NULL);
-        if (!get && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE) {
+        if (!get && cmd != HTTP_REQ_PUT && cmd != HTTP_REQ_DELETE) {
             /* answered below */
         } else if (!ok) {
             get = true;
@@ -717,7 +728,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
             route_document(ctx, &ex, id, (size_t)id_len);
         } else {
             get = true;
-            if (cmd == EVHTTP_REQ_PUT)
+            if (cmd == HTTP_REQ_PUT)
                 documents_put(ctx, &ex, id, (size_t)id_len);
             else
                 documents_delete(ctx, &ex, id, (size_t)id_len);
@@ -725,7 +736,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         free(id);
     } else if (path_is(uri, path_len, "/documents")) {
         allow = "POST";
-        if (cmd == EVHTTP_REQ_POST) {
+        if (cmd == HTTP_REQ_POST) {
             get = true;
             documents_post(ctx, &ex);
         } else {
@@ -737,7 +748,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
                       (int)(path_len < 64 ? path_len : 64), uri);
     }
     if (!get) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        http_request_add_header(req, "Allow", allow);
         respond_error(&ex, 405, "%s is not allowed here; allowed: %s", ex.method, allow);
     }
     url_query_fini(&uq);

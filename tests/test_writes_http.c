@@ -573,15 +573,28 @@ static void test_put_bad_bodies_are_400_json_and_store_nothing(void **state)
 static void test_put_body_over_8_mib_is_413(void **state)
 {
     struct fixture *f = *state;
-    size_t len = DOC_MAX_BYTES + 1;
+    size_t len = DOC_MAX_BYTES;
     char *body = malloc(len);
+    char head[256], value[32];
+    struct httpc_conn c;
+    struct httpc_reply r;
 
     assert_non_null(body);
-    /* valid JSON, so that only the size is wrong: {"title":"aaa...a"} */
-    memset(body, 'a', len);
-    memcpy(body, "{\"title\":\"", 10);
-    memcpy(body + len - 2, "\"}", 2);
-    expect_error(f, "PUT", "/documents/huge", body, len, 413, "payload_too_large");
+    /* refused on its head alone, before any body byte is sent, and the connection closed */
+    snprintf(head, sizeof head,
+             "PUT /documents/huge HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             (size_t)DOC_MAX_BYTES + 1);
+    assert_true(httpc_open(&c, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_send(&c, head, strlen(head)));
+    assert_true(httpc_read_reply(&c, &r));
+    assert_int_equal(r.status, 413);
+    assert_true(httpc_reply_header(&r, "Connection", value, sizeof value));
+    assert_string_equal(value, "close");
+    json_t *error = parse_body(&r);
+    assert_error_body(error, "payload_too_large");
+    json_decref(error);
+    httpc_reply_fini(&r);
+    httpc_close(&c);
     assert_null(get_doc(f, "huge", 404));
 
     /* exactly the limit is accepted: a small document padded with white space */
