@@ -47,6 +47,7 @@ struct metrics_index {
     uint64_t documents, segments, index_bytes, terms, queries, uptime_s;
     uint64_t wal_fsyncs, merges, refreshes, checkpoints;
     uint64_t cache_hits, cache_misses;
+    uint64_t writer_read_only, segments_in_memory, write_failures;
 };
 
 /* Appends the Prometheus text exposition of everything to out. */

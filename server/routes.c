@@ -557,6 +557,26 @@ static void route_stats(struct route_ctx *ctx, struct exchange *ex)
     respond_json(ex, 200, body);
 }
 
+/*
+ * A node whose index files cannot be written (a full disk) still answers
+ * every read, so it stays in a load balancer's pool (200); the body says
+ * that writes are refused and why.
+ */
+static void route_health(struct route_ctx *ctx, struct exchange *ex)
+{
+    struct writer_health wh;
+
+    writer_get_health(ctx->writer, &wh);
+    if (!wh.read_only) {
+        respond_json(ex, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    respond_json(ex, 200,
+                 json_pack("{s:s,s:s,s:s,s:i}", "status", "degraded", "writes", "refused",
+                           "message", wh.message, "segments_in_memory",
+                           (int)wh.segments_in_memory));
+}
+
 /* ---- /metrics ---- */
 
 static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
@@ -579,6 +599,11 @@ static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
     mi.merges = ws.merges;
     mi.refreshes = ws.refreshes;
     mi.checkpoints = ws.checkpoints;
+    mi.write_failures = ws.write_failures;
+    struct writer_health wh;
+    writer_get_health(ctx->writer, &wh);
+    mi.writer_read_only = wh.read_only;
+    mi.segments_in_memory = wh.segments_in_memory;
     buf_init(&out, 1u << 20);
     metrics_render(&ctx->metrics, &mi, &out);
     respond_bytes(ex, out.rc ? 500 : 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
@@ -703,7 +728,7 @@ void routes_handle(struct route_ctx *ctx, struct http_request *req)
             route_analyze(ctx, &ex, &uq);
     } else if (path_is(uri, path_len, "/health")) {
         if (get)
-            respond_json(&ex, 200, json_pack("{s:s}", "status", "ok"));
+            route_health(ctx, &ex);
     } else if (path_is(uri, path_len, "/stats")) {
         if (get)
             route_stats(ctx, &ex);

@@ -619,6 +619,11 @@ static void test_diskfull_http_update_found_then_503_then_writes_again(void **st
     assert_non_null(message);
     assert_non_null(strstr(message, "no space left on device while writing seg-"));
     json_decref(v);
+    /* /health keeps the node in a balancer's pool (reads work) and says why writes fail;
+     * /metrics has the gauge */
+    http_wait_for(&h, "/health", 200, "\"status\":\"degraded\"");
+    http_wait_for(&h, "/health", 200, "no space left on device");
+    http_wait_for(&h, "/metrics", 200, "\nxun_writer_read_only 1\n");
 
     /* space returns: within a retry or two the writes go through, with no restart */
     fs_fault_clear();
@@ -629,6 +634,8 @@ static void test_diskfull_http_update_found_then_503_then_writes_again(void **st
             test_sleep_ms(HTTP_POLL_MS);
     }
     assert_int_equal(status, 201);
+    http_wait_for(&h, "/health", 200, "\"status\":\"ok\"");
+    http_wait_for(&h, "/metrics", 200, "\nxun_writer_read_only 0\n");
     http_stop(&h);
 
     http_start(&h, dir);
