@@ -21,7 +21,13 @@
 #include "index/fsutil.h"
 #include "index/limits.h"
 
-#define WAL_BATCH_MAX ((size_t)1 << 34)
+/* The largest batch body replay believes: far above what the writer gathers,
+ * and no more than half an address space (on 32-bit systems, 2 GiB). */
+#define WAL_BATCH_MAX                                                                         \
+    ((uint64_t)(SIZE_MAX / 2) < ((uint64_t)1 << 34) ? (uint64_t)(SIZE_MAX / 2)                \
+                                                    : ((uint64_t)1 << 34))
+/* Names tried for the file that keeps set-aside bytes before giving up. */
+#define WAL_KEPT_NAMES 100
 
 struct wal {
     char *path;
@@ -29,6 +35,7 @@ struct wal {
     uint64_t bytes;      /* end of the last whole batch */
     uint64_t file_bytes; /* the file's size, a multiple of WAL_EXTENT_BYTES */
     uint64_t fsyncs;
+    uint64_t last_seq;   /* of the last whole batch; 0 when none */
     bool broken;         /* a failed write could not be undone: commits refused */
     struct buf batch;    /* room for the batch head, then the records */
     uint32_t batch_records;
@@ -47,7 +54,7 @@ enum batch_state {
 struct batch_view {
     uint64_t body_bytes, first_seq;
     uint32_t n_records;
-    size_t end; /* offset after the body (may be past the file when SHORT) */
+    size_t end; /* offset after the body (the end of the file when SHORT) */
 };
 
 /* Where replay stopped, and why. */
@@ -57,6 +64,7 @@ struct scan {
     size_t good;    /* end of the last whole batch replayed */
     size_t bad_end; /* the bytes from good to here are the bad tail */
     enum tail_kind kind;
+    uint64_t top_seq; /* the last sequence number of the whole batches; 0 when none */
     char why[128];
 };
 
@@ -73,12 +81,11 @@ static uint32_t record_crc(const unsigned char *head, const void *payload, size_
     return crc32c(crc, payload, len);
 }
 
+/* (Each byte equal to the one after it, the first zero: libc's memcmp runs
+ * over a step of zeros far faster than a loop of bytes.) */
 static bool all_zero(const unsigned char *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if (p[i])
-            return false;
-    return true;
+    return !len || (!p[0] && !memcmp(p, p + 1, len - 1));
 }
 
 static uint64_t round_up_extent(uint64_t n)
@@ -104,11 +111,15 @@ static enum batch_state read_batch(const unsigned char *data, size_t len, size_t
     b->n_records = get_u32le(h + 8);
     b->first_seq = get_u64le(h + 12);
     if (!b->n_records || b->body_bytes > WAL_BATCH_MAX ||
-        b->body_bytes < (uint64_t)b->n_records * WAL_RECORD_HEAD_BYTES)
+        b->body_bytes < (uint64_t)b->n_records * WAL_RECORD_HEAD_BYTES ||
+        b->first_seq > UINT64_MAX - (b->n_records - 1)) /* its sequence numbers would wrap */
         return BATCH_BAD_HEAD;
-    b->end = at + WAL_BATCH_HEAD_BYTES + (size_t)b->body_bytes;
-    if (b->end > len)
+    /* compared before adding: at + body could wrap a 32-bit size_t */
+    if (b->body_bytes > (uint64_t)(len - at - WAL_BATCH_HEAD_BYTES)) {
+        b->end = len;
         return BATCH_SHORT;
+    }
+    b->end = at + WAL_BATCH_HEAD_BYTES + (size_t)b->body_bytes;
     size_t p = at + WAL_BATCH_HEAD_BYTES;
     for (uint32_t i = 0; i < b->n_records; i++) {
         if (b->end - p < WAL_RECORD_HEAD_BYTES)
@@ -139,28 +150,33 @@ static bool has_unwritten_sector(const unsigned char *data, size_t from, size_t 
     return false;
 }
 
+/* The end of the bytes that are not zero, from from on. */
+static size_t nonzero_end(const unsigned char *data, size_t from, size_t len)
+{
+    while (len - from > 4096 && all_zero(data + len - 4096, 4096))
+        len -= 4096;
+    while (len > from && !data[len - 1])
+        len--;
+    return len;
+}
+
 static bool whole_batch_after(const unsigned char *data, size_t from, size_t len)
 {
     struct batch_view b;
+    size_t heads_end = nonzero_end(data, from, len); /* a head is not all zeros */
 
-    for (size_t p = from; p + WAL_BATCH_HEAD_BYTES <= len; p++)
+    for (size_t p = from; p < heads_end && p + WAL_BATCH_HEAD_BYTES <= len; p++)
         if (get_u32le(data + p + 20) == crc32c(0, data + p, 20) &&
             read_batch(data, len, p, &b) == BATCH_WHOLE)
             return true;
     return false;
 }
 
-/* The end of the bytes that are not zero, from from on. */
-static size_t nonzero_end(const unsigned char *data, size_t from, size_t len)
-{
-    while (len > from && !data[len - 1])
-        len--;
-    return len;
-}
-
 /*
  * Classifies a bad batch at at (see wal.h): torn when it is the last thing
- * in the file and shows a write that did not finish.
+ * in the file and shows a write that did not finish. The bytes set aside
+ * run to the last byte that is not zero, and at least to the end of the
+ * batch when its head can be read (its last bytes may be zeros).
  */
 static void classify_bad(const unsigned char *data, size_t len, size_t at, enum batch_state st,
                          const struct batch_view *b, bool file_whole, struct scan *sc)
@@ -168,32 +184,40 @@ static void classify_bad(const unsigned char *data, size_t len, size_t at, enum 
     sc->good = at;
     sc->bad_end = nonzero_end(data, at, len);
     sc->kind = TAIL_DAMAGED;
-    switch (st) {
-    case BATCH_SHORT:
+    if (st == BATCH_SHORT || (st == BATCH_BAD_HEAD && len - at < WAL_BATCH_HEAD_BYTES)) {
+        /* it runs past the end: the file's size decides */
+        sc->bad_end = len;
         if (file_whole)
             sc->kind = TAIL_TORN;
         snprintf(sc->why, sizeof sc->why, "%s",
-                 file_whole ? "its body runs past the end of the file"
+                 file_whole ? "it runs past the end of the file"
                             : "the file was cut short (its size is not a whole number of steps)");
-        break;
-    case BATCH_BAD_BODY:
+        return;
+    }
+    if (st == BATCH_BAD_BODY) {
+        if (sc->bad_end < b->end)
+            sc->bad_end = b->end;
+        /*
+         * Torn: a sector of it never reached the disk, or a killed process
+         * wrote only a prefix of it (the kernel may stop a write at any
+         * byte): its last byte, a record's payload, is then still zero.
+         */
         if (all_zero(data + b->end, len - b->end) &&
-            has_unwritten_sector(data, at, b->end))
+            (has_unwritten_sector(data, at, b->end) || !data[b->end - 1]))
             sc->kind = TAIL_TORN;
         snprintf(sc->why, sizeof sc->why, "%s",
                  sc->kind == TAIL_TORN ? "part of it never reached the disk"
                                        : "a record checksum mismatch");
-        break;
-    default:
-        if (has_unwritten_sector(data, at, at + WAL_BATCH_HEAD_BYTES < len
-                                               ? at + WAL_BATCH_HEAD_BYTES : len) &&
-            !whole_batch_after(data, at + 1, len))
-            sc->kind = TAIL_TORN;
-        snprintf(sc->why, sizeof sc->why, "%s",
-                 sc->kind == TAIL_TORN ? "its head never reached the disk"
-                                       : "its head is damaged");
-        break;
+        return;
     }
+    /* a prefix that ends inside the head leaves its checksum's last byte zero */
+    if ((has_unwritten_sector(data, at, at + WAL_BATCH_HEAD_BYTES) &&
+         !whole_batch_after(data, at + 1, len)) ||
+        (!data[at + WAL_BATCH_HEAD_BYTES - 1] &&
+         all_zero(data + at + WAL_BATCH_HEAD_BYTES, len - at - WAL_BATCH_HEAD_BYTES)))
+        sc->kind = TAIL_TORN;
+    snprintf(sc->why, sizeof sc->why, "%s",
+             sc->kind == TAIL_TORN ? "its head never reached the disk" : "its head is damaged");
 }
 
 static int check_header(const unsigned char *data, const char *name, struct xerr *err)
@@ -220,6 +244,7 @@ static int scan_log(const unsigned char *data, size_t len, bool file_whole, uint
     size_t at = WAL_HEADER_BYTES;
     uint64_t prev_seq = 0;
 
+    sc->top_seq = 0;
     *last_seq = after_seq;
     while (at < len && !all_zero(data + at, len - at)) {
         struct batch_view b;
@@ -231,11 +256,13 @@ static int scan_log(const unsigned char *data, size_t len, bool file_whole, uint
         if (b.first_seq <= prev_seq) {
             sc->good = at;
             sc->bad_end = nonzero_end(data, at, len);
+            if (sc->bad_end < b.end)
+                sc->bad_end = b.end;
             sc->kind = TAIL_DAMAGED;
             snprintf(sc->why, sizeof sc->why, "sequence %" PRIu64 " repeats", b.first_seq);
             return XE_OK;
         }
-        prev_seq = b.first_seq + b.n_records - 1;
+        prev_seq = sc->top_seq = b.first_seq + b.n_records - 1;
         size_t p = at + WAL_BATCH_HEAD_BYTES;
         for (uint32_t i = 0; i < b.n_records; i++) {
             struct wal_record rec = {
@@ -310,10 +337,75 @@ static int pwrite_all(int fd, const void *data, size_t len, uint64_t at)
     return 0;
 }
 
+static int read_whole(int fd, const char *path, unsigned char **out, size_t *len,
+                      struct xerr *err)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0)
+        return xerr_set(err, XE_IO, "log %s: %s", path, strerror(errno));
+    if (st.st_size < 0 || (uintmax_t)st.st_size != (uintmax_t)(size_t)st.st_size)
+        return xerr_set(err, XE_LIMIT, "log %s: %jd bytes do not fit in memory", path,
+                        (intmax_t)st.st_size);
+    *len = (size_t)st.st_size;
+    *out = malloc(*len ? *len : 1);
+    if (!*out)
+        return xerr_set(err, XE_NOMEM, "log %s: out of memory", path);
+    size_t got = 0;
+    while (got < *len) {
+        ssize_t n = pread(fd, *out + got, *len - got, (off_t)got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            free(*out);
+            return xerr_set(err, XE_IO, "log %s: %s", path, n ? strerror(errno) : "cut short");
+        }
+        got += (size_t)n;
+    }
+    return XE_OK;
+}
+
 /*
- * Keeps data[from, to) in "PATH.SUFFIX-FROM" (durably), then cuts the log to
- * from and grows it back to a whole step: only then are the bytes gone from
- * the log. Fills sa.
+ * Picks the file that keeps set-aside bytes: "PATH.SUFFIX-FROM", or with
+ * "-2", "-3"... when that name holds other bytes (the same offset torn by
+ * two crashes). A file that holds the same bytes is taken again: a crash
+ * after it was written and before the log was cut sets the same bytes aside.
+ */
+static int kept_name(const char *path, const char *suffix, size_t from,
+                     const unsigned char *bytes, size_t len, char *name, size_t name_size,
+                     struct xerr *err)
+{
+    for (unsigned i = 1; i <= WAL_KEPT_NAMES; i++) {
+        if (i == 1)
+            snprintf(name, name_size, "%s.%s-%zu", path, suffix, from);
+        else
+            snprintf(name, name_size, "%s.%s-%zu-%u", path, suffix, from, i);
+        int fd = open(name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                return XE_OK;
+            return xerr_set(err, XE_IO, "%s: %s", name, strerror(errno));
+        }
+        unsigned char *old = NULL;
+        size_t old_len = 0;
+        struct xerr read_err = { 0 };
+        bool same = false;
+        if (read_whole(fd, name, &old, &old_len, &read_err) == XE_OK) {
+            same = old_len == len && (!len || !memcmp(old, bytes, len));
+            free(old);
+        }
+        close(fd);
+        if (same)
+            return XE_OK;
+    }
+    return xerr_set(err, XE_IO, "log %s: %d files already keep bytes set aside at byte %zu",
+                    path, WAL_KEPT_NAMES, from);
+}
+
+/*
+ * Keeps data[from, to) in a file beside the log (kept_name(), durably),
+ * then cuts the log to from and grows it back to a whole step: only then
+ * are the bytes gone from the log. Fills sa.
  */
 static int set_aside(int fd, const char *path, const unsigned char *data, size_t from,
                      size_t to, const char *suffix, struct wal_set_aside *sa, struct xerr *err)
@@ -321,8 +413,10 @@ static int set_aside(int fd, const char *path, const unsigned char *data, size_t
     sa->offset = from;
     sa->bytes = to - from;
     count_records(data, from, to, sa);
-    snprintf(sa->kept_path, sizeof sa->kept_path, "%s.%s-%zu", path, suffix, from);
-    int rc = fs_write_atomic(sa->kept_path, data + from, to - from, err);
+    int rc = kept_name(path, suffix, from, data + from, to - from, sa->kept_path,
+                       sizeof sa->kept_path, err);
+    if (!rc)
+        rc = fs_write_atomic(sa->kept_path, data + from, to - from, err);
     if (rc)
         return rc;
     if (ftruncate(fd, (off_t)from) != 0 || grow_file(fd, from, round_up_extent(from)) != 0 ||
@@ -343,31 +437,6 @@ static int make_fresh(int fd, const char *path, struct xerr *err)
     return fs_sync_parent(path, err);
 }
 
-static int read_whole(int fd, const char *path, unsigned char **out, size_t *len,
-                      struct xerr *err)
-{
-    struct stat st;
-
-    if (fstat(fd, &st) != 0)
-        return xerr_set(err, XE_IO, "log %s: %s", path, strerror(errno));
-    *len = (size_t)st.st_size;
-    *out = malloc(*len ? *len : 1);
-    if (!*out)
-        return xerr_set(err, XE_NOMEM, "log %s: out of memory", path);
-    size_t got = 0;
-    while (got < *len) {
-        ssize_t n = pread(fd, *out + got, *len - got, (off_t)got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            free(*out);
-            return xerr_set(err, XE_IO, "log %s: %s", path, n ? strerror(errno) : "cut short");
-        }
-        got += (size_t)n;
-    }
-    return XE_OK;
-}
-
 /* A log never written past its header's making: new, or torn while made. */
 static bool never_written(const unsigned char *data, size_t len)
 {
@@ -386,7 +455,7 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
         free(w);
         return xerr_set(err, XE_NOMEM, "out of memory");
     }
-    buf_init(&w->batch, WAL_BATCH_MAX);
+    buf_init(&w->batch, (size_t)WAL_BATCH_MAX);
     w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         rc = xerr_set(err, XE_IO, "log %s: %s", path, strerror(errno));
@@ -438,6 +507,7 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
     }
     w->bytes = sc.good;
     w->file_bytes = len;
+    w->last_seq = sc.top_seq;
 out_data:
     free(data);
     if (rc)
@@ -483,7 +553,8 @@ int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err)
     if (rc || sc.kind == TAIL_CLEAN)
         goto out_data;
     snprintf(out->why, sizeof out->why, "%s", sc.why);
-    rc = set_aside(fd, path, data, sc.good, sc.bad_end, "damaged", out, err);
+    rc = set_aside(fd, path, data, sc.good, sc.bad_end,
+                   sc.kind == TAIL_TORN ? "torn" : "damaged", out, err);
 out_data:
     free(data);
 out_close:
@@ -512,6 +583,12 @@ int wal_add(struct wal *w, enum wal_type type, uint64_t seq, const void *payload
 
     if (len > WAL_PAYLOAD_MAX)
         return XE_LIMIT;
+    /* what replay would refuse is never written: sequence numbers go up by one
+     * in a batch and past every one in the log */
+    if ((type != WAL_PUT && type != WAL_DELETE) || seq == 0 ||
+        (w->batch_records ? seq != w->batch_first_seq + w->batch_records
+                                      : seq <= w->last_seq))
+        return XE_INPUT;
     if (!w->batch_records) {
         unsigned char room[WAL_BATCH_HEAD_BYTES] = { 0 };
         buf_append(&w->batch, room, sizeof room); /* filled at commit */
@@ -585,6 +662,19 @@ int wal_commit(struct wal *w, struct xerr *err)
                           strerror(errno));
             goto out;
         }
+        /*
+         * The new size made durable before a batch goes into the new space:
+         * a crash can then never leave a batch running past the end of a
+         * file whose size is not a whole number of steps (which reads as
+         * damage). posix_fallocate() emulated by writing a byte per block
+         * (file systems without fallocate) moves the size in pieces.
+         */
+        if (fdatasync(w->fd) != 0) {
+            rc = xerr_set(err, XE_IO, "log %s: cannot grow the log: %s", w->path,
+                          strerror(errno));
+            goto out;
+        }
+        w->fsyncs++;
         w->file_bytes = grown;
     }
     if (pwrite_all(w->fd, w->batch.data, w->batch.len, w->bytes) != 0 ||
@@ -594,6 +684,7 @@ int wal_commit(struct wal *w, struct xerr *err)
         goto out;
     }
     w->bytes = end;
+    w->last_seq = w->batch_first_seq + w->batch_records - 1;
     w->fsyncs++;
 out:
     wal_discard(w);

@@ -31,17 +31,33 @@
  * written, and a file cut short later has a size that is not a multiple of
  * the step.
  *
+ * The file is grown, and the growth made durable (fdatasync), before a batch
+ * is written into the new space.
+ *
  * Torn or damaged. Only the last batch can have been in flight when the
  * machine stopped, and a write that did not reach the disk leaves sectors of
- * zeros (whole sectors are written or not at all). So a bad batch is a torn
- * tail, never acknowledged, when it is the last thing in the file (only
- * zeros after it) and some sector of it reads as zeros, or it runs past the
- * end of a file whose size is a whole number of steps. Anything else (a
- * batch whose checksums fail with every sector present, bytes after a bad
- * batch, a file cut to an odd size) is damage to acknowledged writes: opening
- * refuses it, naming the offset and what it would lose, and only
+ * zeros (whole sectors are written or not at all); a process killed in the
+ * middle of write() leaves a prefix of the batch, zeros after it. So a bad
+ * batch is a torn tail, never acknowledged, when it is the last thing in the
+ * file (only zeros after it) and
+ *   - some sector's share of it reads as zeros (for a batch whose head is
+ *     bad: of its head, with no whole batch anywhere after it), or
+ *   - its last byte is zero (a prefix: a record's payload, the last thing in
+ *     a batch, ends in a byte that is not zero when written by xun; for a
+ *     bad head, the head's last byte, with only zeros after the head), or
+ *   - it runs past the end of a file whose size is a whole number of steps
+ *     (a growth that did not become durable).
+ * Anything else (a batch whose checksums fail with every sector present,
+ * bytes after a bad batch, a file cut to an odd size inside a batch, a
+ * sequence number that does not go up) is damage to acknowledged writes:
+ * opening refuses it, naming the offset and what it would lose, and only
  * wal_repair() (`xun repair`) sets those bytes aside. Neither case is ever
- * cut silently: the bytes are kept in a file beside the log first.
+ * cut silently: the bytes are kept in a file beside the log first, named
+ * "LOG.torn-OFFSET" or "LOG.damaged-OFFSET" ("-2", "-3"... after it when
+ * that name already keeps other bytes).
+ * What the format cannot tell: damage that looks like a crash (the last
+ * batch's sectors zeroed, the file cut at a whole step or at a batch's end)
+ * reads as a torn tail or as a shorter log.
  */
 #ifndef XUN_INDEX_WAL_H
 #define XUN_INDEX_WAL_H
@@ -113,16 +129,22 @@ const struct wal_set_aside *wal_torn_tail(const struct wal *w);
  */
 int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err);
 
-/* Appends one record to the pending batch (not yet written); XE_LIMIT past
- * WAL_PAYLOAD_MAX. Sequence numbers within a batch go up by one. */
+/*
+ * Appends one record to the pending batch (not yet written); XE_LIMIT past
+ * WAL_PAYLOAD_MAX. XE_INPUT, the record not taken, for what replay would
+ * refuse: a type other than WAL_PUT and WAL_DELETE, sequence number 0, one
+ * that is not the batch's previous plus one, or a batch's first that is not
+ * above every one in the log.
+ */
 int wal_add(struct wal *w, enum wal_type type, uint64_t seq, const void *payload, size_t len);
 /* Drops the pending batch (when a batch is refused before its commit). */
 void wal_discard(struct wal *w);
-/* Writes the pending batch and fsyncs: one fsync for everything added. */
+/* Writes the pending batch and fsyncs: one fsync for everything added, and
+ * one more when the file grows by a step first. */
 int wal_commit(struct wal *w, struct xerr *err);
 /* Bytes of the log in use (its batches; the file may be longer). */
 uint64_t wal_bytes(const struct wal *w);
-/* fsyncs done so far (for /metrics). */
+/* fsyncs done so far, those that made a growth durable included. */
 uint64_t wal_fsyncs(const struct wal *w);
 
 #endif
