@@ -124,8 +124,10 @@ const struct wal_set_aside *wal_torn_tail(const struct wal *w);
  * For a log that wal_open() refuses as damaged: moves everything from the
  * first bad batch on into "PATH.damaged-OFFSET" beside it (durably), and
  * leaves the log ending with its last whole batch. A log with a bad header
- * is moved aside whole and a new empty one made. *out says what was set
- * aside (bytes 0: the log was sound, nothing changed).
+ * (another version included) is moved aside whole and a new empty one made.
+ * A torn tail goes to "PATH.torn-OFFSET", as wal_open() would put it. *out
+ * says what was set aside (bytes 0: the log was sound, nothing changed).
+ * The log must not be open (the index folder's lock is the caller's).
  */
 int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err);
 

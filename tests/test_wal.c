@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -1533,6 +1534,110 @@ static void test_wal_failed_commit_leaves_log_readable(void **state)
     assert_replays(path, 0, again, 3, 3);
 }
 
+/* RLIMIT_FSIZE as it was before a test lowered it; the SIGXFSZ handler puts it back. */
+static struct rlimit saved_fsize;
+
+static void restore_fsize(int sig)
+{
+    int saved_errno = errno;
+
+    (void)sig;
+    setrlimit(RLIMIT_FSIZE, &saved_fsize);
+    errno = saved_errno;
+}
+
+/*
+ * A write that fails part way (RLIMIT_FSIZE inside the preallocated file:
+ * the first bytes of the batch go in, then EFBIG). The bytes written are
+ * zeroed again (the limit is lifted by the SIGXFSZ handler, as space freed
+ * on a disk would be), so the next batch, written at the same offset with
+ * the same sequence numbers, is not followed by leftovers: the log replays
+ * with nothing torn and nothing refused.
+ */
+static void test_wal_failed_write_is_undone_for_the_next_batch(void **state)
+{
+    char path[PATH_BYTES];
+    struct xerr err = { 0 };
+    struct wal *w = NULL;
+    uint64_t last = 0;
+    struct rlimit small;
+    struct sigaction sa = { .sa_handler = restore_fsize }, old_sa;
+
+    log_path(state, path);
+    assert_ok(wal_open(path, 0, record_cb, &(struct seen){ 0 }, &w, &last, &err), &err);
+    add(w, &FIVE[0]);
+    assert_ok(wal_commit(w, &err), &err);
+    size_t one = wal_bytes(w);
+
+    /* a batch of 300 bytes, all in the first sector; the write stops after 100 */
+    char *pay = text(2, 300 - WAL_BATCH_HEAD_BYTES - WAL_RECORD_HEAD_BYTES);
+    assert_int_equal(wal_add(w, WAL_PUT, 2, pay, strlen(pay)), XE_OK);
+    assert_true(one + 300 < WAL_SECTOR_BYTES);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+    small = saved_fsize;
+    small.rlim_cur = one + 100;
+    assert_int_equal(sigaction(SIGXFSZ, &sa, &old_sa), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = wal_commit(w, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+    assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+    free(pay);
+    assert_int_equal(rc, XE_IO);
+    assert_non_null(strstr(err.msg, LOG_NAME));
+    assert_int_equal(wal_bytes(w), one);
+    size_t len;
+    unsigned char *data = test_read_file(path, &len);
+    assert_int_equal(nonzero_end(data, one, len), one); /* the 100 bytes zeroed again */
+    free(data);
+
+    /* a shorter batch in its place, its sequence numbers again */
+    const struct trec again[] = { FIVE[0], { WAL_DELETE, 2, "n3" } };
+    add(w, &again[1]);
+    assert_ok(wal_commit(w, &err), &err);
+    wal_close(w);
+    assert_replays(path, 0, again, 2, 2);
+}
+
+/*
+ * A failed write whose undo fails too (the limit stays): the log takes no
+ * more commits (restart xun), and what is on disk opens.
+ */
+static void test_wal_refuses_commits_after_a_write_it_cannot_undo(void **state)
+{
+    char path[PATH_BYTES];
+    struct xerr err = { 0 };
+    struct wal *w = NULL;
+    uint64_t last = 0;
+    struct rlimit small;
+
+    log_path(state, path);
+    assert_ok(wal_open(path, 0, record_cb, &(struct seen){ 0 }, &w, &last, &err), &err);
+    add(w, &FIVE[0]);
+    assert_ok(wal_commit(w, &err), &err);
+    size_t one = wal_bytes(w);
+
+    char *pay = text(2, 200);
+    assert_int_equal(wal_add(w, WAL_PUT, 2, pay, strlen(pay)), XE_OK);
+    free(pay);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+    small = saved_fsize;
+    small.rlim_cur = one + 50;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = wal_commit(w, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(rc, XE_IO);
+    add(w, &FIVE[1]);
+    xerr_clear(&err);
+    assert_int_equal(wal_commit(w, &err), XE_IO);
+    assert_non_null(strstr(err.msg, "restart"));
+    assert_int_equal(wal_bytes(w), one);
+    wal_close(w);
+    assert_replays(path, 0, FIVE, 1, 1);
+    assert_takes_append(path, FIVE, 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
@@ -1562,6 +1667,8 @@ int main(void)
         T(test_wal_refuses_bad_header),
         T(test_wal_repair_leaves_sound_log_alone),
         T(test_wal_failed_commit_leaves_log_readable),
+        T(test_wal_failed_write_is_undone_for_the_next_batch),
+        T(test_wal_refuses_commits_after_a_write_it_cannot_undo),
     };
 #undef T
 #undef TSHM
