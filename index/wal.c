@@ -437,10 +437,17 @@ static int make_fresh(int fd, const char *path, struct xerr *err)
     return fs_sync_parent(path, err);
 }
 
-/* A log never written past its header's making: new, or torn while made. */
+/*
+ * A log never written past its header's making: new, or torn while made.
+ * Or a version 1 log that holds no record (what a clean stop leaves before
+ * an upgrade): nothing in it to lose, so it is made afresh in this version.
+ */
 static bool never_written(const unsigned char *data, size_t len)
 {
-    return len < WAL_HEADER_BYTES || all_zero(data, len);
+    if (len < WAL_HEADER_BYTES || all_zero(data, len))
+        return true;
+    return !memcmp(data, WAL_MAGIC, 8) && get_u32le(data + 12) == crc32c(0, data, 12) &&
+           get_u32le(data + 8) == 1 && all_zero(data + WAL_HEADER_BYTES, len - WAL_HEADER_BYTES);
 }
 
 int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,

@@ -110,7 +110,8 @@ struct wal_set_aside {
 
 /*
  * Opens (creating) the log at path and replays it through fn, records with
- * seq <= after_seq skipped. A torn tail is set aside (see wal_torn_tail());
+ * seq <= after_seq skipped. A log of version 1 with no record in it is made
+ * afresh in this version; one with records is refused (XE_CORRUPT). A torn tail is set aside (see wal_torn_tail());
  * damage is XE_CORRUPT with the offset and what repair would discard.
  * *last_seq receives the highest sequence number seen (or after_seq).
  */

@@ -1045,6 +1045,37 @@ static void test_wal_keeps_every_torn_tail_at_one_offset(void **state)
     free(full);
 }
 
+/*
+ * A version 1 log with nothing after its header (a clean stop before an
+ * upgrade) is made afresh as version 2; with a record after it, refused
+ * (test_wal_refuses_bad_header).
+ */
+static void test_wal_makes_empty_version_1_log_afresh(void **state)
+{
+    char path[PATH_BYTES];
+    unsigned char v1[WAL_HEADER_BYTES + 40] = { 0 };
+    size_t len;
+
+    log_path(state, path);
+    memcpy(v1, WAL_MAGIC, 8);
+    put_u32le(v1 + 8, 1);
+    put_u32le(v1 + 12, crc32c(0, v1, 12));
+    for (size_t extra = 0; extra <= 40; extra += 40) {
+        test_write_file(path, v1, WAL_HEADER_BYTES + extra);
+        assert_replays(path, 3, NULL, 0, 3);
+        unsigned char *data = test_read_file(path, &len);
+        assert_int_equal(len, STEP);
+        assert_int_equal(get_u32le(data + 8), WAL_VERSION);
+        assert_int_equal(get_u32le(data + 12), crc32c(0, data, 12));
+        free(data);
+        assert_takes_append(path, NULL, 0);
+    }
+    /* one byte after the header: refused, left as it was */
+    v1[WAL_HEADER_BYTES + 7] = 1;
+    test_write_file(path, v1, sizeof v1);
+    assert_refused_at(path, -1, -1);
+}
+
 /* A file shorter than a header, or all zeros, was torn while it was made: it starts afresh. */
 static void test_wal_restarts_log_torn_inside_header(void **state)
 {
@@ -1658,6 +1689,7 @@ int main(void)
         T(test_wal_sets_aside_batch_running_past_a_whole_step),
         T(test_wal_keeps_every_torn_tail_at_one_offset),
         T(test_wal_restarts_log_torn_inside_header),
+        T(test_wal_makes_empty_version_1_log_afresh),
         TSHM(test_wal_refuses_any_bit_flipped_in_the_last_batch),
         TSHM(test_wal_refuses_damaged_middle_batch),
         TSHM(test_wal_refuses_bytes_after_a_bad_batch),
