@@ -23,8 +23,14 @@
  * with XE_CORRUPT naming the log, the byte offset and the records it would
  * lose, and leaves the file byte for byte as it was; wal_repair() moves the
  * bytes into LOG.damaged-OFFSET, after which the log replays exactly the
- * batches before the damage and takes appends. A failed commit (the file
- * cannot grow) leaves the log readable.
+ * batches before the damage and takes appends; a sound log it leaves alone.
+ * A version 1 log with no record is made afresh. A failed commit (the file
+ * cannot grow, or the write stops part way) leaves the log readable: the
+ * bytes written are zeroed again for the next batch, or, when they cannot
+ * be, the log takes no more commits.
+ *
+ * RLIMIT_FSIZE stands in for a full or failing disk. The tests that open
+ * damaged logs hundreds of times run on /dev/shm when there is one.
  */
 #include <stdarg.h>
 #include <stddef.h>
