@@ -62,6 +62,39 @@ int fs_fdatasync(int fd)
     return fault_fires() ? -1 : fdatasync(fd);
 }
 
+int fs_pwrite_all(int fd, const void *data, size_t len, uint64_t offset)
+{
+    const unsigned char *p = data;
+
+    if (fault_fires())
+        return -1;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        offset += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int fs_grow(int fd, uint64_t from, uint64_t to)
+{
+    if (to <= from)
+        return 0;
+    if (fault_fires())
+        return -1;
+    int rc = posix_fallocate(fd, (off_t)from, (off_t)(to - from));
+    if (rc == EOPNOTSUPP || rc == EINVAL)
+        return ftruncate(fd, (off_t)to);
+    errno = rc;
+    return rc ? -1 : 0;
+}
+
 int fs_write_all(int fd, const void *data, size_t len)
 {
     const unsigned char *p = data;

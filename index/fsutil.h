@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct xerr;
 
@@ -37,13 +38,22 @@ int fs_sync_file(const char *path, struct xerr *err);
 /* Writes all of p to fd, retrying short writes and EINTR; -1 with errno on failure. */
 int fs_write_all(int fd, const void *p, size_t len);
 
+/* Writes all of p at offset, retrying short writes and EINTR; -1 with errno on failure. */
+int fs_pwrite_all(int fd, const void *p, size_t len, uint64_t offset);
+/*
+ * Grows the file from `from` to `to` bytes with space allocated (so that a
+ * full disk fails here, not in a later write), or by ftruncate where the
+ * file system cannot preallocate; -1 with errno on failure.
+ */
+int fs_grow(int fd, uint64_t from, uint64_t to);
+
 /* fsync(2) and fdatasync(2), through the fault hook below; -1 with errno on failure. */
 int fs_fsync(int fd);
 int fs_fdatasync(int fd);
 
 /*
  * Fault injection, for tests of a full disk: after `after` more calls of
- * fs_write_all, fs_fsync and fs_fdatasync succeed, every further call fails
+ * fs_write_all, fs_pwrite_all, fs_grow, fs_fsync and fs_fdatasync succeed, every further call fails
  * with errno errnum (ENOSPC: the disk is full; nothing is written) until
  * fs_fault_clear(). Every file the index writes (segments, deletions,
  * MANIFEST, the log) goes through them. Always compiled in: unset, it costs

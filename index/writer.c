@@ -16,6 +16,7 @@
  */
 #include "index/writer.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -720,6 +721,18 @@ static void writer_free(struct writer *w)
     free(w);
 }
 
+/* A crash's torn tail is normal, but never dropped without a word. */
+static void report_torn_tail(const char *wal_name, const struct wal_set_aside *torn)
+{
+    if (!torn->bytes)
+        return;
+    fprintf(stderr,
+            "xun: log %s: the last batch (at byte %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64
+            " records) was cut short by a crash before it was acknowledged (%s); dropped, "
+            "and kept in %s\n",
+            wal_name, torn->offset, torn->bytes, torn->records, torn->why, torn->kept_path);
+}
+
 int writer_start(struct index *ix, struct writer **out, struct xerr *err)
 {
     struct writer *w = calloc(1, sizeof *w);
@@ -756,6 +769,8 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
         memcpy(w->wal_name, index_wal_name(ix), sizeof w->wal_name);
         index_path(ix, w->wal_name, path, sizeof path);
         rc = wal_open(path, w->seq, replay_record, w, &w->wal, &last, err);
+        if (!rc)
+            report_torn_tail(w->wal_name, wal_torn_tail(w->wal));
         /* what the log held is searchable from the start: from memory when the
          * disk cannot take its segment (then read-only) */
         if (!rc && w->dirty)

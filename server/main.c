@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "index/index.h"
 #include "index/limits.h"
 #include "index/tokenizer.h"
+#include "index/wal.h"
 #include "server/bulkload.h"
 #include "server/http.h"
 #include "server/respond.h"
@@ -37,6 +39,8 @@ static const char usage[] =
     "          print the same JSON as GET /search\n"
     "  analyze [--no-fold-variants] TEXT\n"
     "          print the terms TEXT is indexed by, as GET /analyze\n"
+    "  repair  --data DIR\n"
+    "          set aside the damaged part of DIR's write-ahead log, so that it serves again\n"
     "\n"
     "xun COMMAND --help says more about each.\n";
 
@@ -97,6 +101,15 @@ static const char analyze_help[] =
     "usage: xun analyze [--no-fold-variants] TEXT\n"
     "\n"
     "Prints the terms TEXT is indexed and searched by, as GET /analyze answers.\n";
+
+static const char repair_help[] =
+    "usage: xun repair --data DIR\n"
+    "\n"
+    "When xun serve refuses to start because the write-ahead log of DIR is damaged\n"
+    "(it names the byte and the records there), this moves everything from the\n"
+    "first damaged batch on into a file beside the log, LOG.damaged-OFFSET, and\n"
+    "says how many records it held; those writes are then no longer in the index.\n"
+    "A sound log is left as it is. The folder must not be in use by a server.\n";
 
 static int fail(const char *what, const struct xerr *err)
 {
@@ -413,6 +426,71 @@ static int cmd_search(int argc, char **argv)
     return 0;
 }
 
+/* The index in data whatever analyzer it was built with (repair reads no text). */
+static int open_any_analyzer(const char *data, struct index **ix, struct xerr *err)
+{
+    int rc = index_open(data, TOKENIZE_DEFAULT, ix, err);
+
+    if (rc == XE_INPUT) {
+        xerr_clear(err);
+        rc = index_open(data, TOKENIZE_DEFAULT ^ TOKENIZE_FOLD_VARIANTS, ix, err);
+    }
+    return rc;
+}
+
+static int cmd_repair(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "data", required_argument, NULL, 'd' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *data = NULL;
+    struct xerr err = { 0 };
+    struct index *ix;
+    int c;
+
+    if (wants_help(argc, argv)) {
+        fputs(repair_help, stdout);
+        return 0;
+    }
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (c != 'd') {
+            fputs(repair_help, stderr);
+            return 2;
+        }
+        data = optarg;
+    }
+    if (!data || optind != argc) {
+        fputs(repair_help, stderr);
+        return 2;
+    }
+    if (open_any_analyzer(data, &ix, &err))
+        return fail(data, &err);
+    if (!*index_wal_name(ix)) {
+        printf("xun: %s has no write-ahead log; nothing to repair\n", data);
+        index_close(ix);
+        return 0;
+    }
+    char path[4096];
+    struct wal_set_aside aside;
+    index_path(ix, index_wal_name(ix), path, sizeof path);
+    int rc = wal_repair(path, &aside, &err);
+    index_close(ix); /* the lock is held until the log is repaired */
+    if (rc)
+        return fail("repair", &err);
+    if (!aside.bytes) {
+        printf("xun: the log %s is sound; nothing changed\n", path);
+        return 0;
+    }
+    printf("xun: the log %s: %s at byte %" PRIu64 "; set aside %" PRIu64 " bytes holding %" PRIu64
+           " records",
+           path, aside.why, aside.offset, aside.bytes, aside.records);
+    if (aside.records)
+        printf(" (sequence %" PRIu64 " to %" PRIu64 ")", aside.first_seq, aside.last_seq);
+    printf(" in %s\n", aside.kept_path);
+    return 0;
+}
+
 static int cmd_analyze(int argc, char **argv)
 {
     unsigned tokenize_flags = TOKENIZE_DEFAULT;
@@ -453,6 +531,7 @@ int main(int argc, char **argv)
         { "index", cmd_index },
         { "search", cmd_search },
         { "analyze", cmd_analyze },
+        { "repair", cmd_repair },
     };
 
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
