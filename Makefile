@@ -14,7 +14,7 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -D_GNU_SOURCE -I. -g -pthread $(WARN)
 SANITIZE = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-LIBS     = -levent -levent_pthreads -ljansson -lutf8proc -lzstd -lm -pthread
+LIBS     = -levent -levent_pthreads -lhttp_parser -ljansson -lutf8proc -lzstd -lm -pthread
 TEST_LIBS = $(LIBS) -lcmocka
 
 PREFIX  ?= /usr/local
@@ -33,7 +33,7 @@ TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 # Debian packages the build and tests need (header -> package; opencc gives the
 # simplified/traditional table, read at build time only).
-DEB_PKGS = libevent-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config opencc
+DEB_PKGS = libevent-dev libhttp-parser-dev libjansson-dev libcmocka-dev libutf8proc-dev libzstd-dev pkg-config opencc
 OPENCC_TS = /usr/share/opencc/TSCharacters.ocd2
 
 .PHONY: all deps test test-browser check run clean bench install uninstall soak fuzz
@@ -42,7 +42,7 @@ all: deps xun
 
 deps:
 	@missing=""; \
-	for h in event2/event.h jansson.h cmocka.h utf8proc.h zstd.h; do \
+	for h in event2/event.h http_parser.h jansson.h cmocka.h utf8proc.h zstd.h; do \
 	    printf "#include <stddef.h>\n#include <stdarg.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <%s>\n" $$h | \
 	        $(CC) -E -x c - >/dev/null 2>&1 || missing=1; \
 	done; \

@@ -30,7 +30,7 @@
 
 struct index {
     char *dir;
-    int lock_fd; /* flock()ed: one process per index folder */
+    int lock_fd; /* the folder itself, flock()ed: one process per index folder */
     pthread_mutex_t lock;
     struct snapshot *current; /* guarded by lock */
     uint64_t next_file;       /* guarded by lock */
@@ -199,6 +199,23 @@ int index_segment_open(struct index *ix, const char *name, struct index_segment 
         return rc;
     }
     memcpy(s->name, name, strlen(name) + 1);
+    atomic_init(&s->refs, 0);
+    *out = s;
+    return XE_OK;
+}
+
+int index_segment_adopt_memory(const char *name, struct segment *seg,
+                               struct index_segment **out, struct xerr *err)
+{
+    struct index_segment *s;
+
+    if (strlen(name) >= sizeof s->name)
+        return xerr_set(err, XE_INPUT, "bad segment name \"%.40s\"", name);
+    if (!(s = calloc(1, sizeof *s)))
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    s->seg = seg;
+    memcpy(s->name, name, strlen(name) + 1);
+    s->in_memory = true;
     atomic_init(&s->refs, 0);
     *out = s;
     return XE_OK;
@@ -389,6 +406,49 @@ static void remove_unnamed(struct index *ix, const struct snapshot *snap, bool t
         closedir(d);
 }
 
+/*
+ * One process per index folder. The lock is taken on the folder itself, not
+ * on a file in it: a file can be unlinked (or re-created by the next opener)
+ * while its holder runs, and then two writers would each hold a lock on a
+ * different inode. The LOCK file only names the holder's pid, for the
+ * message a second opener gets; nothing trusts it.
+ */
+static int lock_folder(struct index *ix, struct xerr *err)
+{
+    char path[4096], holder[32] = "";
+    int fd;
+
+    ix->lock_fd = open(ix->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ix->lock_fd < 0)
+        return xerr_set(err, XE_IO, "%s: %s", ix->dir, strerror(errno));
+    index_path(ix, "LOCK", path, sizeof path);
+    if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, holder, sizeof holder - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (saved != EWOULDBLOCK)
+            return xerr_set(err, XE_IO, "%s: cannot lock the folder: %s", ix->dir,
+                            strerror(saved));
+        if (holder[0])
+            return xerr_set(err, XE_IO, "the index %s is in use by another xun process (pid %s)",
+                            ix->dir, holder);
+        return xerr_set(err, XE_IO, "the index %s is in use by another xun process", ix->dir);
+    }
+    /* best effort: the note, not the lock */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        int n = snprintf(holder, sizeof holder, "%ld\n", (long)getpid());
+        if (write(fd, holder, (size_t)n) != n)
+            holder[0] = '\0';
+        close(fd);
+    }
+    return XE_OK;
+}
+
 int index_open(const char *dir, unsigned tokenize_flags, struct index **out, struct xerr *err)
 {
     struct index *ix = calloc(1, sizeof *ix);
@@ -403,15 +463,8 @@ int index_open(const char *dir, unsigned tokenize_flags, struct index **out, str
     ix->lock_fd = -1;
     ix->tokenize_flags = tokenize_flags;
     rc = fs_mkdir(dir, err);
-    if (!rc) {
-        char path[4096];
-        index_path(ix, "LOCK", path, sizeof path);
-        ix->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (ix->lock_fd < 0)
-            rc = xerr_set(err, XE_IO, "%s: %s", path, strerror(errno));
-        else if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) != 0)
-            rc = xerr_set(err, XE_IO, "the index is in use by another xun process");
-    }
+    if (!rc)
+        rc = lock_folder(ix, err);
     if (!rc)
         rc = manifest_load(ix, err);
     if (rc) {
@@ -516,6 +569,9 @@ int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq
     char path[4096];
     int rc;
 
+    for (uint32_t i = 0; i < snap->n_segments; i++)
+        if (snap->segments[i]->in_memory)
+            return xerr_set(err, XE_IO, "segment %s is not written yet", snap->segments[i]->name);
     for (uint32_t i = 0; i < snap->n_segments; i++) {
         struct index_segment *s = snap->segments[i];
         if (!s->durable) {

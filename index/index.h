@@ -45,6 +45,7 @@ struct index_segment {
     atomic_int refs;
     char name[INDEX_NAME_BYTES];
     /* Touched only by the thread that changes the index (writer or bulk load): */
+    bool in_memory;                     /* no file yet: its name is where it will go */
     bool durable;                       /* the file is fsynced */
     struct deletions *del_saved;        /* the deletions last written (a reference) */
     char del_name[INDEX_NAME_BYTES];    /* and their file; "" when none */
@@ -119,13 +120,23 @@ void index_segment_unref(struct index_segment *s);
 int index_segment_open(struct index *ix, const char *name, struct index_segment **out,
                        struct xerr *err);
 
+/*
+ * An index_segment for seg (taking ownership; refs 0, like index_segment_open)
+ * that segment_writer_finish_kept() built in memory when its file name could
+ * not be written: readers use it like any other; index_checkpoint() refuses
+ * it until the writer has saved it and opened the file instead.
+ */
+int index_segment_adopt_memory(const char *name, struct segment *seg,
+                               struct index_segment **out, struct xerr *err);
+
 /* What the manifest said at open: the log to replay and from which sequence. */
 uint64_t index_applied_seq(const struct index *ix);
 const char *index_wal_name(const struct index *ix); /* "" when none */
 
 /*
  * Makes snap durable: fsyncs its segments not yet durable, writes deletion
- * files that changed, then the manifest with seq and wal_name.
+ * files that changed, then the manifest with seq and wal_name. XE_IO when a
+ * segment is still in memory only (the caller saves those first).
  */
 int index_checkpoint(struct index *ix, const struct snapshot *snap, uint64_t seq,
                      const char *wal_name, struct xerr *err);

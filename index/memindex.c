@@ -750,8 +750,25 @@ static void *store_job_run(void *arg)
     return NULL;
 }
 
+static int write_to(struct memindex *mi, const char *path, bool durable, struct segment **kept,
+                    struct xerr *err);
+
 int memindex_write(struct memindex *mi, const char *path, bool durable, struct xerr *err)
 {
+    return write_to(mi, path, durable, NULL, err);
+}
+
+int memindex_write_kept(struct memindex *mi, const char *path, struct segment **kept,
+                        struct xerr *err)
+{
+    return write_to(mi, path, false, kept, err);
+}
+
+static int write_to(struct memindex *mi, const char *path, bool durable, struct segment **kept,
+                    struct xerr *err)
+{
+    if (kept)
+        *kept = NULL;
     if (mi->broken)
         return xerr_set(err, XE_NOMEM, "segment %s: in-memory index left incomplete", path);
     struct segment_writer *sw = segment_writer_new();
@@ -835,7 +852,7 @@ int memindex_write(struct memindex *mi, const char *path, bool durable, struct x
     if (!rc && store.rc)
         rc = xerr_set(err, store.rc, "%s", store.err.msg);
     if (!rc)
-        rc = segment_writer_finish(sw, &store.out, path, durable, err);
+        rc = segment_writer_finish_kept(sw, &store.out, path, durable, kept, err);
 out:
     postings_writer_fini(&pw);
     buf_fini(&list);

@@ -40,6 +40,16 @@ size_t memindex_bytes(const struct memindex *mi);
 /* Writes everything as one segment file at path (see segment.h), fsynced when durable. */
 int memindex_write(struct memindex *mi, const char *path, bool durable, struct xerr *err);
 
+/*
+ * memindex_write, not fsynced, for the live writer: when the file cannot be
+ * written (XE_IO, e.g. a full disk), *kept receives the same segment built
+ * in memory (segment_writer_finish_kept) or NULL when memory is short too,
+ * and XE_IO is returned with err naming the file. mi is unchanged either way.
+ */
+struct segment;
+int memindex_write_kept(struct memindex *mi, const char *path, struct segment **kept,
+                        struct xerr *err);
+
 /* True when a live document has this id. */
 bool memindex_has_id(const struct memindex *mi, const char *id, size_t len);
 /* Drops the live document with this id; false when there is none. */

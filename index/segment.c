@@ -287,14 +287,26 @@ static int id_order_cmp(const void *a, const void *b)
                     (const char *)id_sort_ctx.ids + get_u32le(eb + 24), lb);
 }
 
+static int segment_open_memory(const char *path, const struct fs_piece *pieces, size_t n,
+                               struct segment **out, struct xerr *err);
+
 int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
                           bool durable, struct xerr *err)
+{
+    return segment_writer_finish_kept(w, store, path, durable, NULL, err);
+}
+
+int segment_writer_finish_kept(struct segment_writer *w, const struct buf *store,
+                               const char *path, bool durable, struct segment **kept,
+                               struct xerr *err)
 {
     /* the header and the small tables are built here; the big sections are
      * written from where they are, and the chunk checksums run over the pieces */
     struct buf head, id_order, crcs;
     int rc = XE_OK;
 
+    if (kept)
+        *kept = NULL;
     buf_init(&head, SEGMENT_SECTION_MAX);
     buf_init(&id_order, SEGMENT_SECTION_MAX);
     buf_init(&crcs, SEGMENT_SECTION_MAX);
@@ -376,6 +388,11 @@ int segment_writer_finish(struct segment_writer *w, const struct buf *store, con
     put_u64le(h + 128, (uint64_t)w->newest_date);
     put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
     rc = fs_write_pieces(path, pieces, N_PIECES, durable, err);
+    if (rc == XE_IO && kept) {
+        struct xerr mem_err = { 0 };
+        if (segment_open_memory(path, pieces, N_PIECES, kept, &mem_err))
+            *kept = NULL; /* out of memory too: the caller keeps what it had */
+    }
 out:
     buf_fini(&head);
     buf_fini(&id_order);
@@ -407,6 +424,7 @@ struct segment {
     /* a bit per chunk, any thread may set one: checked and matched; damaged */
     _Atomic uint64_t *verified, *damaged;
     _Atomic uint64_t *n_damaged; /* chunks with a bit in damaged (after the bitmaps) */
+    bool in_memory;      /* map is anonymous memory, not a file (segment_writer_finish_kept) */
 };
 
 static const char *base_name(const char *path)
@@ -674,6 +692,55 @@ out_free:
     free(seg->path);
     free(seg);
     return rc;
+}
+
+/* The file's bytes, in anonymous memory mapped like a file (page aligned, read-only). */
+static int segment_open_memory(const char *path, const struct fs_piece *pieces, size_t n,
+                               struct segment **out, struct xerr *err)
+{
+    struct segment *seg = calloc(1, sizeof *seg);
+    int rc;
+
+    if (!seg || !(seg->path = strdup(path))) {
+        free(seg);
+        return xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+    }
+    seg->name = base_name(seg->path);
+    for (size_t i = 0; i < n; i++)
+        seg->map_len += pieces[i].len;
+    seg->map = mmap(NULL, seg->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                    -1, 0);
+    if (seg->map == MAP_FAILED) {
+        free(seg->path);
+        free(seg);
+        return xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pieces[i].len)
+            memcpy(seg->map + at, pieces[i].data, pieces[i].len);
+        at += pieces[i].len;
+    }
+    mprotect(seg->map, seg->map_len, PROT_READ);
+    rc = segment_check(seg, err);
+    if (rc) {
+        segment_close(seg);
+        return rc;
+    }
+    seg->in_memory = true;
+    *out = seg;
+    return XE_OK;
+}
+
+bool segment_in_memory(const struct segment *seg)
+{
+    return seg->in_memory;
+}
+
+int segment_save(const struct segment *seg, const char *path, struct xerr *err)
+{
+    struct fs_piece whole = { seg->map, seg->map_len };
+    return fs_write_pieces(path, &whole, 1, false, err);
 }
 
 void segment_close(struct segment *seg)

@@ -94,6 +94,7 @@
 #include "index/docstore.h"
 
 struct xerr;
+struct segment;
 
 #define SEGMENT_MAGIC "XUNSEG\r\n"
 #define SEGMENT_VERSION 8
@@ -166,6 +167,18 @@ int segment_writer_add_term(struct segment_writer *w, const char *term, size_t l
 int segment_writer_finish(struct segment_writer *w, const struct buf *store, const char *path,
                           bool durable, struct xerr *err);
 
+/*
+ * The same, for a writer that must not lose the segment when the file
+ * cannot be written (a full disk): when writing fails with XE_IO and kept
+ * is not NULL, the segment is built in memory instead and opened into
+ * *kept (NULL when memory is short too), exactly as segment_open() would
+ * have opened the file; the XE_IO is still returned, err naming the file.
+ * segment_save() writes it out later. *kept is NULL on every other path.
+ */
+int segment_writer_finish_kept(struct segment_writer *w, const struct buf *store,
+                               const char *path, bool durable, struct segment **kept,
+                               struct xerr *err);
+
 /* ---- reading ---- */
 
 /* Immutable once open: any thread may read it. */
@@ -196,6 +209,10 @@ uint64_t segment_damaged_chunks(const struct segment *seg);
 /* Checksum mismatches found in this process, each damaged chunk once per
  * open segment. Thread-safe. */
 uint64_t segment_checksum_failures(void);
+/* True for a segment segment_writer_finish_kept() built in memory (it has no file). */
+bool segment_in_memory(const struct segment *seg);
+/* Writes seg's bytes to path (not fsynced: fs_sync_file() later); seg stays as it is. */
+int segment_save(const struct segment *seg, const char *path, struct xerr *err);
 
 uint32_t segment_n_docs(const struct segment *seg);
 uint32_t segment_n_terms(const struct segment *seg);

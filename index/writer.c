@@ -6,15 +6,24 @@
  * the first change after they were published (published ones are shared
  * with readers and never change). Merges run on this thread too, between
  * batches: they block writes for their duration, never searches.
+ *
+ * Publication rule: a snapshot is published only when the working list
+ * holds every applied write, so a tombstone never goes out without the
+ * version that replaced it. When a refresh cannot write its segment file,
+ * the segment is kept in memory (segment_writer_finish_kept), published,
+ * and the writer turns read-only until a checkpoint has written it out:
+ * refusing writes bounds the memory a full disk can cost.
  */
 #include "index/writer.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "index/deletions.h"
 #include "index/docstore.h"
@@ -26,8 +35,12 @@
 #include "index/postings.h"
 #include "index/segment.h"
 
-/* One caller's batch, waiting in the queue. */
+/* What a caller queues: a batch of writes, or a request to refresh or checkpoint now. */
+enum submission_kind { SUBMIT_WRITES, SUBMIT_REFRESH, SUBMIT_CHECKPOINT };
+
+/* One caller's submission, waiting in the queue. */
 struct submission {
+    enum submission_kind kind;
     struct write_op *ops;
     size_t n;
     int rc;
@@ -45,10 +58,16 @@ struct writer {
     struct submission *head, *tail; /* guarded by lock */
     bool stopping;                  /* guarded by lock */
     struct writer_stats stats;      /* guarded by lock */
+    struct writer_health health;    /* guarded by lock; changed by the writer thread only */
 
     /* writer thread only */
-    struct wal *wal;
+    struct wal *wal; /* NULL while no log could be started (a full disk on a new index) */
     char wal_name[INDEX_NAME_BYTES];
+    struct wal *spare_wal; /* a fresh log a failed checkpoint made; the next one uses it */
+    char spare_wal_name[INDEX_NAME_BYTES];
+    bool read_only;      /* a file could not be written: writes refused until a checkpoint */
+    uint64_t retry_ns;   /* while read_only: when to try writing again */
+    bool merges_paused;  /* a merge failed: none until the next checkpoint */
     uint64_t seq;
     struct memindex *mi;
     uint32_t n_segs, cap_segs;
@@ -66,6 +85,52 @@ static uint64_t clock_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- read-only while files cannot be written ---- */
+
+static uint32_t count_in_memory(const struct writer *w)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->n_segs; i++)
+        n += w->segs[i]->in_memory;
+    return n;
+}
+
+/* Writing file (a name in the folder, or what was written) failed with err: refuse writes. */
+static void enter_read_only(struct writer *w, const char *file, const struct xerr *err)
+{
+    char msg[sizeof w->health.message];
+    bool no_space = xerr_is_no_space(err);
+
+    if (no_space)
+        snprintf(msg, sizeof msg,
+                 "no space left on device while writing %.60s; writes resume when space returns",
+                 file);
+    else /* the message names the file too, with its path */
+        snprintf(msg, sizeof msg, "%.160s; writes resume when the index can be written again",
+                 err->msg);
+    if (!w->read_only)
+        fprintf(stderr, "xun: writer: read-only: %s\n", err->msg);
+    w->read_only = true;
+    w->retry_ns = clock_ns() + WRITER_RETRY_MS * 1000000ull;
+    pthread_mutex_lock(&w->lock);
+    w->stats.write_failures++;
+    w->health.read_only = true;
+    w->health.no_space = no_space;
+    w->health.segments_in_memory = count_in_memory(w);
+    memcpy(w->health.message, msg, sizeof msg);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void leave_read_only(struct writer *w)
+{
+    if (w->read_only)
+        fprintf(stderr, "xun: writer: writes resume: the index could be written again\n");
+    w->read_only = false;
+    pthread_mutex_lock(&w->lock);
+    memset(&w->health, 0, sizeof w->health);
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* ---- applying operations ---- */
@@ -155,19 +220,22 @@ static int replay_record(void *ctx, const struct wal_record *rec, struct xerr *e
 
 /* ---- publishing, merging, checkpoints ---- */
 
-static void publish(struct writer *w)
+/* Publishes the working list; false when out of memory (readers keep the old view). */
+static bool publish(struct writer *w)
 {
     struct snapshot *snap = snapshot_make(w->segs, w->dels, w->n_segs);
 
     if (!snap)
-        return; /* out of memory: readers keep the old view; we try again next time */
+        return false;
     index_publish(w->ix, snap);
     for (uint32_t i = 0; i < w->n_segs; i++)
         w->dels_private[i] = false;
     w->dirty = false;
     pthread_mutex_lock(&w->lock);
     w->stats.refreshes++;
+    w->health.segments_in_memory = count_in_memory(w);
     pthread_mutex_unlock(&w->lock);
+    return true;
 }
 
 static bool grow_segs(struct writer *w, uint32_t need)
@@ -190,11 +258,19 @@ static bool grow_segs(struct writer *w, uint32_t need)
     return true;
 }
 
-/* Writes the in-memory index out as a segment (not yet fsynced) in the working list. */
+/*
+ * Writes the in-memory index out as a segment (not yet fsynced) in the
+ * working list; when the file cannot be written, the segment goes into the
+ * list from memory and the writer turns read-only. XE_OK means the working
+ * list holds every applied write; on an error it is unchanged (and the
+ * in-memory index kept), so nothing may be published.
+ */
 static int flush_memindex(struct writer *w, struct xerr *err)
 {
     char name[INDEX_NAME_BYTES], path[4096];
     struct index_segment *s;
+    struct segment *kept;
+    struct xerr write_err = { 0 };
     int rc;
 
     if (!memindex_n_docs(w->mi)) {
@@ -206,11 +282,20 @@ static int flush_memindex(struct writer *w, struct xerr *err)
         return xerr_set(err, XE_NOMEM, "out of memory");
     index_new_name(w->ix, "seg", "xseg", name);
     index_path(w->ix, name, path, sizeof path);
-    rc = memindex_write(w->mi, path, false, err);
-    if (!rc)
+    rc = memindex_write_kept(w->mi, path, &kept, &write_err);
+    if (!rc) {
         rc = index_segment_open(w->ix, name, &s, err);
+    } else if (kept) {
+        rc = index_segment_adopt_memory(name, kept, &s, err);
+        if (rc)
+            segment_close(kept);
+    } else {
+        *err = write_err;
+    }
     if (rc)
         return rc;
+    if (s->in_memory)
+        enter_read_only(w, name, &write_err);
     index_segment_ref(s);
     w->segs[w->n_segs] = s;
     w->dels[w->n_segs] = NULL;
@@ -287,38 +372,101 @@ static int maybe_merge(struct writer *w, struct xerr *err)
     return XE_OK;
 }
 
+/*
+ * Flushes and publishes; merges when a tier is full. XE_OK when the current
+ * snapshot holds every applied write (read-only or not); else nothing was
+ * published (a tombstone never goes out without its replacement).
+ */
 static int refresh(struct writer *w, struct xerr *err)
 {
+    uint32_t n_before = w->n_segs;
     int rc = flush_memindex(w, err);
 
-    if (!rc)
-        rc = maybe_merge(w, err);
-    publish(w);
-    return rc;
+    if (rc)
+        return rc;
+    if (!w->read_only && !w->merges_paused) {
+        struct xerr merge_err = { 0 };
+        if (maybe_merge(w, &merge_err)) {
+            /* the inputs stay as they were; a merge is an optimization, not a duty */
+            fprintf(stderr, "xun: writer: merge: %s (retried after the next checkpoint)\n",
+                    merge_err.msg);
+            w->merges_paused = true;
+        }
+    }
+    if (!w->dirty && w->n_segs == n_before)
+        return XE_OK; /* the current snapshot is the working list: no new generation */
+    if (!publish(w))
+        return xerr_set(err, XE_NOMEM, "out of memory publishing a snapshot");
+    return XE_OK;
+}
+
+/* Writes the segments kept in memory to their files and puts those in their place. */
+static int save_in_memory(struct writer *w, struct xerr *err)
+{
+    bool swapped = false;
+
+    for (uint32_t i = 0; i < w->n_segs; i++) {
+        struct index_segment *mem = w->segs[i], *file;
+        char path[4096];
+        if (!mem->in_memory)
+            continue;
+        index_path(w->ix, mem->name, path, sizeof path);
+        int rc = segment_save(mem->seg, path, err);
+        if (rc) {
+            enter_read_only(w, mem->name, err);
+            return rc;
+        }
+        rc = index_segment_open(w->ix, mem->name, &file, err);
+        if (rc)
+            return rc;
+        index_segment_ref(file);
+        w->segs[i] = file; /* the same bytes: docids and deletions still apply */
+        index_segment_unref(mem);
+        swapped = true;
+    }
+    if (swapped && !publish(w)) /* checkpoints write the published snapshot */
+        return xerr_set(err, XE_NOMEM, "out of memory publishing a snapshot");
+    return XE_OK;
 }
 
 static int open_new_wal(struct writer *w, struct wal **out, char name[INDEX_NAME_BYTES],
                         struct xerr *err);
 
-/* Makes the working state durable and starts a fresh log. */
+/*
+ * Makes the working state durable and starts a fresh log; the way out of
+ * read-only. A failure leaves the old log the one to replay.
+ */
 static int checkpoint(struct writer *w, struct xerr *err)
 {
     char name[INDEX_NAME_BYTES];
     struct wal *fresh;
     int rc = refresh(w, err);
 
+    if (!rc)
+        rc = save_in_memory(w, err);
     if (rc)
         return rc;
-    rc = open_new_wal(w, &fresh, name, err);
-    if (rc)
+    if (w->spare_wal) { /* empty: made by a checkpoint that failed later */
+        fresh = w->spare_wal;
+        memcpy(name, w->spare_wal_name, sizeof name);
+        w->spare_wal = NULL;
+    } else if ((rc = open_new_wal(w, &fresh, name, err))) {
+        if (rc == XE_IO)
+            enter_read_only(w, name, err);
         return rc;
+    }
     struct snapshot *snap = index_snapshot(w->ix);
     rc = index_checkpoint(w->ix, snap, w->seq, name, err);
     if (!rc)
         index_remove_unnamed(w->ix, snap);
     snapshot_release(snap);
     if (rc) {
-        wal_close(fresh); /* the old log stays the one to replay */
+        /* kept for the next try, not removed: the MANIFEST may name it already
+         * (renamed, but the folder's fsync failed), and it must exist then */
+        w->spare_wal = fresh;
+        memcpy(w->spare_wal_name, name, sizeof name);
+        if (rc == XE_IO)
+            enter_read_only(w, "a checkpoint (deletions, MANIFEST)", err);
         return rc;
     }
     pthread_mutex_lock(&w->lock);
@@ -328,7 +476,9 @@ static int checkpoint(struct writer *w, struct xerr *err)
     w->wal = fresh;
     memcpy(w->wal_name, name, sizeof w->wal_name);
     w->unsaved = false;
+    w->merges_paused = false;
     w->checkpoint_ns = clock_ns();
+    leave_read_only(w);
     return XE_OK;
 }
 
@@ -347,10 +497,23 @@ static int open_new_wal(struct writer *w, struct wal **out, char name[INDEX_NAME
 
     index_new_name(w->ix, "wal", "xlog", name);
     index_path(w->ix, name, path, sizeof path);
-    return wal_open(path, w->seq, no_records, NULL, out, &last, err);
+    int rc = wal_open(path, w->seq, no_records, NULL, out, &last, err);
+    if (rc)
+        unlink(path); /* never named by the MANIFEST: its header may be half written */
+    return rc;
 }
 
 /* ---- the thread ---- */
+
+/* Fails every write submission of batch not failed yet with rc and err. */
+static void fail_writes(struct submission *batch, int rc, const struct xerr *err)
+{
+    for (struct submission *s = batch; s; s = s->next)
+        if (s->kind == SUBMIT_WRITES && !s->rc) {
+            s->rc = rc;
+            s->err = *err;
+        }
+}
 
 static void process(struct writer *w, struct submission *batch)
 {
@@ -358,6 +521,14 @@ static void process(struct writer *w, struct submission *batch)
     uint64_t first_seq = w->seq;
     int rc = XE_OK;
 
+    if (w->read_only || !w->wal) {
+        /* nothing is logged that could not be flushed: memory stays bounded */
+        pthread_mutex_lock(&w->lock);
+        xerr_set(&err, XE_IO, "%s", w->health.message);
+        pthread_mutex_unlock(&w->lock);
+        fail_writes(batch, XE_IO, &err);
+        return;
+    }
     /* a batch with a record the log cannot take fails alone, before anything is logged */
     for (struct submission *s = batch; s; s = s->next)
         for (size_t i = 0; i < s->n && !s->rc; i++) {
@@ -384,12 +555,14 @@ static void process(struct writer *w, struct submission *batch)
     }
     if (rc) {
         w->seq = first_seq;
-        for (struct submission *s = batch; s; s = s->next) {
-            if (!s->rc) {
-                s->rc = rc;
-                s->err = err;
-            }
+        if (rc == XE_IO) { /* nothing of the batch is acknowledged; say why as health does */
+            enter_read_only(w, w->wal_name, &err);
+            xerr_clear(&err);
+            pthread_mutex_lock(&w->lock);
+            xerr_set(&err, XE_IO, "%s", w->health.message);
+            pthread_mutex_unlock(&w->lock);
         }
+        fail_writes(batch, rc, &err);
         return;
     }
     for (struct submission *s = batch; s; s = s->next)
@@ -409,6 +582,45 @@ static void process(struct writer *w, struct submission *batch)
         }
 }
 
+/* The time the writer thread must next wake up for by itself; 0: none. */
+static uint64_t next_due_ns(const struct writer *w)
+{
+    uint64_t due = 0;
+
+    if (w->dirty)
+        due = w->dirty_since_ns + WRITER_REFRESH_MS * 1000000ull;
+    else if (w->unsaved)
+        due = w->checkpoint_ns + WRITER_CHECKPOINT_MS * 1000000ull;
+    if ((w->read_only || !w->wal) && (!due || w->retry_ns < due))
+        due = w->retry_ns;
+    return due;
+}
+
+/* Refreshes and checkpoints what is due (or asked for); the first error, if any. */
+static int maintain(struct writer *w, bool stopping, bool refresh_asked, bool checkpoint_asked,
+                    struct xerr *err)
+{
+    uint64_t now = clock_ns();
+    int rc = XE_OK;
+
+    if (w->dirty && (stopping || refresh_asked || checkpoint_asked ||
+                     now - w->dirty_since_ns >= WRITER_REFRESH_MS * 1000000ull))
+        rc = refresh(w, err);
+    if (rc)
+        return rc;
+    bool stuck = w->read_only || !w->wal;
+    bool due = stopping || checkpoint_asked ||
+               (stuck ? refresh_asked || now >= w->retry_ns
+                      : now - w->checkpoint_ns >= WRITER_CHECKPOINT_MS * 1000000ull ||
+                            wal_bytes(w->wal) >= WRITER_WAL_MAX_BYTES);
+    if ((w->unsaved || stuck) && due) {
+        rc = checkpoint(w, err);
+        if (rc && w->read_only)
+            w->retry_ns = clock_ns() + WRITER_RETRY_MS * 1000000ull;
+    }
+    return rc;
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -416,11 +628,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->stopping) {
-            uint64_t now = clock_ns(), due = 0;
-            if (w->dirty)
-                due = w->dirty_since_ns + WRITER_REFRESH_MS * 1000000ull;
-            else if (w->unsaved)
-                due = w->checkpoint_ns + WRITER_CHECKPOINT_MS * 1000000ull;
+            uint64_t now = clock_ns(), due = next_due_ns(w);
             if (due && now >= due)
                 break;
             if (!due) {
@@ -436,35 +644,61 @@ static void *writer_main(void *arg)
             pthread_cond_timedwait(&w->wake, &w->lock, &ts);
         }
         struct submission *batch = w->head;
-        bool stopping = w->stopping;
+        bool stopping = w->stopping, refresh_asked = false, checkpoint_asked = false;
         w->head = w->tail = NULL;
         pthread_mutex_unlock(&w->lock);
 
-        if (batch)
-            process(w, batch);
-        pthread_mutex_lock(&w->lock);
-        for (struct submission *s = batch; s; s = s->next)
+        /* requests apart from writes: a write's caller may be gone once it is done */
+        struct submission *writes = NULL, **writes_end = &writes, *requests = NULL;
+        while (batch) {
+            struct submission *s = batch;
+            batch = s->next;
+            s->next = NULL;
+            if (s->kind == SUBMIT_WRITES) {
+                *writes_end = s;
+                writes_end = &s->next;
+            } else {
+                refresh_asked |= s->kind == SUBMIT_REFRESH;
+                checkpoint_asked |= s->kind == SUBMIT_CHECKPOINT;
+                s->next = requests;
+                requests = s;
+            }
+        }
+        if (writes)
+            process(w, writes);
+        pthread_mutex_lock(&w->lock); /* writers go before the refresh */
+        for (struct submission *s = writes, *next; s; s = next) {
+            next = s->next;
             s->done = true;
-        if (batch)
+        }
+        if (writes)
             pthread_cond_broadcast(&w->done);
         pthread_mutex_unlock(&w->lock);
 
         struct xerr err = { 0 };
-        uint64_t now = clock_ns();
-        int rc = XE_OK;
-        if (w->dirty && (stopping || now - w->dirty_since_ns >= WRITER_REFRESH_MS * 1000000ull))
-            rc = refresh(w, &err);
-        if (!rc && w->unsaved &&
-            (stopping || now - w->checkpoint_ns >= WRITER_CHECKPOINT_MS * 1000000ull ||
-             wal_bytes(w->wal) >= WRITER_WAL_MAX_BYTES))
-            rc = checkpoint(w, &err);
+        int rc = maintain(w, stopping, refresh_asked, checkpoint_asked, &err);
         if (rc) {
-            /* the log still holds every acknowledged write; say why and retry later */
-            fprintf(stderr, "xun: writer: %s\n", err.msg);
+            /* the log still holds every acknowledged write; say why and retry later
+             * (read-only said why once already) */
+            if (!w->read_only)
+                fprintf(stderr, "xun: writer: %s\n", err.msg);
             w->dirty_since_ns = clock_ns();
             w->checkpoint_ns = clock_ns();
         }
         pthread_mutex_lock(&w->lock);
+        for (struct submission *s = requests, *next; s; s = next) {
+            next = s->next;
+            /* a refresh is done when everything is published, whatever the checkpoint did */
+            if (s->kind == SUBMIT_CHECKPOINT ? rc : w->dirty) {
+                s->rc = rc ? rc : XE_NOMEM;
+                s->err = err;
+                if (!rc)
+                    xerr_set(&s->err, XE_NOMEM, "out of memory publishing a snapshot");
+            }
+            s->done = true;
+        }
+        if (requests)
+            pthread_cond_broadcast(&w->done);
         if (w->stopping && !w->head && (rc || (!w->dirty && !w->unsaved)))
             break;
     }
@@ -478,6 +712,7 @@ static void *writer_main(void *arg)
 static void writer_free(struct writer *w)
 {
     wal_close(w->wal);
+    wal_close(w->spare_wal);
     memindex_free(w->mi);
     for (uint32_t i = 0; i < w->n_segs; i++) {
         index_segment_unref(w->segs[i]);
@@ -490,6 +725,18 @@ static void writer_free(struct writer *w)
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
     free(w);
+}
+
+/* A crash's torn tail is normal, but never dropped without a word. */
+static void report_torn_tail(const char *wal_name, const struct wal_set_aside *torn)
+{
+    if (!torn->bytes)
+        return;
+    fprintf(stderr,
+            "xun: log %s: the last batch (at byte %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64
+            " records) was cut short by a crash before it was acknowledged (%s); dropped, "
+            "and kept in %s\n",
+            wal_name, torn->offset, torn->bytes, torn->records, torn->why, torn->kept_path);
 }
 
 int writer_start(struct index *ix, struct writer **out, struct xerr *err)
@@ -528,15 +775,35 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
         memcpy(w->wal_name, index_wal_name(ix), sizeof w->wal_name);
         index_path(ix, w->wal_name, path, sizeof path);
         rc = wal_open(path, w->seq, replay_record, w, &w->wal, &last, err);
+        if (!rc)
+            report_torn_tail(w->wal_name, wal_torn_tail(w->wal));
+        /* what the log held is searchable from the start: from memory when the
+         * disk cannot take its segment (then read-only) */
         if (!rc && w->dirty)
-            rc = refresh(w, err); /* what the log held is searchable from the start */
+            rc = refresh(w, err);
     } else {
-        /* no log yet: name one in the manifest before any write is acknowledged */
-        rc = open_new_wal(w, &w->wal, w->wal_name, err);
+        /* no log yet: name one in the manifest before any write is acknowledged;
+         * when the disk cannot take it, serve what there is, read-only */
+        struct xerr io_err = { 0 };
+        const char *failed = w->wal_name;
+        rc = open_new_wal(w, &w->wal, w->wal_name, &io_err);
         if (!rc) {
+            failed = INDEX_MANIFEST;
             struct snapshot *cur = index_snapshot(ix);
-            rc = index_checkpoint(ix, cur, w->seq, w->wal_name, err);
+            rc = index_checkpoint(ix, cur, w->seq, w->wal_name, &io_err);
             snapshot_release(cur);
+            if (rc) {
+                w->spare_wal = w->wal; /* as checkpoint() keeps a fresh log */
+                memcpy(w->spare_wal_name, w->wal_name, sizeof w->wal_name);
+                w->wal = NULL;
+            }
+        }
+        if (rc == XE_IO) {
+            enter_read_only(w, failed, &io_err);
+            w->wal_name[0] = '\0';
+            rc = XE_OK;
+        } else if (rc) {
+            xerr_set(err, rc, "%s", io_err.msg);
         }
     }
     if (!rc && pthread_create(&w->thread, NULL, writer_main, w))
@@ -549,27 +816,46 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
     return XE_OK;
 }
 
+/* Queues s and waits until the writer thread has done it. */
+static int submit(struct writer *w, struct submission *s, struct xerr *err);
+
 int writer_apply(struct writer *w, struct write_op *ops, size_t n, struct xerr *err)
 {
-    struct submission s = { .ops = ops, .n = n };
+    struct submission s = { .kind = SUBMIT_WRITES, .ops = ops, .n = n };
+    return submit(w, &s, err);
+}
 
+int writer_refresh_now(struct writer *w, struct xerr *err)
+{
+    struct submission s = { .kind = SUBMIT_REFRESH };
+    return submit(w, &s, err);
+}
+
+int writer_checkpoint_now(struct writer *w, struct xerr *err)
+{
+    struct submission s = { .kind = SUBMIT_CHECKPOINT };
+    return submit(w, &s, err);
+}
+
+static int submit(struct writer *w, struct submission *s, struct xerr *err)
+{
     pthread_mutex_lock(&w->lock);
     if (w->stopping) {
         pthread_mutex_unlock(&w->lock);
         return xerr_set(err, XE_IO, "the index is shutting down");
     }
     if (w->tail)
-        w->tail->next = &s;
+        w->tail->next = s;
     else
-        w->head = &s;
-    w->tail = &s;
+        w->head = s;
+    w->tail = s;
     pthread_cond_signal(&w->wake);
-    while (!s.done)
+    while (!s->done)
         pthread_cond_wait(&w->done, &w->lock);
     pthread_mutex_unlock(&w->lock);
-    if (s.rc)
-        xerr_set(err, s.rc, "%s", s.err.msg);
-    return s.rc;
+    if (s->rc && err && err->code == XE_OK)
+        *err = s->err; /* with its errno (a full disk) */
+    return s->rc;
 }
 
 void writer_stop(struct writer *w)
@@ -588,5 +874,12 @@ void writer_get_stats(struct writer *w, struct writer_stats *out)
 {
     pthread_mutex_lock(&w->lock);
     *out = w->stats;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void writer_get_health(struct writer *w, struct writer_health *out)
+{
+    pthread_mutex_lock(&w->lock);
+    *out = w->health;
     pthread_mutex_unlock(&w->lock);
 }

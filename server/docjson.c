@@ -1,6 +1,8 @@
 /* JSON documents to doc_fields (see docjson.h). */
 #include "server/docjson.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "index/error.h"
@@ -78,6 +80,147 @@ int docjson_fields(json_t *obj, const char *json_text, size_t json_len, struct d
     return XE_OK;
 }
 
+/* True when jansson refused a valid number because it cannot hold its value. */
+static bool number_out_of_range(const json_error_t *jerr)
+{
+    return json_error_code(jerr) == json_error_numeric_overflow;
+}
+
+/*
+ * A copy of text with every number outside strings written as 0 and padded
+ * with spaces to its length, so that lines and columns stay where they were.
+ */
+static char *numbers_zeroed(const char *text, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    bool in_string = false;
+
+    if (!copy)
+        return NULL;
+    memcpy(copy, text, len);
+    for (size_t i = 0; i < len; i++) {
+        char c = copy[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t end = i;
+            while (end < len && strchr("+-.0123456789eE", copy[end]))
+                end++;
+            copy[i] = '0';
+            memset(copy + i + 1, ' ', end - i - 1);
+            i = end - 1;
+        }
+    }
+    return copy;
+}
+
+json_t *docjson_load(const char *text, size_t len, json_error_t *jerr)
+{
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, jerr);
+
+    if (v || !number_out_of_range(jerr))
+        return v;
+    char *copy = numbers_zeroed(text, len);
+    if (!copy)
+        return NULL;
+    v = json_loadb(copy, len, JSON_REJECT_DUPLICATES, jerr);
+    free(copy);
+    return v;
+}
+
+static size_t skip_space(const char *text, size_t at, size_t len)
+{
+    while (at < len && strchr(" \t\r\n", text[at]) && text[at])
+        at++;
+    return at;
+}
+
+/* The end of the JSON value that starts at text[at] (valid JSON assumed). */
+static size_t value_end(const char *text, size_t at, size_t len)
+{
+    int depth = 0;
+    bool in_string = false;
+
+    for (size_t i = at; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+                if (depth == 0)
+                    return i + 1;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth <= 0)
+                return depth < 0 ? i : i + 1;
+        } else if (depth == 0 && (c == ',' || strchr(" \t\r\n", c))) {
+            return i;
+        }
+    }
+    return len;
+}
+
+size_t docjson_array_elements(const char *text, size_t len, struct text *elements, size_t max)
+{
+    size_t n = 0, at = skip_space(text, 0, len);
+
+    if (at >= len || text[at] != '[')
+        return 0;
+    at = skip_space(text, at + 1, len);
+    while (at < len && text[at] != ']') {
+        size_t end = value_end(text, at, len);
+        if (n < max)
+            elements[n] = (struct text){ text + at, end - at };
+        n++;
+        at = skip_space(text, end, len);
+        if (at < len && text[at] == ',')
+            at = skip_space(text, at + 1, len);
+    }
+    return n;
+}
+
+char *docjson_with_id(const char *text, size_t len, const char *id, size_t id_len,
+                      size_t *out_len)
+{
+    size_t open = skip_space(text, 0, len);
+
+    if (open >= len || text[open] != '{')
+        return NULL;
+    json_t *value = json_stringn(id, id_len);
+    char *quoted = value ? json_dumps(value, JSON_ENCODE_ANY) : NULL;
+    json_decref(value);
+    if (!quoted)
+        return NULL;
+    size_t first = skip_space(text, open + 1, len);
+    bool empty = first >= len || text[first] == '}';
+    size_t quoted_len = strlen(quoted);
+    *out_len = len + 5 + quoted_len + !empty;
+    char *out = malloc(*out_len + 1);
+    if (out) {
+        size_t at = open + 1;
+        memcpy(out, text, at);
+        memcpy(out + at, "\"id\":", 5);
+        memcpy(out + at + 5, quoted, quoted_len);
+        size_t rest = at + 5 + quoted_len;
+        if (!empty)
+            out[rest++] = ',';
+        memcpy(out + rest, text + at, len - at);
+        out[*out_len] = '\0';
+    }
+    free(quoted);
+    return out;
+}
+
 int docjson_parse(const char *text, size_t len, json_t **root, struct doc_fields *d,
                   struct xerr *err)
 {
@@ -87,7 +230,7 @@ int docjson_parse(const char *text, size_t len, json_t **root, struct doc_fields
     if (len > DOC_MAX_BYTES)
         return xerr_set(err, XE_LIMIT, "document is %zu bytes; at most %u are allowed", len,
                         DOC_MAX_BYTES);
-    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *v = docjson_load(text, len, &jerr);
     if (!v)
         return xerr_set(err, XE_INPUT, "invalid JSON at line %d, column %d: %s", jerr.line,
                         jerr.column, jerr.text);

@@ -1,9 +1,15 @@
-/* Write routes (see documents.h). */
+/*
+ * Write routes (see documents.h). The worker that read a write request hands
+ * it to the write thread here and goes back to its loop; the write thread
+ * parses the body, builds the ops, applies them (writer_apply waits for the
+ * fsync) and sets the reply, which the worker sends (http_request_resume).
+ * One thread: the index writer takes one batch at a time anyway, and the
+ * writes of one client stay in the order it sent them.
+ */
 #include "server/documents.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,19 +41,17 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
-static bool authorized(struct route_ctx *ctx, struct exchange *ex)
+bool documents_authorized(struct route_ctx *ctx, struct exchange *ex)
 {
     const char *key = ctx->cfg->api_key;
 
     if (!key)
         return true;
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(ex->req),
-                                          "Authorization");
+    const char *auth = http_request_header(ex->req, "Authorization");
     if (auth && !strncasecmp(auth, "Bearer ", 7) && /* the scheme is case-insensitive */
         same_secret(auth + 7, strlen(auth + 7), key, strlen(key)))
         return true;
-    evhttp_add_header(evhttp_request_get_output_headers(ex->req), "WWW-Authenticate",
-                      "Bearer");
+    http_request_add_header(ex->req, "WWW-Authenticate", "Bearer");
     respond_error(ex, 401, "writes need the header \"Authorization: Bearer <api key>\"");
     return false;
 }
@@ -56,17 +60,15 @@ static bool authorized(struct route_ctx *ctx, struct exchange *ex)
 static const char *body_of(struct route_ctx *ctx, struct exchange *ex, size_t limit,
                            size_t *len)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(ex->req);
+    const char *p = http_request_body(ex->req, len);
 
-    *len = evbuffer_get_length(in);
     if (*len > limit) {
         respond_error(ex, 413, "request body is %zu bytes; at most %zu are allowed", *len,
                       limit);
         return NULL;
     }
     (void)ctx;
-    const char *p = (const char *)evbuffer_pullup(in, -1);
-    return p ? p : "";
+    return p;
 }
 
 static const char *result_name(enum write_result r)
@@ -98,11 +100,10 @@ static int prepare_doc(json_t *obj, const char *text, size_t len, const char *pa
         if (!id) {
             /* the path names it: store the document with its id */
             json_object_set_new(obj, "id", json_stringn(path_id, path_id_len));
-            dumped = json_dumps(obj, JSON_COMPACT);
+            dumped = docjson_with_id(text, len, path_id, path_id_len, &len);
             if (!dumped)
                 return xerr_set(err, XE_NOMEM, "out of memory");
             text = dumped;
-            len = strlen(dumped);
         } else if (!json_is_string(id) || json_string_length(id) != path_id_len ||
                    memcmp(json_string_value(id), path_id, path_id_len) != 0) {
             return xerr_set(err, XE_INPUT, "the body's id must equal the path's, \"%.64s\"",
@@ -125,19 +126,19 @@ static void respond_write_error(struct exchange *ex, int rc, const struct xerr *
     respond_error(ex, rc == XE_IO ? 503 : respond_status_of(rc), "%s", err->msg);
 }
 
-void documents_put(struct route_ctx *ctx, struct exchange *ex, const char *id, size_t id_len)
+static void put_now(struct route_ctx *ctx, struct exchange *ex, const char *id, size_t id_len)
 {
     struct xerr err = { 0 };
     struct buf records;
     size_t len, offset = 0;
     json_error_t jerr;
 
-    if (!authorized(ctx, ex))
+    if (!documents_authorized(ctx, ex))
         return;
     const char *body = body_of(ctx, ex, DOC_MAX_BYTES, &len);
     if (!body)
         return;
-    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *obj = docjson_load(body, len, &jerr);
     if (!obj) {
         respond_error(ex, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
                       jerr.text);
@@ -162,11 +163,11 @@ void documents_put(struct route_ctx *ctx, struct exchange *ex, const char *id, s
     json_decref(obj);
 }
 
-void documents_delete(struct route_ctx *ctx, struct exchange *ex, const char *id, size_t id_len)
+static void delete_now(struct route_ctx *ctx, struct exchange *ex, const char *id, size_t id_len)
 {
     struct xerr err = { 0 };
 
-    if (!authorized(ctx, ex))
+    if (!documents_authorized(ctx, ex))
         return;
     struct write_op op = { .type = WAL_DELETE, .id = id, .id_len = id_len };
     int rc = writer_apply(ctx->writer, &op, 1, &err);
@@ -241,7 +242,7 @@ static int bulk_lines(struct bulk *b, const char *body, size_t len)
         if (start == stop)
             continue;
         json_error_t jerr;
-        json_t *obj = json_loadb(body + start, stop - start, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *obj = docjson_load(body + start, stop - start, &jerr);
         if (!obj) {
             char msg[256];
             snprintf(msg, sizeof msg, "invalid JSON at column %d: %s", jerr.column, jerr.text);
@@ -256,29 +257,37 @@ static int bulk_lines(struct bulk *b, const char *body, size_t len)
     return XE_OK;
 }
 
-static int bulk_array(struct bulk *b, json_t *array)
+/* Each element is stored as its own text in the body, as given. */
+static int bulk_array(struct bulk *b, json_t *array, const char *body, size_t len)
 {
-    size_t i;
-    json_t *obj;
+    size_t n = json_array_size(array);
+    struct text *elements = malloc((n ? n : 1) * sizeof *elements);
 
-    json_array_foreach(array, i, obj) {
-        char *text = json_is_object(obj) ? json_dumps(obj, JSON_COMPACT) : NULL;
-        int rc = bulk_add(b, obj, text ? text : "", text ? strlen(text) : 0, i + 1);
-        free(text);
-        if (rc)
-            return rc;
+    if (!elements)
+        return XE_NOMEM;
+    if (docjson_array_elements(body, len, elements, n) != n) {
+        free(elements);
+        return XE_NOMEM; /* cannot be: the body parsed as an array of n */
     }
+    for (size_t i = 0; i < n; i++) {
+        int rc = bulk_add(b, json_array_get(array, i), elements[i].p, elements[i].len, i + 1);
+        if (rc) {
+            free(elements);
+            return rc;
+        }
+    }
+    free(elements);
     return XE_OK;
 }
 
-void documents_post(struct route_ctx *ctx, struct exchange *ex)
+static void post_now(struct route_ctx *ctx, struct exchange *ex)
 {
     struct xerr err = { 0 };
     struct bulk b = { .errors = json_array() };
     size_t len;
     int rc = XE_OK;
 
-    if (!authorized(ctx, ex))
+    if (!documents_authorized(ctx, ex))
         goto out;
     const char *body = body_of(ctx, ex, ctx->cfg->max_body_bytes, &len);
     if (!body)
@@ -290,13 +299,13 @@ void documents_post(struct route_ctx *ctx, struct exchange *ex)
         first++;
     if (first < len && body[first] == '[') {
         json_error_t jerr;
-        json_t *array = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *array = docjson_load(body, len, &jerr);
         if (!array) {
             respond_error(ex, 400, "invalid JSON at line %d, column %d: %s", jerr.line,
                           jerr.column, jerr.text);
             goto out_records;
         }
-        rc = bulk_array(&b, array);
+        rc = bulk_array(&b, array, body, len);
         json_decref(array);
     } else {
         rc = bulk_lines(&b, body, len);
@@ -328,4 +337,133 @@ out_records:
 out:
     free(b.offsets);
     json_decref(b.errors);
+}
+
+/* ---- the write thread ---- */
+
+void (*documents_before_write_hook)(void);
+
+enum write_kind { WRITE_PUT, WRITE_DELETE, WRITE_POST };
+
+struct write_job {
+    struct write_job *next;
+    struct exchange ex; /* its request is deferred: ours until resumed */
+    enum write_kind kind;
+    size_t id_len;
+    char id[]; /* NUL-terminated */
+};
+
+struct write_queue {
+    struct route_ctx *ctx;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct write_job *head, *tail;
+    bool stopping;
+};
+
+static void *write_main(void *arg)
+{
+    struct write_queue *q = arg;
+
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->head && !q->stopping)
+            pthread_cond_wait(&q->wake, &q->lock);
+        struct write_job *job = q->head;
+        if (!job)
+            break; /* stopping, and nothing left */
+        q->head = job->next;
+        if (!q->head)
+            q->tail = NULL;
+        pthread_mutex_unlock(&q->lock);
+        if (documents_before_write_hook)
+            documents_before_write_hook();
+        switch (job->kind) {
+        case WRITE_PUT: put_now(q->ctx, &job->ex, job->id, job->id_len); break;
+        case WRITE_DELETE: delete_now(q->ctx, &job->ex, job->id, job->id_len); break;
+        case WRITE_POST: post_now(q->ctx, &job->ex); break;
+        }
+        http_request_resume(job->ex.req);
+        free(job);
+        pthread_mutex_lock(&q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+int documents_start(struct route_ctx *ctx, struct xerr *err)
+{
+    struct write_queue *q = calloc(1, sizeof *q);
+
+    if (!q)
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    q->ctx = ctx;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->wake, NULL);
+    if (pthread_create(&q->thread, NULL, write_main, q)) {
+        pthread_cond_destroy(&q->wake);
+        pthread_mutex_destroy(&q->lock);
+        free(q);
+        return xerr_set(err, XE_IO, "cannot start the write thread");
+    }
+    ctx->writes = q;
+    return XE_OK;
+}
+
+void documents_stop(struct route_ctx *ctx)
+{
+    struct write_queue *q = ctx->writes;
+
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_signal(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+    pthread_join(q->thread, NULL);
+    pthread_cond_destroy(&q->wake);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+    ctx->writes = NULL;
+}
+
+/* Defers ex's request to the write thread; answers 500 itself when out of memory. */
+static void submit(struct route_ctx *ctx, struct exchange *ex, enum write_kind kind,
+                   const char *id, size_t id_len)
+{
+    struct write_queue *q = ctx->writes;
+    struct write_job *job = malloc(sizeof *job + id_len + 1);
+
+    if (!job) {
+        respond_error(ex, 500, "out of memory");
+        return;
+    }
+    *job = (struct write_job){ .ex = *ex, .kind = kind, .id_len = id_len };
+    memcpy(job->id, id, id_len);
+    job->id[id_len] = '\0';
+    http_request_defer(ex->req);
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    pthread_cond_signal(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void documents_put(struct route_ctx *ctx, struct exchange *ex, const char *id, size_t id_len)
+{
+    submit(ctx, ex, WRITE_PUT, id, id_len);
+}
+
+void documents_delete(struct route_ctx *ctx, struct exchange *ex, const char *id, size_t id_len)
+{
+    submit(ctx, ex, WRITE_DELETE, id, id_len);
+}
+
+void documents_post(struct route_ctx *ctx, struct exchange *ex)
+{
+    submit(ctx, ex, WRITE_POST, "", 0);
 }

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "index/index.h"
 #include "index/limits.h"
 #include "index/tokenizer.h"
+#include "index/wal.h"
 #include "server/bulkload.h"
 #include "server/http.h"
 #include "server/respond.h"
@@ -26,9 +28,9 @@ static const char usage[] =
     "usage: xun COMMAND [options]\n"
     "\n"
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
-    "          [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
-    "          [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
-    "          [--cache-mb N] [--no-fold-variants] [--quiet]\n"
+    "          [--cors-origin ORIGIN] [--max-connections N] [--max-connections-per-client N]\n"
+    "          [--max-body-bytes N] [--idle-timeout S] [--request-timeout S]\n"
+    "          [--recency-half-life DAYS] [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
     "  index   --data DIR [--threads N] [--memory-mb N] [--no-fold-variants] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
@@ -37,12 +39,15 @@ static const char usage[] =
     "          print the same JSON as GET /search\n"
     "  analyze [--no-fold-variants] TEXT\n"
     "          print the terms TEXT is indexed by, as GET /analyze\n"
+    "  repair  --data DIR\n"
+    "          set aside the damaged part of DIR's write-ahead log, so that it serves again\n"
     "\n"
     "xun COMMAND --help says more about each.\n";
 
 static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
-    "                 [--cors-origin ORIGIN] [--max-connections N] [--max-body-bytes N]\n"
+    "                 [--cors-origin ORIGIN] [--max-connections N]\n"
+    "                 [--max-connections-per-client N] [--max-body-bytes N]\n"
     "                 [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
     "                 [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "\n"
@@ -52,7 +57,12 @@ static const char serve_help[] =
     "  --api-key KEY       require 'Authorization: Bearer KEY' on writes\n"
     "                      (default: $XUN_API_KEY)\n"
     "  --cors-origin ORIGIN  let pages from ORIGIN (or *) call the API from a browser\n"
-    "  --max-connections N  connections at once; more are answered 503 (default 4096)\n"
+    "  --max-connections N  connections at once (default 4096); at the limit the\n"
+    "                      longest-idle keep-alive connection is closed for a new one,\n"
+    "                      and only when none is idle is the new one answered 503\n"
+    "  --max-connections-per-client N  connections at once from one IP address; more\n"
+    "                      are answered 429 (default 512; 0: no limit). Behind a\n"
+    "                      proxy every client shares the proxy's address\n"
     "  --max-body-bytes N   largest request body, POST /documents (default 64 MiB)\n"
     "  --idle-timeout S     close a connection silent this long (default 30)\n"
     "  --request-timeout S  a request must arrive whole, headers and body, within S\n"
@@ -91,6 +101,15 @@ static const char analyze_help[] =
     "usage: xun analyze [--no-fold-variants] TEXT\n"
     "\n"
     "Prints the terms TEXT is indexed and searched by, as GET /analyze answers.\n";
+
+static const char repair_help[] =
+    "usage: xun repair --data DIR\n"
+    "\n"
+    "When xun serve refuses to start because the write-ahead log of DIR is damaged\n"
+    "(it names the byte and the records there), this moves everything from the\n"
+    "first damaged batch on into a file beside the log, LOG.damaged-OFFSET, and\n"
+    "says how many records it held; those writes are then no longer in the index.\n"
+    "A sound log is left as it is. The folder must not be in use by a server.\n";
 
 static int fail(const char *what, const struct xerr *err)
 {
@@ -160,6 +179,7 @@ static int cmd_serve(int argc, char **argv)
         { "threads", required_argument, NULL, 't' }, { "api-key", required_argument, NULL, 'k' },
         { "quiet", no_argument, NULL, 'q' },         { "cors-origin", required_argument, NULL, 'o' },
         { "max-connections", required_argument, NULL, 'c' },
+        { "max-connections-per-client", required_argument, NULL, 'P' },
         { "max-body-bytes", required_argument, NULL, 'b' },
         { "idle-timeout", required_argument, NULL, 'i' },
         { "request-timeout", required_argument, NULL, 'R' },
@@ -205,6 +225,7 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             break;
         case 'c':
+        case 'P':
         case 'b':
         case 'i':
         case 'R':
@@ -217,6 +238,7 @@ static int cmd_serve(int argc, char **argv)
                 { 'c', "max-connections", 1, 1000000 }, { 'b', "max-body-bytes", 1, 1L << 30 },
                 { 'i', "idle-timeout", 1, 3600 },       { 'R', "request-timeout", 1, 3600 },
                 { 'C', "cache-mb", 0, 1L << 16 },
+                { 'P', "max-connections-per-client", 0, 1000000 },
             };
             size_t k = 0;
             long v;
@@ -229,6 +251,7 @@ static int cmd_serve(int argc, char **argv)
             }
             switch (c) {
             case 'c': cfg.max_connections = (uint32_t)v; break;
+            case 'P': cfg.max_connections_per_client = (uint32_t)v; break;
             case 'b': cfg.max_body_bytes = (size_t)v; break;
             case 'i': cfg.idle_timeout_s = (int)v; break;
             case 'R': cfg.request_timeout_s = (int)v; break;
@@ -403,6 +426,71 @@ static int cmd_search(int argc, char **argv)
     return 0;
 }
 
+/* The index in data whatever analyzer it was built with (repair reads no text). */
+static int open_any_analyzer(const char *data, struct index **ix, struct xerr *err)
+{
+    int rc = index_open(data, TOKENIZE_DEFAULT, ix, err);
+
+    if (rc == XE_INPUT) {
+        xerr_clear(err);
+        rc = index_open(data, TOKENIZE_DEFAULT ^ TOKENIZE_FOLD_VARIANTS, ix, err);
+    }
+    return rc;
+}
+
+static int cmd_repair(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "data", required_argument, NULL, 'd' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *data = NULL;
+    struct xerr err = { 0 };
+    struct index *ix;
+    int c;
+
+    if (wants_help(argc, argv)) {
+        fputs(repair_help, stdout);
+        return 0;
+    }
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (c != 'd') {
+            fputs(repair_help, stderr);
+            return 2;
+        }
+        data = optarg;
+    }
+    if (!data || optind != argc) {
+        fputs(repair_help, stderr);
+        return 2;
+    }
+    if (open_any_analyzer(data, &ix, &err))
+        return fail(data, &err);
+    if (!*index_wal_name(ix)) {
+        printf("xun: %s has no write-ahead log; nothing to repair\n", data);
+        index_close(ix);
+        return 0;
+    }
+    char path[4096];
+    struct wal_set_aside aside;
+    index_path(ix, index_wal_name(ix), path, sizeof path);
+    int rc = wal_repair(path, &aside, &err);
+    index_close(ix); /* the lock is held until the log is repaired */
+    if (rc)
+        return fail("repair", &err);
+    if (!aside.bytes) {
+        printf("xun: the log %s is sound; nothing changed\n", path);
+        return 0;
+    }
+    printf("xun: the log %s: %s at byte %" PRIu64 "; set aside %" PRIu64 " bytes holding %" PRIu64
+           " records",
+           path, aside.why, aside.offset, aside.bytes, aside.records);
+    if (aside.records)
+        printf(" (sequence %" PRIu64 " to %" PRIu64 ")", aside.first_seq, aside.last_seq);
+    printf(" in %s\n", aside.kept_path);
+    return 0;
+}
+
 static int cmd_analyze(int argc, char **argv)
 {
     unsigned tokenize_flags = TOKENIZE_DEFAULT;
@@ -443,6 +531,7 @@ int main(int argc, char **argv)
         { "index", cmd_index },
         { "search", cmd_search },
         { "analyze", cmd_analyze },
+        { "repair", cmd_repair },
     };
 
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

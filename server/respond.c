@@ -1,14 +1,13 @@
 /* Replies and the access log (see respond.h). */
 #include "server/respond.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "index/error.h"
+#include "server/http.h"
 
 #define LOG_INPUT_MAX_BYTES 64
 
@@ -34,8 +33,10 @@ static const struct {
     { 408, "request_timeout", "Request Timeout" },
     { 413, "payload_too_large", "Payload Too Large" },
     { 414, "uri_too_long", "URI Too Long" },
+    { 429, "too_many_connections", "Too Many Requests" },
     { 431, "headers_too_large", "Request Header Fields Too Large" },
     { 500, "internal", "Internal Server Error" },
+    { 501, "not_implemented", "Not Implemented" },
     { 503, "unavailable", "Service Unavailable" },
 };
 
@@ -87,25 +88,12 @@ static void log_line(const struct exchange *ex, int status, size_t bytes)
 void respond_bytes(struct exchange *ex, int status, const char *content_type, const void *data,
                    size_t len)
 {
-    struct evbuffer *body = evbuffer_new();
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(ex->req);
-
-    evhttp_add_header(headers, "Content-Type", content_type);
+    http_request_add_header(ex->req, "Content-Type", content_type);
     if (ex->cors_origin) {
-        evhttp_add_header(headers, "Access-Control-Allow-Origin", ex->cors_origin);
-        evhttp_add_header(headers, "Vary", "Origin");
+        http_request_add_header(ex->req, "Access-Control-Allow-Origin", ex->cors_origin);
+        http_request_add_header(ex->req, "Vary", "Origin");
     }
-    if (evhttp_request_get_command(ex->req) == EVHTTP_REQ_HEAD) {
-        /* the length a GET would have, and no body */
-        char n[24];
-        snprintf(n, sizeof n, "%zu", len);
-        evhttp_add_header(headers, "Content-Length", n);
-    } else if (body) {
-        evbuffer_add(body, data, len);
-    }
-    evhttp_send_reply(ex->req, status, reason_of(status), body);
-    if (body)
-        evbuffer_free(body);
+    http_request_set_reply(ex->req, status, reason_of(status), data, len);
     log_line(ex, status, len);
 }
 

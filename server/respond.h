@@ -12,13 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evhttp_request;
+struct http_request;
 
 /* One request being answered. */
 struct exchange {
-    struct evhttp_request *req;
+    struct http_request *req; /* the reply goes there (server/http.h) */
     const char *method;
-    const char *path; /* raw, as received (logged up to 64 bytes) */
+    const char *path; /* the target, raw, as received (logged up to 64 bytes) */
     uint64_t start_ns;
     bool quiet;
     const char *cors_origin; /* added to every reply when set */
@@ -32,7 +32,7 @@ uint64_t now_ns(void);
 void respond_json(struct exchange *ex, int status, json_t *value);
 /* Sends JSON text already serialized. */
 void respond_json_text(struct exchange *ex, int status, const char *text, size_t len);
-/* Sends raw bytes with a content type. */
+/* Sends raw bytes with a content type (a HEAD request gets the headers only). */
 void respond_bytes(struct exchange *ex, int status, const char *content_type, const void *data,
                    size_t len);
 /* {"error": {"code": ..., "message": ...}} with the status's code name. */

@@ -6,8 +6,6 @@
  */
 #include "server/routes.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +47,10 @@ int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_con
     if (cfg->cache_bytes && !(ctx->cache = result_cache_new(cfg->cache_bytes)))
         return xerr_set(err, XE_NOMEM, "out of memory");
     int rc = writer_start(ix, &ctx->writer, err);
+    if (!rc && (rc = documents_start(ctx, err)) != XE_OK) {
+        writer_stop(ctx->writer);
+        ctx->writer = NULL;
+    }
     if (rc) {
         result_cache_free(ctx->cache);
         ctx->cache = NULL;
@@ -58,6 +60,7 @@ int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_con
 
 void routes_fini(struct route_ctx *ctx)
 {
+    documents_stop(ctx);
     writer_stop(ctx->writer);
     ctx->writer = NULL;
     result_cache_free(ctx->cache);
@@ -561,28 +564,42 @@ static void route_stats(struct route_ctx *ctx, struct exchange *ex)
 }
 
 /*
- * Healthy unless a segment of the index turned out damaged (a chunk whose
- * checksum did not match): then 503, so that a load balancer stops sending
- * queries here, naming the segments to rebuild or restore.
+ * "ok", or "degraded" with what is wrong. A damaged segment (a chunk whose
+ * checksum did not match) makes it 503, so that a load balancer stops
+ * sending queries here; it names the segments to rebuild or restore. Index
+ * files that cannot be written (a full disk) keep it 200: every read is still
+ * answered, and the body says that writes are refused and why.
  */
 static void route_health(struct route_ctx *ctx, struct exchange *ex)
 {
     struct snapshot *snap = index_snapshot(ctx->ix);
     uint32_t which[HEALTH_MAX_NAMED];
     uint32_t n = snapshot_damaged_segments(snap, which, HEALTH_MAX_NAMED);
+    struct writer_health wh;
 
-    if (!n) {
+    writer_get_health(ctx->writer, &wh);
+    if (!n && !wh.read_only) {
         snapshot_release(snap);
         respond_json(ex, 200, json_pack("{s:s}", "status", "ok"));
         return;
     }
-    json_t *names = json_array();
-    for (uint32_t i = 0; i < n && i < HEALTH_MAX_NAMED; i++)
-        json_array_append_new(names, json_string(snap->segments[which[i]]->name));
+    json_t *body = json_pack("{s:s}", "status", "degraded");
+    if (n) {
+        json_t *names = json_array();
+        for (uint32_t i = 0; i < n && i < HEALTH_MAX_NAMED; i++)
+            json_array_append_new(names, json_string(snap->segments[which[i]]->name));
+        json_object_set_new(body, "damaged_segments", names);
+        json_object_set_new(body, "checksum_failures",
+                            json_integer((json_int_t)segment_checksum_failures()));
+    }
+    if (wh.read_only) {
+        json_object_set_new(body, "writes", json_string("refused"));
+        json_object_set_new(body, "message", json_string(wh.message));
+        json_object_set_new(body, "segments_in_memory",
+                            json_integer((json_int_t)wh.segments_in_memory));
+    }
     snapshot_release(snap);
-    respond_json(ex, 503, json_pack("{s:s,s:o,s:I}", "status", "degraded", "damaged_segments",
-                                    names, "checksum_failures",
-                                    (json_int_t)segment_checksum_failures()));
+    respond_json(ex, n ? 503 : 200, body);
 }
 
 /* ---- /metrics ---- */
@@ -609,6 +626,11 @@ static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
     mi.merges = ws.merges;
     mi.refreshes = ws.refreshes;
     mi.checkpoints = ws.checkpoints;
+    mi.write_failures = ws.write_failures;
+    struct writer_health wh;
+    writer_get_health(ctx->writer, &wh);
+    mi.writer_read_only = wh.read_only;
+    mi.segments_in_memory = wh.segments_in_memory;
     buf_init(&out, 1u << 20);
     metrics_render(&ctx->metrics, &mi, &out);
     respond_bytes(ex, out.rc ? 500 : 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
@@ -641,31 +663,40 @@ static enum route_id route_of(const char *path, size_t len)
     return ROUTE_OTHER;
 }
 
-static const char *method_name(enum evhttp_cmd_type cmd)
+static struct exchange exchange_of(struct route_ctx *ctx, struct http_request *req)
 {
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    }
-    return "?";
+    return (struct exchange){ .req = req, .method = http_request_method_name(req),
+                              .path = http_request_target(req), .start_ns = now_ns(),
+                              .quiet = ctx->cfg->quiet, .cors_origin = ctx->cfg->cors_origin,
+                              .metrics = &ctx->metrics, .route = ROUTE_OTHER };
 }
 
-
-void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
+bool routes_head(struct route_ctx *ctx, struct http_request *req, size_t *body_limit)
 {
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const char *uri = evhttp_request_get_uri(req);
-    struct exchange ex = { .req = req, .method = method_name(cmd), .path = uri ? uri : "",
-                           .start_ns = now_ns(), .quiet = ctx->cfg->quiet,
-                           .cors_origin = ctx->cfg->cors_origin, .metrics = &ctx->metrics,
-                           .route = ROUTE_OTHER };
+    struct exchange ex = exchange_of(ctx, req);
+    enum http_req_method cmd = http_request_method(req);
+    const char *uri = http_request_uri(req);
+    size_t path_len = strcspn(uri, "?#");
+    bool put = cmd == HTTP_REQ_PUT && path_len > 11 && !memcmp(uri, "/documents/", 11);
+    bool write = put || (cmd == HTTP_REQ_DELETE && path_len > 11 &&
+                         !memcmp(uri, "/documents/", 11)) ||
+                 (cmd == HTTP_REQ_POST && path_is(uri, path_len, "/documents"));
+    size_t n_auth = http_request_header_count(req, "Authorization");
+
+    ex.route = route_of(uri, path_len);
+    *body_limit = put ? DOC_MAX_BYTES : ctx->cfg->max_body_bytes;
+    if (n_auth > 1) {
+        respond_error(&ex, 400, "the request has %zu Authorization headers; send one", n_auth);
+        return false;
+    }
+    return !write || documents_authorized(ctx, &ex);
+}
+
+void routes_handle(struct route_ctx *ctx, struct http_request *req)
+{
+    enum http_req_method cmd = http_request_method(req);
+    const char *uri = http_request_uri(req);
+    struct exchange ex = exchange_of(ctx, req);
     struct url_query uq;
     const char *why = NULL;
 
@@ -691,19 +722,18 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         respond_error(&ex, 400, "%s", why);
         return;
     }
-    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    bool get = cmd == HTTP_REQ_GET || cmd == HTTP_REQ_HEAD;
     const char *allow = "GET, HEAD";
 
-    if (cmd == EVHTTP_REQ_OPTIONS) {
+    if (cmd == HTTP_REQ_OPTIONS) {
         /* a CORS preflight, or a client asking what the server takes */
-        struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-        evhttp_add_header(headers, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+        http_request_add_header(req, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
         if (ctx->cfg->cors_origin) {
-            evhttp_add_header(headers, "Access-Control-Allow-Methods",
-                              "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-            evhttp_add_header(headers, "Access-Control-Allow-Headers",
-                              "Authorization, Content-Type");
-            evhttp_add_header(headers, "Access-Control-Max-Age", "86400");
+            http_request_add_header(req, "Access-Control-Allow-Methods",
+                                    "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+            http_request_add_header(req, "Access-Control-Allow-Headers",
+                                    "Authorization, Content-Type");
+            http_request_add_header(req, "Access-Control-Max-Age", "86400");
         }
         respond_bytes(&ex, 204, "text/plain", "", 0);
         url_query_fini(&uq);
@@ -740,7 +770,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         char *id = malloc(path_len - 11 + 1);
         long id_len = id ? url_decode(uri + 11, path_len - 11, id, false) : -1;
         bool ok = id_len > 0 && id_len <= DOC_ID_MAX_BYTES && utf8_check(id, (size_t)id_len, NULL);
-        if (!get && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE) {
+        if (!get && cmd != HTTP_REQ_PUT && cmd != HTTP_REQ_DELETE) {
             /* answered below */
         } else if (!ok) {
             get = true;
@@ -750,7 +780,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
             route_document(ctx, &ex, id, (size_t)id_len);
         } else {
             get = true;
-            if (cmd == EVHTTP_REQ_PUT)
+            if (cmd == HTTP_REQ_PUT)
                 documents_put(ctx, &ex, id, (size_t)id_len);
             else
                 documents_delete(ctx, &ex, id, (size_t)id_len);
@@ -758,7 +788,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
         free(id);
     } else if (path_is(uri, path_len, "/documents")) {
         allow = "POST";
-        if (cmd == EVHTTP_REQ_POST) {
+        if (cmd == HTTP_REQ_POST) {
             get = true;
             documents_post(ctx, &ex);
         } else {
@@ -770,7 +800,7 @@ void routes_handle(struct route_ctx *ctx, struct evhttp_request *req)
                       (int)(path_len < 64 ? path_len : 64), uri);
     }
     if (!get) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        http_request_add_header(req, "Allow", allow);
         respond_error(&ex, 405, "%s is not allowed here; allowed: %s", ex.method, allow);
     }
     url_query_fini(&uq);

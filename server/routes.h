@@ -16,7 +16,8 @@
 #include "query/search.h"
 #include "server/metrics.h"
 
-struct evhttp_request;
+struct http_request;
+struct write_queue;
 struct result_cache;
 struct index;
 struct server_config;
@@ -27,6 +28,7 @@ struct route_ctx {
     struct result_cache *cache; /* NULL: responses are not cached */
     struct index *ix;
     struct writer *writer; /* started by routes_init, stopped by routes_fini */
+    struct write_queue *writes; /* the write thread (server/documents.h), the same */
     const struct server_config *cfg;
     time_t started;
     atomic_uint_fast64_t queries;
@@ -36,7 +38,15 @@ struct route_ctx {
 int routes_init(struct route_ctx *ctx, struct index *ix, const struct server_config *cfg,
                 struct xerr *err);
 void routes_fini(struct route_ctx *ctx);
-void routes_handle(struct route_ctx *ctx, struct evhttp_request *req);
+/*
+ * Decides on a request's head, before its body is read: false when it has
+ * answered (two Authorization headers, a write without the API key), and
+ * then the body is never read. *body_limit: the most body bytes the route
+ * takes (a longer body is answered 413).
+ */
+bool routes_head(struct route_ctx *ctx, struct http_request *req, size_t *body_limit);
+/* Answers req, or defers it to the write thread (http_request_defer). */
+void routes_handle(struct route_ctx *ctx, struct http_request *req);
 
 /* A search as /search runs it, for the command line too. */
 struct search_params {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "index/buf.h"
 #include "index/crc32c.h"
@@ -211,6 +212,41 @@ static void test_index_open_refuses_a_folder_it_cannot_make(void **state)
     assert_null(ix);
     free(deep);
     free(file);
+}
+
+/*
+ * One writer per folder, whatever happens to the files in it: removing LOCK
+ * (or replacing it) while a holder runs must not let a second one in.
+ */
+static void test_index_open_refuses_a_second_opener_even_with_lock_file_removed(void **state)
+{
+    char *dir = join(*state, "data");
+    char *lock = join(dir, "LOCK");
+    char pid[32];
+    struct index *second = NULL;
+    struct xerr err = { 0 };
+
+    struct index *first = open_ok(dir);
+    assert_int_equal(index_open(dir, TOKENIZE_DEFAULT, &second, &err), XE_IO);
+    assert_null(second);
+    assert_non_null(strstr(err.msg, "in use by another xun process"));
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    assert_non_null(strstr(err.msg, pid));
+    /* the note removed, then a file of another content put in its place */
+    assert_int_equal(unlink(lock), 0);
+    xerr_clear(&err);
+    assert_int_equal(index_open(dir, TOKENIZE_DEFAULT, &second, &err), XE_IO);
+    assert_non_null(strstr(err.msg, "in use by another xun process"));
+    write_text(dir, "LOCK", "", 0);
+    xerr_clear(&err);
+    assert_int_equal(index_open(dir, TOKENIZE_DEFAULT, &second, &err), XE_IO);
+    assert_null(second);
+    /* the holder gone, the folder opens again */
+    index_close(first);
+    second = open_ok(dir);
+    index_close(second);
+    free(lock);
+    free(dir);
 }
 
 static void test_index_commit_publishes_segments_that_reopen_sees(void **state)
@@ -719,6 +755,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
         T(test_index_open_creates_a_missing_folder_with_an_empty_snapshot),
         T(test_index_open_refuses_a_folder_it_cannot_make),
+        T(test_index_open_refuses_a_second_opener_even_with_lock_file_removed),
         T(test_index_commit_publishes_segments_that_reopen_sees),
         T(test_index_newest_segment_wins_for_a_repeated_id),
         T(test_index_snapshot_keeps_its_view_across_a_commit),

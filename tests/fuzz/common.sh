@@ -4,11 +4,11 @@
 # compile of them into one folder per compiler and flags.
 
 # The library, as the Makefile's LIB_SRC, without the HTTP side of server/
-# (a fuzz target needs urlquery.c and docjson.c only; so no generated page,
-# but the generated folding table, which the Makefile makes first).
+# (a fuzz target needs urlquery.c, docjson.c and reqparse.c only; so no
+# generated page, but the generated folding table, which the Makefile makes first).
 FUZZ_LIB_SRC="$(ls index/*.c query/*.c | grep -v index/variants_gen.c) server/urlquery.c \
-server/docjson.c build/gen/variants_table.c"
-FUZZ_LIBS="-levent -levent_pthreads -ljansson -lutf8proc -lzstd -lm -pthread"
+server/docjson.c server/reqparse.c build/gen/variants_table.c"
+FUZZ_LIBS="-levent -levent_pthreads -lhttp_parser -ljansson -lutf8proc -lzstd -lm -pthread"
 # The Makefile's warnings; -Werror with WERROR=1, as there.
 FUZZ_WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
 -Wundef -Wpointer-arith${WERROR:+ -Werror}"

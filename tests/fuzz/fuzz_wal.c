@@ -1,20 +1,42 @@
 /*
- * Fuzz target: write-ahead log replay (index/wal.h) fed damaged logs, and
- * the stored records (index/doc.h) that PUT records carry.
+ * Fuzz target: write-ahead log replay and repair (index/wal.h, version 2)
+ * fed damaged and torn logs, and the stored records (index/doc.h) that PUT
+ * records carry.
  *
  *   byte 0     mode bits:
- *                0x01  raw: the rest of the input is the whole file;
- *                      otherwise it follows a valid 16-byte header
+ *                0x01  raw: the rest of the input is the whole file
  *                0x06  after_seq = (mode >> 1) & 3
  *                0x08  the replay callback refuses a PUT whose record does
  *                      not decode, as the writer does (else it goes on)
- *   then       the file's bytes
+ *                0x10  framed: the rest is a script of batches, framed here
+ *                      with good checksums (below); else it follows a valid
+ *                      16-byte header as it is
+ *                0x20  the file is padded with zeros to a whole step
+ *                      (WAL_EXTENT_BYTES), as a preallocated log is
+ *                0x40  framed: a first batch of one filler record ends 64
+ *                      bytes before the first step, and the file is cut to
+ *                      one step when longer (a growth that was lost)
+ *   framed     byte 1: what happens to the last batch (0: nothing; 1: a
+ *              bit flipped; 2: a sector zeroed; 3: the file cut inside it;
+ *              4: zeros from a byte on; 5: the sectors of it that bytes 2-3
+ *              name (bit i: sector i) never written; 6: a prefix of it
+ *              written (a killed process), bytes 2-3 say how long)
+ *              bytes 2-3: where (little-endian)
+ *              then batches: a byte c (1 + (c & 3) records; 0x40: its first
+ *              sequence number repeats the last one; 0x80: a gap of one),
+ *              then per record a byte t (0x80: DELETE, else PUT; t & 0x7f
+ *              payload bytes, as many as are left) and the payload
  *
- * Replay must hand over only PUT and DELETE records with sequence numbers
- * above after_seq, increasing, payloads inside the file; a PUT payload that
- * decodes is turned back into JSON and re-encoded, and must decode to the
- * same fields. A refused log must be XE_CORRUPT (or the callback's code)
- * with a message. A log that opens has had its torn tail cut: one more
+ * Checks: replay hands over only PUT and DELETE records with sequence
+ * numbers above after_seq, increasing, payloads inside the file; for a
+ * framed log, exactly a prefix of the records framed (all of them when
+ * nothing happened to it). A PUT payload that decodes is turned back into
+ * JSON and re-encoded, and must decode to the same fields. A log whose last
+ * batch was torn as a crash tears it (5, 6) must open. A refused log is
+ * XE_CORRUPT (or the callback's code) with a message, left as it was;
+ * wal_repair() then keeps the bytes it sets aside in the file it names, and
+ * the log opens. A log that opens has lost nothing silently: bytes that are
+ * not zero past wal_bytes() are in the torn tail's kept file. One more
  * record appended and committed, the log must open again and replay
  * exactly the same records plus that one.
  */
@@ -29,14 +51,41 @@
 
 #define MODE_RAW 0x01
 #define MODE_STRICT 0x08
+#define MODE_FRAMED 0x10
+#define MODE_PAD 0x20
+#define MODE_STEP_CUT 0x40
 #define JSON_MAX_BYTES (4 * (size_t)DOC_MAX_BYTES)
 #define APPENDED "appended-id"
+#define STEP ((size_t)WAL_EXTENT_BYTES)
+#define FILLER_END (STEP - 64)
+
+enum last_batch_op {
+    OP_NONE,
+    OP_FLIP,
+    OP_ZERO_SECTOR,
+    OP_CUT,
+    OP_ZERO_FROM,
+    OP_CRASH_SECTORS,
+    OP_KILLED,
+    N_OPS
+};
+
+/* A record framed by this target: what replay may hand over, in order. */
+struct framed_rec {
+    enum wal_type type;
+    uint64_t seq;
+    const unsigned char *payload;
+    size_t len;
+};
 
 struct replayed {
     uint64_t after_seq;
     bool strict;
+    bool refused; /* the callback refused a record */
     const unsigned char *file; /* the bytes replay reads, for the range check */
     size_t file_len;
+    const struct framed_rec *expect; /* framed: the records in order; else NULL */
+    size_t n_expect, next_expect;
     size_t n;
     uint64_t last_seq;
     uint64_t digest; /* over type, seq, payload of every record */
@@ -103,6 +152,14 @@ static int check_put(const struct wal_record *rec, bool strict, struct xerr *err
     return XE_OK;
 }
 
+/* The next framed record replay may hand over (those at or below after_seq skipped). */
+static const struct framed_rec *next_expected(struct replayed *r)
+{
+    while (r->next_expect < r->n_expect && r->expect[r->next_expect].seq <= r->after_seq)
+        r->next_expect++;
+    return r->next_expect < r->n_expect ? &r->expect[r->next_expect] : NULL;
+}
+
 static int on_record(void *ctx, const struct wal_record *rec, struct xerr *err)
 {
     struct replayed *r = ctx;
@@ -117,14 +174,23 @@ static int on_record(void *ctx, const struct wal_record *rec, struct xerr *err)
     if (r->file)
         FUZZ_CHECK(rec->len <= r->file_len && pay != NULL, "payload of %zu in %zu", rec->len,
                    r->file_len);
+    if (r->expect) {
+        const struct framed_rec *want = next_expected(r);
+        FUZZ_CHECK(want != NULL, "record %llu was never framed", (unsigned long long)rec->seq);
+        FUZZ_CHECK(want->type == rec->type && want->seq == rec->seq && want->len == rec->len &&
+                       (!rec->len || !memcmp(want->payload, pay, rec->len)),
+                   "record %llu is not the one framed", (unsigned long long)rec->seq);
+        r->next_expect++;
+    }
     r->last_seq = rec->seq;
     r->n++;
-    uint64_t h = mix(mix(r->digest, rec->type), rec->seq);
-    for (size_t i = 0; i < rec->len; i++)
-        h = mix(h, pay[i]);
-    r->digest = h;
-    if (rec->type == WAL_PUT)
-        return check_put(rec, r->strict, err);
+    r->digest = mix(mix(mix(mix(r->digest, rec->type), rec->seq), rec->len),
+                    crc32c(0, pay, rec->len));
+    if (rec->type == WAL_PUT) {
+        int rc = check_put(rec, r->strict, err);
+        r->refused = rc != XE_OK;
+        return rc;
+    }
     return XE_OK;
 }
 
@@ -135,6 +201,182 @@ static void header(unsigned char h[WAL_HEADER_BYTES])
     put_u32le(h + 12, crc32c(0, h, 12));
 }
 
+/* A log built from a framed script: its bytes, and what it holds. */
+struct framed_log {
+    unsigned char *file;
+    size_t len, cap;
+    struct framed_rec *recs;
+    size_t n_recs;
+    size_t last_at;    /* where the last batch starts (the header's end when none) */
+    bool damaged_seqs; /* a batch repeats a sequence number: refusal is right */
+};
+
+static void put_record(struct framed_log *f, size_t *at, enum wal_type type, uint64_t seq,
+                       const unsigned char *payload, size_t len)
+{
+    unsigned char *p = f->file + *at;
+
+    put_u32le(p, (uint32_t)len);
+    p[8] = (unsigned char)type;
+    put_u64le(p + 9, seq);
+    if (len)
+        memcpy(p + WAL_RECORD_HEAD_BYTES, payload, len);
+    uint32_t crc = crc32c(0, p, 4);
+    put_u32le(p + 4, crc32c(crc, p + 8, 9 + len));
+    f->recs[f->n_recs++] = (struct framed_rec){ type, seq, p + WAL_RECORD_HEAD_BYTES, len };
+    *at += WAL_RECORD_HEAD_BYTES + len;
+}
+
+static void put_batch_head(unsigned char *h, size_t body, uint32_t n, uint64_t first_seq)
+{
+    put_u64le(h, body);
+    put_u32le(h + 8, n);
+    put_u64le(h + 12, first_seq);
+    put_u32le(h + 20, crc32c(0, h, 20));
+}
+
+/* Frames script[0..len) into f (see the top); the payloads point into f->file. */
+static void build_framed(struct framed_log *f, const uint8_t *script, size_t len, bool filler)
+{
+    /* at most one record per script byte, each at most a head and a batch head more */
+    f->cap = WAL_HEADER_BYTES + (filler ? FILLER_END : 0) +
+             len * (WAL_BATCH_HEAD_BYTES + WAL_RECORD_HEAD_BYTES) + len + STEP;
+    f->file = calloc(1, f->cap);
+    f->recs = calloc(len + 2, sizeof *f->recs);
+    FUZZ_CHECK(f->file && f->recs, "out of memory");
+    header(f->file);
+    size_t at = WAL_HEADER_BYTES;
+    uint64_t seq = 1;
+    f->last_at = at;
+    if (filler) {
+        size_t n = FILLER_END - at - WAL_BATCH_HEAD_BYTES - WAL_RECORD_HEAD_BYTES;
+        unsigned char *pay = malloc(n);
+        FUZZ_CHECK(pay != NULL, "out of memory");
+        memset(pay, 'f', n);
+        size_t head = at;
+        at += WAL_BATCH_HEAD_BYTES;
+        put_record(f, &at, WAL_DELETE, seq, pay, n);
+        free(pay);
+        put_batch_head(f->file + head, at - head - WAL_BATCH_HEAD_BYTES, 1, seq);
+        f->last_at = head;
+        seq++;
+    }
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = script[i++];
+        uint32_t n = 1 + (c & 3);
+        if ((c & 0x40) && seq > 1) {
+            seq--;
+            f->damaged_seqs = true;
+        } else if (c & 0x80) {
+            seq++;
+        }
+        size_t head = at;
+        uint64_t first = seq;
+        at += WAL_BATCH_HEAD_BYTES;
+        uint32_t made = 0;
+        for (; made < n && i < len; made++) {
+            uint8_t t = script[i++];
+            size_t m = t & 0x7f;
+            if (m > len - i)
+                m = len - i;
+            put_record(f, &at, (t & 0x80) ? WAL_DELETE : WAL_PUT, seq++, script + i, m);
+            i += m;
+        }
+        if (!made) {
+            at = head; /* a batch with no record is no batch */
+            break;
+        }
+        put_batch_head(f->file + head, at - head - WAL_BATCH_HEAD_BYTES, made, first);
+        f->last_at = head;
+    }
+    f->len = at;
+}
+
+/* What byte 1 of a framed input does to the last batch, [last_at, len). */
+static void apply_op(struct framed_log *f, unsigned op, unsigned where)
+{
+    size_t from = f->last_at, n = f->len - from;
+
+    if (f->len == WAL_HEADER_BYTES || !n)
+        return;
+    switch (op) {
+    case OP_FLIP:
+        f->file[from + (where / 8) % n] ^= (unsigned char)(1u << (where % 8));
+        break;
+    case OP_ZERO_SECTOR: {
+        size_t s = (from + where % n) / WAL_SECTOR_BYTES * WAL_SECTOR_BYTES;
+        size_t e = s + WAL_SECTOR_BYTES < f->len ? s + WAL_SECTOR_BYTES : f->len;
+        memset(f->file + s, 0, e - s);
+        break;
+    }
+    case OP_CUT:
+        f->len = from + where % n;
+        break;
+    case OP_ZERO_FROM:
+        memset(f->file + from + where % n, 0, f->len - from - where % n);
+        break;
+    case OP_CRASH_SECTORS:
+        /* sector i of the file from the one the batch starts in: its share of the batch */
+        for (size_t i = 0; i < 16; i++) {
+            size_t s = (from / WAL_SECTOR_BYTES + i) * WAL_SECTOR_BYTES;
+            if (!(where & (1u << i)) || s >= f->len)
+                continue;
+            size_t a = s > from ? s : from;
+            size_t e = s + WAL_SECTOR_BYTES < f->len ? s + WAL_SECTOR_BYTES : f->len;
+            memset(f->file + a, 0, e - a);
+        }
+        break;
+    case OP_KILLED:
+        memset(f->file + from + where % n, 0, n - where % n);
+        break;
+    default:
+        break;
+    }
+}
+
+static size_t nonzero_end(const unsigned char *p, size_t len)
+{
+    static const unsigned char zeros[4096];
+
+    while (len >= sizeof zeros && !memcmp(p + len - sizeof zeros, zeros, sizeof zeros))
+        len -= sizeof zeros;
+    while (len && !p[len - 1])
+        len--;
+    return len;
+}
+
+/* The file at path holds exactly data[0..len). */
+static void check_kept(const char *path, const unsigned char *data, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+
+    FUZZ_CHECK(f != NULL, "no kept file %s", path);
+    unsigned char *got = malloc(len + 1);
+    FUZZ_CHECK(got != NULL, "out of memory");
+    size_t n = fread(got, 1, len + 1, f);
+    fclose(f);
+    FUZZ_CHECK(n == len && (!len || !memcmp(got, data, len)), "%s holds %zu other bytes", path,
+               n);
+    free(got);
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+
+    FUZZ_CHECK(f != NULL, "cannot open %s", path);
+    FUZZ_CHECK(fseek(f, 0, SEEK_END) == 0, "seek");
+    long n = ftell(f);
+    FUZZ_CHECK(n >= 0 && fseek(f, 0, SEEK_SET) == 0, "seek");
+    unsigned char *p = malloc((size_t)n + 1);
+    FUZZ_CHECK(p != NULL, "out of memory");
+    FUZZ_CHECK(fread(p, 1, (size_t)n, f) == (size_t)n, "read");
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!log_path)
@@ -143,39 +385,112 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
 
     unsigned mode = data[0];
-    size_t body = size - 1, len = (mode & MODE_RAW) ? body : WAL_HEADER_BYTES + body;
-    unsigned char *file = malloc(len + 1);
-    FUZZ_CHECK(file != NULL, "out of memory");
-    if (mode & MODE_RAW) {
-        memcpy(file, data + 1, body);
+    struct framed_log fl = { 0 };
+    unsigned op = OP_NONE;
+    if ((mode & MODE_FRAMED) && !(mode & MODE_RAW)) {
+        if (size < 4)
+            return 0;
+        op = data[1] % N_OPS;
+        build_framed(&fl, data + 4, size - 4, (mode & MODE_STEP_CUT) != 0);
+        apply_op(&fl, op, (unsigned)data[2] | (unsigned)data[3] << 8);
+        if ((mode & MODE_STEP_CUT) && fl.len > STEP)
+            fl.len = STEP;
     } else {
-        header(file);
-        memcpy(file + WAL_HEADER_BYTES, data + 1, body);
+        size_t body = size - 1;
+        fl.len = (mode & MODE_RAW) ? body : WAL_HEADER_BYTES + body;
+        fl.cap = fl.len + STEP;
+        fl.file = calloc(1, fl.cap);
+        FUZZ_CHECK(fl.file != NULL, "out of memory");
+        if (mode & MODE_RAW) {
+            memcpy(fl.file, data + 1, body);
+        } else {
+            header(fl.file);
+            memcpy(fl.file + WAL_HEADER_BYTES, data + 1, body);
+        }
     }
+    size_t len = fl.len;
+    if (mode & MODE_PAD) {
+        size_t whole = (len + STEP - 1) / STEP * STEP;
+        FUZZ_CHECK(whole <= fl.cap, "no room to pad");
+        memset(fl.file + len, 0, whole - len);
+        len = whole;
+    }
+    unsigned char *file = fl.file;
     fuzz_write_file(log_path, file, len);
 
     struct replayed first = { .after_seq = (mode >> 1) & 3, .strict = (mode & MODE_STRICT) != 0,
-                              .file = file, .file_len = len };
+                              .file = file, .file_len = len, .expect = fl.recs,
+                              .n_expect = fl.n_recs };
     struct wal *w = NULL;
     struct xerr err = { 0 };
     uint64_t last = 0;
+    char kept[sizeof ((struct wal_set_aside *)0)->kept_path] = "";
     int rc = wal_open(log_path, first.after_seq, on_record, &first, &w, &last, &err);
-    free(file);
+    /* what a crash can leave: the last batch torn, or a growth lost (then the
+     * batch the cut falls in is the last in the file) */
+    bool crash_only = fl.recs && !fl.damaged_seqs &&
+                      ((op == OP_NONE && (mode & MODE_STEP_CUT)) ||
+                       (!(mode & MODE_STEP_CUT) &&
+                        (op == OP_NONE || op == OP_CRASH_SECTORS || op == OP_KILLED)));
     if (rc) {
-        FUZZ_CHECK(rc == XE_CORRUPT && (int)err.code == rc && err.msg[0], "open: %d %s", rc,
-                   err.msg);
         FUZZ_CHECK(w == NULL, "log set on failure");
-        return 0;
+        FUZZ_CHECK(err.msg[0], "no message");
+        if (first.refused) {
+            FUZZ_CHECK((int)err.code == rc, "open: %d %s", rc, err.msg);
+            goto out;
+        }
+        FUZZ_CHECK(rc == XE_CORRUPT && (int)err.code == rc, "open: %d %s", rc, err.msg);
+        FUZZ_CHECK(!crash_only, "a log torn as a crash tears it is refused: %s", err.msg);
+        size_t now_len;
+        unsigned char *now = read_all(log_path, &now_len);
+        FUZZ_CHECK(now_len == len && !memcmp(now, file, len), "a refused log was changed");
+        free(now);
+
+        /* repair sets the bad bytes aside where it says, and the log opens */
+        struct wal_set_aside out;
+        rc = wal_repair(log_path, &out, &err);
+        FUZZ_CHECK(rc == XE_OK, "repair: %s", err.msg);
+        FUZZ_CHECK(out.bytes > 0, "repair found nothing in a refused log: %s", out.why);
+        FUZZ_CHECK(out.offset + out.bytes <= len, "set aside past the end");
+        FUZZ_CHECK(nonzero_end(file, len) <= out.offset + out.bytes, "bytes left behind");
+        check_kept(out.kept_path, file + out.offset, (size_t)out.bytes);
+        unlink(out.kept_path);
+        first = (struct replayed){ .after_seq = first.after_seq, .strict = first.strict,
+                                   .expect = fl.recs, .n_expect = fl.n_recs };
+        rc = wal_open(log_path, first.after_seq, on_record, &first, &w, &last, &err);
+        if (rc) {
+            FUZZ_CHECK(first.refused, "the log does not open after repair: %s", err.msg);
+            goto out;
+        }
+        FUZZ_CHECK(wal_torn_tail(w)->bytes == 0, "a torn tail after repair");
+    } else {
+        FUZZ_CHECK(w != NULL, "no log");
+        const struct wal_set_aside *t = wal_torn_tail(w);
+        size_t end = nonzero_end(file, len);
+        if (len >= WAL_HEADER_BYTES && wal_bytes(w) < end) {
+            FUZZ_CHECK(t->bytes > 0 && t->offset == wal_bytes(w) && t->offset + t->bytes >= end,
+                       "bytes to %zu dropped silently (kept from %llu)", end,
+                       (unsigned long long)wal_bytes(w));
+        }
+        if (t->bytes) {
+            FUZZ_CHECK(t->offset + t->bytes <= len, "torn tail past the end");
+            check_kept(t->kept_path, file + t->offset, (size_t)t->bytes);
+            snprintf(kept, sizeof kept, "%s", t->kept_path);
+        }
+        if (crash_only && !(mode & MODE_STEP_CUT)) /* a crash tears the last batch only */
+            FUZZ_CHECK(wal_bytes(w) >= fl.last_at, "%llu bytes kept, the last batch at %zu",
+                       (unsigned long long)wal_bytes(w), fl.last_at);
+        if (fl.recs && op == OP_NONE && !fl.damaged_seqs && !(mode & MODE_STEP_CUT))
+            FUZZ_CHECK(next_expected(&first) == NULL && !t->bytes, "a sound log lost records");
     }
-    FUZZ_CHECK(w != NULL, "no log");
     FUZZ_CHECK(last == (first.n ? first.last_seq : first.after_seq), "last_seq %llu",
                (unsigned long long)last);
-    FUZZ_CHECK(wal_bytes(w) >= WAL_HEADER_BYTES && wal_bytes(w) <= (len > WAL_HEADER_BYTES
-                                                                        ? len : WAL_HEADER_BYTES),
+    FUZZ_CHECK(wal_bytes(w) >= WAL_HEADER_BYTES &&
+                   wal_bytes(w) <= (len > WAL_HEADER_BYTES ? len : WAL_HEADER_BYTES),
                "%llu bytes kept of %zu", (unsigned long long)wal_bytes(w), len);
     if (last == UINT64_MAX) { /* no next sequence number */
         wal_close(w);
-        return 0;
+        goto out;
     }
 
     /* one more record after the good prefix; the log must replay it too */
@@ -189,13 +504,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w = NULL;
     rc = wal_open(log_path, second.after_seq, on_record, &second, &w, &last2, &err);
     FUZZ_CHECK(rc == XE_OK, "the log does not open after an append: %s", err.msg);
+    FUZZ_CHECK(wal_torn_tail(w)->bytes == 0, "a torn tail after an append");
     FUZZ_CHECK(last2 == last + 1, "last_seq %llu after appending %llu",
                (unsigned long long)last2, (unsigned long long)(last + 1));
     FUZZ_CHECK(second.n == first.n + 1, "%zu records replayed, then %zu", first.n, second.n);
-    uint64_t h = mix(mix(first.digest, WAL_DELETE), last + 1);
-    for (const char *c = APPENDED; *c; c++)
-        h = mix(h, (unsigned char)*c);
+    uint64_t h = mix(mix(mix(mix(first.digest, WAL_DELETE), last + 1), strlen(APPENDED)),
+                     crc32c(0, APPENDED, strlen(APPENDED)));
     FUZZ_CHECK(second.digest == h, "the records replayed differ after an append");
     wal_close(w);
+out:
+    if (kept[0])
+        unlink(kept);
+    free(fl.file);
+    free(fl.recs);
     return 0;
 }
