@@ -150,6 +150,7 @@ void server_config_defaults(struct server_config *cfg)
         .max_connections = 4096,
         .recency_half_life_days = SEARCH_RECENCY_HALF_LIFE_DAYS,
         .cache_bytes = (size_t)CACHE_DEFAULT_MB << 20,
+        .query_timeout_ms = SEARCH_TIMEOUT_DEFAULT_MS,
     };
 }
 
