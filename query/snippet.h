@@ -24,8 +24,7 @@
 #include <stddef.h>
 
 #include "index/buf.h"
-
-#define SNIPPET_SCAN_BYTES (64u << 10)
+#include "index/limits.h"
 
 struct query;
 
