@@ -35,4 +35,9 @@
  * (DESIGN.md). */
 #define SNIPPET_CHARS 120
 
+/* Highlighting looks for matches in the first 64 KiB of a field only
+ * (query/snippet.h): the longest news articles are tens of KiB, and it bounds
+ * the work of a hit whatever the document's size (DOC_MAX_BYTES). */
+#define SNIPPET_SCAN_BYTES (64u << 10)
+
 #endif

@@ -16,6 +16,12 @@
  * with it: the ranking stays exact. So is the preference for the written
  * forms a query typed (馬 over 马 when the query says 馬).
  *
+ * Time: each loop that may visit many documents (the match loop, the
+ * alignment of an AND or a phrase, a title-only term, skipping blocks,
+ * counting facets) spends a unit of the budget per step (ex_spend); past the
+ * deadline, iterators end as if they had run out of documents and the match
+ * loop drops the document in hand, so what is answered was scored whole.
+ *
  * Per-request memory comes from one arena, freed once.
  */
 #include "query/search.h"
@@ -23,6 +29,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "index/arena.h"
 #include "index/bytes.h"
@@ -104,6 +111,12 @@ struct exec {
     /* pruning: docids up to here lie in a region found competitive; it is
      * scanned as is (a higher threshold since would only prune more) */
     int64_t competitive_upto;
+
+    /* the time budget (search.h): the clock is read when until_clock runs out */
+    uint64_t deadline_ns; /* 0: none */
+    uint64_t (*clock_ns)(void);
+    uint32_t clock_every, until_clock;
+    bool timed_out; /* sticky */
 };
 
 /* A segment reader's answer: false when it found damage (the search then fails with it). */
@@ -112,6 +125,21 @@ static bool ex_read_ok(struct exec *ex, int rc)
     if (rc == XE_CORRUPT)
         ex->corrupt = true;
     return rc == XE_OK;
+}
+
+/*
+ * Spends one unit of work; true once the deadline has passed (then for good),
+ * and the caller stops as if its documents had run out.
+ */
+static bool ex_spend(struct exec *ex)
+{
+    if (!ex->deadline_ns || ex->timed_out)
+        return ex->timed_out;
+    if (--ex->until_clock)
+        return false;
+    ex->until_clock = ex->clock_every;
+    ex->timed_out = ex->clock_ns() >= ex->deadline_ns;
+    return ex->timed_out;
 }
 
 /* BM25 of one leaf given its frequency per field. */
@@ -167,7 +195,7 @@ struct term_iter {
 static bool term_settle(struct term_iter *t, bool ok)
 {
     while (ok && t->title_only && !t->cursor.tf[FIELD_TITLE])
-        ok = postings_next(&t->cursor);
+        ok = !ex_spend(t->ex) && postings_next(&t->cursor);
     if (t->cursor.corrupt)
         t->ex->corrupt = true;
     t->base.docid = ok ? t->cursor.docid : DOCID_END;
@@ -320,7 +348,7 @@ static bool phrase_align(struct phrase_iter *ph, bool ok)
 {
     struct postings_cursor *lead = &ph->cursors[ph->lead];
 
-    while (ok) {
+    while (ok && !ex_spend(ph->ex)) {
         uint32_t target = lead->docid, i;
         for (i = 0; i < ph->n; i++) {
             if (i == ph->lead)
@@ -409,6 +437,7 @@ struct and_iter {
     uint32_t n_pos;
     struct iter **neg;
     uint32_t n_neg;
+    struct exec *ex;
 };
 
 static bool and_excluded(struct and_iter *a, uint32_t docid)
@@ -425,7 +454,7 @@ static bool and_excluded(struct and_iter *a, uint32_t docid)
 
 static bool and_align(struct and_iter *a, bool ok)
 {
-    while (ok) {
+    while (ok && !ex_spend(a->ex)) {
         uint32_t target = a->pos[0]->docid;
         uint32_t i;
         for (i = 1; i < a->n_pos; i++) {
@@ -735,7 +764,7 @@ static struct iter *build(struct exec *ex, const struct qnode *n, const double *
     if (!a || !neg)
         return NULL;
     *a = (struct and_iter){ .base = iter_base(&and_ops, UINT64_MAX, n->negated),
-                            .pos = kids, .neg = neg };
+                            .pos = kids, .neg = neg, .ex = ex };
     uint32_t n_pos = 0;
     for (uint32_t i = 0; i < n_kids; i++) {
         if (kids[i]->negated) {
@@ -902,6 +931,8 @@ static bool next_competitive(struct exec *ex, struct iter *root, const struct to
         return root->ops->next(root);
     for (;;) {
         uint32_t upto;
+        if (ex_spend(ex))
+            return false;
         double bound = root->ops->bound(root, from, &upto);
         if (bound < 0)
             return false; /* nothing matches from here on */
@@ -1088,7 +1119,7 @@ static struct iter *with_filters(struct exec *ex, struct iter *root,
             kids[j - 1] = t;
         }
     *a = (struct and_iter){ .base = iter_base(&and_ops, root->cost, false),
-                            .pos = kids, .n_pos = n + 1 };
+                            .pos = kids, .n_pos = n + 1, .ex = ex };
     return &a->base;
 }
 
@@ -1114,16 +1145,17 @@ static void facet_segment(struct exec *ex, char prefix, const uint64_t *matched,
     uint32_t n_docs = segment_n_docs(ex->seg);
 
     segment_terms_from(ex->seg, &prefix, 1, &it);
-    while (segment_terms_next(&it, &st) && it.term_len && it.term[0] == prefix && !ex->corrupt) {
+    while (!ex->timed_out && segment_terms_next(&it, &st) && it.term_len &&
+           it.term[0] == prefix && !ex->corrupt) {
         struct postings_cursor c;
         uint64_t count = 0;
         postings_cursor_init(&c, st.postings, st.postings_len, st.has_positions, n_docs);
-        while (postings_next(&c))
+        while (!ex_spend(ex) && postings_next(&c))
             count += (matched[c.docid / 64] >> (c.docid % 64)) & 1;
         if (c.corrupt)
             ex->corrupt = true;
-        if (!count)
-            continue;
+        if (!count || ex->timed_out)
+            continue; /* a value counted in part is left out */
         if (acc->n == acc->cap) {
             size_t cap = acc->cap ? acc->cap * 2 : 64;
             struct facet_count *grown = realloc(acc->items, cap * sizeof *grown);
@@ -1216,7 +1248,11 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                     const struct search_options *opts, struct search_result *out,
                     struct xerr *err)
 {
-    struct exec ex = { .snap = snap };
+    struct exec ex = { .snap = snap,
+                       .deadline_ns = opts->deadline_ns,
+                       .clock_ns = opts->clock_ns ? opts->clock_ns : search_clock_ns,
+                       .clock_every = opts->clock_every ? opts->clock_every : SEARCH_CLOCK_EVERY,
+                       .until_clock = 1 /* a search that starts late stops at once */ };
     struct topk top = { .k = opts->k, .snap = snap, .ex = &ex };
     struct facet_acc acc[2] = { { 0 }, { 0 } };
     bool want_facet[2] = { opts->facet_source, opts->facet_tag };
@@ -1273,8 +1309,8 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
             bool more = prunable && top.n == top.k && out->total >= SEARCH_EXACT_TOTAL
                             ? next_competitive(&ex, root, &top, gain_max, &out->total_is_bound)
                             : root->ops->next(root);
-            if (!more)
-                break;
+            if (!more || ex_spend(&ex))
+                break; /* at the deadline, the document in hand may lack a part's score */
             if (deletions_has(deleted, root->docid))
                 continue; /* a tombstone: replaced or deleted since the segment was written */
             struct segment_doc_rank d;
@@ -1315,7 +1351,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 break;
             }
         }
-        for (int f = 0; f < 2 && matched && !ex.nomem; f++)
+        for (int f = 0; f < 2 && matched && !ex.nomem && !ex.timed_out; f++)
             if (want_facet[f])
                 facet_segment(&ex, facet_prefix[f], matched, &acc[f]);
         if (ex.nomem || acc[0].nomem || acc[1].nomem)
@@ -1325,7 +1361,7 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
             rc = ex.damage.code ? xerr_set(err, XE_CORRUPT, "%s", ex.damage.msg)
                                 : xerr_corrupt(err, "segment %s: damaged posting list",
                                                segment_path(ex.seg));
-        if (stopped)
+        if (stopped || ex.timed_out)
             break;
         /* iterators of this segment are dead; their memory goes with the arena */
     }
@@ -1344,6 +1380,8 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
         *out = (struct search_result){ 0 };
         return rc;
     }
+    if (ex.timed_out)
+        out->timed_out = out->total_is_bound = true;
     out->hits = top.heap;
     out->n_hits = top.n;
     return XE_OK;
@@ -1361,4 +1399,18 @@ void search_result_fini(struct search_result *r)
         r->facets[f] = NULL;
         r->n_facets[f] = 0;
     }
+}
+
+uint64_t search_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool search_deadline_passed(const struct search_options *opts)
+{
+    if (!opts->deadline_ns)
+        return false;
+    return (opts->clock_ns ? opts->clock_ns() : search_clock_ns()) >= opts->deadline_ns;
 }

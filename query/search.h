@@ -58,6 +58,21 @@ struct xerr;
  */
 #define SEARCH_EXACT_TOTAL 10000
 
+/*
+ * A time budget (Elasticsearch's "timeout"): a search that runs past
+ * opts->deadline_ns stops where it is and answers what it found, with
+ * timed_out set and the total a lower bound. The clock is read once every
+ * SEARCH_CLOCK_EVERY units of work, a unit being a document looked at
+ * (a candidate of the match loop, a step of an AND's or a phrase's
+ * alignment, a posting counted for facets): units cost 0.1 to 2 us and a
+ * read of CLOCK_MONOTONIC_COARSE about 20 ns, so the budget costs nothing
+ * measurable and is overrun by at most a few milliseconds (that clock
+ * moves in ticks of 1 to 4 ms). SEARCH_TIMEOUT_DEFAULT_MS is the budget
+ * of xun serve and xun search unless told otherwise.
+ */
+#define SEARCH_CLOCK_EVERY 1024
+#define SEARCH_TIMEOUT_DEFAULT_MS 1000
+
 #define SEARCH_MAX_FILTER_VALUES 16
 #define SEARCH_FACET_VALUES 20
 
@@ -83,6 +98,10 @@ struct search_options {
     bool exact_total;     /* count every match; else past SEARCH_EXACT_TOTAL, skip ahead */
     double recency_half_life_days; /* > 0: freshness boost by relevance (see above) */
     int64_t now_s;                 /* the age of a document is measured from here */
+    /* the time budget (see SEARCH_CLOCK_EVERY): 0, none; else a time on clock_ns */
+    uint64_t deadline_ns;
+    uint64_t (*clock_ns)(void); /* NULL: search_clock_ns(); tests inject their own */
+    uint32_t clock_every;       /* units of work between reads; 0: SEARCH_CLOCK_EVERY */
 };
 
 struct facet_value {
@@ -93,7 +112,8 @@ struct facet_value {
 
 struct search_result {
     uint64_t total;         /* documents that match */
-    bool total_is_bound;    /* stopped at max_matches: total is a lower bound */
+    bool total_is_bound;    /* stopped at max_matches or timed out: total is a lower bound */
+    bool timed_out;         /* stopped at the deadline: hits and facets are of what it saw */
     struct search_hit *hits; /* best first; owned, search_result_fini() */
     uint32_t n_hits;        /* min(k, total) */
     struct facet_value *facets[2]; /* source, tag: most frequent first */
@@ -111,5 +131,10 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                     const struct search_options *opts, struct search_result *out,
                     struct xerr *err);
 void search_result_fini(struct search_result *r);
+
+/* Now on CLOCK_MONOTONIC_COARSE, in ns: CLOCK_MONOTONIC's timeline, cheaper and coarser. */
+uint64_t search_clock_ns(void);
+/* Whether opts has a deadline and its clock (one read) says it has passed. */
+bool search_deadline_passed(const struct search_options *opts);
 
 #endif

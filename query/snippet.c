@@ -7,6 +7,13 @@
  * more matches. The window is then widened to max_chars with a little
  * context before the first match. Whitespace runs print as one space so a
  * snippet reads as one line.
+ *
+ * The bound on work (SNIPPET_SCAN_BYTES) is kept by the token callback,
+ * which stops the tokenizer at the first token that starts past it; the
+ * tokenizer streams, so nothing after that point is read. A token that
+ * starts before it and ends after (a word, a bigram being made) is whole.
+ * Windows and fragments are still cut from the whole text, so a match near
+ * the bound keeps its context after it.
  */
 #include "query/snippet.h"
 
@@ -43,13 +50,23 @@ struct marker {
     size_t n_ranges, cap_ranges;
     uint32_t leaf_no;
     bool in_title;
+    size_t scan_end; /* the end of the last token looked at */
 };
+
+static _Thread_local size_t last_scan_bytes;
+
+size_t snippet_last_scan_bytes(void)
+{
+    return last_scan_bytes;
+}
 
 static int keep_token(void *ctx, const struct token *tok)
 {
     struct marker *m = ctx;
 
-    if (m->n_toks == SNIPPET_MAX_TOKENS)
+    if (tok->end_byte > m->scan_end)
+        m->scan_end = tok->end_byte;
+    if (tok->start_byte >= SNIPPET_SCAN_BYTES || m->n_toks == SNIPPET_MAX_TOKENS)
         return 1;
     if (m->n_toks == m->cap_toks) {
         size_t cap = m->cap_toks ? m->cap_toks * 2 : 256;
@@ -157,6 +174,7 @@ static int marker_run(struct marker *m, const struct query *q, const char *text,
     buf_init(&m->terms, (size_t)SNIPPET_MAX_TOKENS * (TOKEN_MAX_BYTES + 1));
     m->in_title = in_title;
     tokenize(text, len, 0, q->tokenize_flags, keep_token, m);
+    last_scan_bytes = m->scan_end;
     for (size_t i = 0; i < m->n_toks; i++)
         m->toks[i].term = (const char *)m->terms.data + (uintptr_t)m->toks[i].term;
     if (!m->nomem)

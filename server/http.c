@@ -84,6 +84,7 @@ void server_config_defaults(struct server_config *cfg)
         .max_connections_per_client = 512,
         .recency_half_life_days = SEARCH_RECENCY_HALF_LIFE_DAYS,
         .cache_bytes = (size_t)CACHE_DEFAULT_MB << 20,
+        .query_timeout_ms = SEARCH_TIMEOUT_DEFAULT_MS,
     };
 }
 

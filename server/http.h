@@ -41,6 +41,11 @@ struct server_config {
     uint32_t max_connections_per_client;
     double recency_half_life_days; /* relevance ranking's freshness boost; 0: none */
     size_t cache_bytes;            /* the /search response cache; 0: none */
+    /* A search past this many ms since its request began stops and answers what it
+     * found, "timed_out": true (query/search.h); 0: no limit. query_clock_ns: the
+     * clock it is read on, NULL for the real one (tests make a search time out). */
+    uint32_t query_timeout_ms;
+    uint64_t (*query_clock_ns)(void);
 };
 
 void server_config_defaults(struct server_config *cfg);

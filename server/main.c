@@ -29,13 +29,13 @@ static const char usage[] =
     "\n"
     "  serve   --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "          [--cors-origin ORIGIN] [--max-connections N] [--max-connections-per-client N]\n"
-    "          [--max-body-bytes N] [--idle-timeout S] [--request-timeout S]\n"
+    "          [--max-body-bytes N] [--idle-timeout S] [--request-timeout S] [--query-timeout S]\n"
     "          [--recency-half-life DAYS] [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "          serve the index in DIR (created if absent) over HTTP\n"
     "  index   --data DIR [--threads N] [--memory-mb N] [--no-fold-variants] FILE.jsonl...\n"
     "          bulk-load JSON lines into DIR ('-' reads standard input)\n"
     "  search  --data DIR [--limit N] [--offset N] [--no-highlight] [--recency-half-life DAYS]\n"
-    "          [--no-fold-variants] QUERY\n"
+    "          [--query-timeout S] [--no-fold-variants] QUERY\n"
     "          print the same JSON as GET /search\n"
     "  analyze [--no-fold-variants] TEXT\n"
     "          print the terms TEXT is indexed by, as GET /analyze\n"
@@ -48,8 +48,8 @@ static const char serve_help[] =
     "usage: xun serve --data DIR [--listen HOST:PORT] [--threads N] [--api-key KEY]\n"
     "                 [--cors-origin ORIGIN] [--max-connections N]\n"
     "                 [--max-connections-per-client N] [--max-body-bytes N]\n"
-    "                 [--idle-timeout S] [--request-timeout S] [--recency-half-life DAYS]\n"
-    "                 [--cache-mb N] [--no-fold-variants] [--quiet]\n"
+    "                 [--idle-timeout S] [--request-timeout S] [--query-timeout S]\n"
+    "                 [--recency-half-life DAYS] [--cache-mb N] [--no-fold-variants] [--quiet]\n"
     "\n"
     "  --data DIR          the index folder (created if absent)\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
@@ -68,6 +68,9 @@ static const char serve_help[] =
     "  --request-timeout S  a request must arrive whole, headers and body, within S\n"
     "                      seconds of its first byte, or it is answered 408 and its\n"
     "                      connection closed (default 10)\n"
+    "  --query-timeout S   a search still running S seconds (0.25 is a quarter) after\n"
+    "                      its request arrived stops and answers what it found, marked\n"
+    "                      \"timed_out\": true (default 1; 0: no limit)\n"
     "  --recency-half-life DAYS  relevance ranking favours fresh documents: a match\n"
     "                      DAYS old gets half the boost of one dated today (default 30;\n"
     "                      0 ranks by text alone)\n"
@@ -92,7 +95,8 @@ static const char index_help[] =
 
 static const char search_help[] =
     "usage: xun search --data DIR [--limit N] [--offset N] [--no-highlight]\n"
-    "                  [--recency-half-life DAYS] [--no-fold-variants] QUERY\n"
+    "                  [--recency-half-life DAYS] [--query-timeout S] [--no-fold-variants]\n"
+    "                  QUERY\n"
     "\n"
     "Prints the JSON that GET /search answers (see API.md for the query syntax);\n"
     "the options mean what they mean for xun serve.\n";
@@ -149,6 +153,23 @@ static bool parse_half_life(const char *s, double *days)
     return true;
 }
 
+/* --query-timeout: seconds, fractions allowed, to the millisecond; 0 is no limit. */
+static bool parse_query_timeout(const char *cmd, const char *s, uint32_t *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 3600)) {
+        fprintf(stderr, "xun %s: --query-timeout wants seconds from 0 to 3600, got \"%s\"\n",
+                cmd, s);
+        return false;
+    }
+    *ms = (uint32_t)(v * 1000 + 0.5);
+    if (v > 0 && !*ms)
+        *ms = 1;
+    return true;
+}
+
 /* "HOST:PORT", "[v6]:PORT" or ":PORT"; keeps a copy (argv stays as given, for ps). */
 static bool parse_listen(const char *arg, struct server_config *cfg)
 {
@@ -185,6 +206,7 @@ static int cmd_serve(int argc, char **argv)
         { "request-timeout", required_argument, NULL, 'R' },
         { "cache-mb", required_argument, NULL, 'C' },
         { "recency-half-life", required_argument, NULL, 'r' },
+        { "query-timeout", required_argument, NULL, 'T' },
         { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
     };
@@ -222,6 +244,10 @@ static int cmd_serve(int argc, char **argv)
         case 'F': tokenize_flags &= ~(unsigned)TOKENIZE_FOLD_VARIANTS; break;
         case 'r':
             if (!parse_half_life(optarg, &cfg.recency_half_life_days))
+                return 2;
+            break;
+        case 'T':
+            if (!parse_query_timeout("serve", optarg, &cfg.query_timeout_ms))
                 return 2;
             break;
         case 'c':
@@ -367,9 +393,11 @@ static int cmd_search(int argc, char **argv)
         { "offset", required_argument, NULL, 'o' },
         { "no-highlight", no_argument, NULL, 'n' },
         { "recency-half-life", required_argument, NULL, 'r' },
+        { "query-timeout", required_argument, NULL, 'T' },
         { "no-fold-variants", no_argument, NULL, 'F' },
         { NULL, 0, NULL, 0 },
     };
+    uint32_t timeout_ms = SEARCH_TIMEOUT_DEFAULT_MS;
     struct search_params sp = { .limit = 10, .highlight = true, .start_ns = now_ns() };
     const char *data = NULL;
     unsigned tokenize_flags = TOKENIZE_DEFAULT;
@@ -400,6 +428,10 @@ static int cmd_search(int argc, char **argv)
             if (!parse_half_life(optarg, &half_life))
                 return 2;
             break;
+        case 'T':
+            if (!parse_query_timeout("search", optarg, &timeout_ms))
+                return 2;
+            break;
         default: fputs(search_help, stderr); return 2;
         }
     }
@@ -416,6 +448,8 @@ static int cmd_search(int argc, char **argv)
         return fail(data, &err);
     sp.opts.recency_half_life_days = half_life;
     sp.opts.now_s = (int64_t)time(NULL);
+    /* the budget counts from here: opening the index is not the query's doing */
+    sp.opts.deadline_ns = timeout_ms ? now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     int rc = search_json(ix, &sp, &body, &err);
     index_close(ix);
     if (rc)

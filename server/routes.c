@@ -314,6 +314,10 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
         } while (p <= end);
     }
     o->exact_total = exact_total;
+    o->deadline_ns = ctx->cfg->query_timeout_ms
+                         ? ex->start_ns + (uint64_t)ctx->cfg->query_timeout_ms * 1000000u
+                         : 0;
+    o->clock_ns = ctx->cfg->query_clock_ns;
     sp.q = qp->value;
     sp.q_len = qp->value_len;
     sp.limit = limit;
@@ -344,6 +348,8 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
         return;
     }
     atomic_fetch_add(&ctx->cache_misses, 1);
+    /* a timed-out answer is partial: the next try, on a quieter server, may do better */
+    bool partial = json_is_true(json_object_get(body, "timed_out"));
     cached.data = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(body);
     if (!cached.data) {
@@ -351,7 +357,7 @@ static void route_search(struct route_ctx *ctx, struct exchange *ex, const struc
         return;
     }
     cached.len = strlen(cached.data);
-    if (find_took(cached.data, cached.len, &cached))
+    if (!partial && find_took(cached.data, cached.len, &cached))
         result_cache_put(ctx->cache, qs, qs_len, generation, ex->start_ns, &cached);
     respond_json_text(ex, 200, cached.data, cached.len);
     free(cached.data);
@@ -398,8 +404,13 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
     buf_init(&scratch, (size_t)4 * DOC_MAX_BYTES);
     buf_init(&html, (size_t)4 * DOC_MAX_BYTES);
     json_t *hits = json_array();
+    bool timed_out = res.timed_out;
     for (uint32_t i = sp->offset; i < res.n_hits && !rc; i++) {
-        json_t *hit = hit_json(snap, &res.hits[i], q, sp->highlight, &scratch, &html, err);
+        /* past the deadline, the remaining hits come without highlights */
+        if (sp->highlight && !timed_out && search_deadline_passed(&opts))
+            timed_out = true;
+        json_t *hit = hit_json(snap, &res.hits[i], q, sp->highlight && !timed_out, &scratch,
+                               &html, err);
         if (!hit)
             rc = err->code ? (int)err->code : xerr_set(err, XE_NOMEM, "out of memory");
         else
@@ -419,9 +430,10 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
         return rc;
     }
     double took_ms = (double)(now_ns() - sp->start_ns) / 1e6;
-    *out = json_pack("{s:s%,s:I,s:s,s:f,s:i,s:i,s:o}", "query", sp->q, sp->q_len, "total",
+    *out = json_pack("{s:s%,s:I,s:s,s:f,s:b,s:i,s:i,s:o}", "query", sp->q, sp->q_len, "total",
                      (json_int_t)total, "total_relation", bound ? "gte" : "eq", "took_ms",
-                     took_ms, "offset", (int)sp->offset, "limit", (int)sp->limit, "hits", hits);
+                     took_ms, "timed_out", timed_out, "offset", (int)sp->offset, "limit",
+                     (int)sp->limit, "hits", hits);
     if (*out && facets)
         json_object_set_new(*out, "facets", facets);
     else

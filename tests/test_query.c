@@ -1176,6 +1176,157 @@ static void test_search_repeated_load_counts_each_id_once(void **state)
     }
 }
 
+/* ---- search: the time budget ---- */
+
+/*
+ * A clock for deadlines that never looks at the time: each read returns one
+ * more than the last, so "the deadline passes at the Nth read" is exact.
+ */
+static uint64_t fake_clock_reads;
+
+static uint64_t fake_clock_ns(void)
+{
+    return ++fake_clock_reads;
+}
+
+/* What a search with a deadline answered. */
+struct budget_run {
+    char ids[IDS_MAX_BYTES];
+    uint64_t total;
+    bool timed_out, bound;
+    uint32_t n_hits;
+    uint64_t clock_reads;
+};
+
+/* Runs text over ix with opts (clock_ns: the fake clock, from 0 reads). */
+static void budget_search(struct index *ix, const char *text, struct search_options *opts,
+                          struct budget_run *r)
+{
+    struct query *q = NULL;
+    struct xerr err = { 0 };
+    struct search_result res;
+    size_t len = 0;
+
+    memset(r, 0, sizeof *r);
+    fake_clock_reads = 0;
+    opts->clock_ns = fake_clock_ns;
+    if (query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err) != XE_OK)
+        fail_msg("query_parse \"%s\": %s", text, err.msg);
+    struct snapshot *snap = index_snapshot(ix);
+    if (search_run_opts(snap, q, opts, &res, &err) != XE_OK)
+        fail_msg("search_run \"%s\": %s", text, err.msg);
+    for (uint32_t i = 0; i < res.n_hits; i++) {
+        const char *id;
+        size_t id_len;
+        hit_id(snap, &res.hits[i], &id, &id_len);
+        int w = snprintf(r->ids + len, sizeof r->ids - len, "%s%.*s", i ? " " : "",
+                         (int)id_len, id);
+        assert_true(w > 0 && (size_t)w < sizeof r->ids - len);
+        len += (size_t)w;
+    }
+    r->total = res.total;
+    r->timed_out = res.timed_out;
+    r->bound = res.total_is_bound;
+    r->n_hits = res.n_hits;
+    r->clock_reads = fake_clock_reads;
+    search_result_fini(&res);
+    snapshot_release(snap);
+    query_free(q);
+}
+
+#define BUDGET_DOCS 30
+
+/* b00..b29, in that docid order; b03 and b25 say kiwi three times, the others once. */
+static void add_budget_docs(struct index *ix)
+{
+    struct tdoc docs[BUDGET_DOCS];
+    char ids[BUDGET_DOCS][8];
+
+    for (unsigned i = 0; i < BUDGET_DOCS; i++) {
+        snprintf(ids[i], sizeof ids[i], "b%02u", i);
+        docs[i] = (struct tdoc){ ids[i], "fruit",
+                                 i == 3 || i == 25 ? "kiwi kiwi kiwi apple red" : "kiwi apple red",
+                                 NULL };
+    }
+    add_segment(ix, docs, BUDGET_DOCS);
+}
+
+static void test_search_deadline_stops_and_answers_what_it_found(void **state)
+{
+    struct fixture *f = *state;
+    struct budget_run r;
+
+    add_budget_docs(f->ix);
+    /* no deadline: the clock is never read */
+    struct search_options o = { .k = 2, .clock_every = 1 };
+    budget_search(f->ix, "kiwi", &o, &r);
+    assert_int_equal(r.total, BUDGET_DOCS);
+    assert_string_equal(r.ids, "b03 b25");
+    assert_false(r.timed_out);
+    assert_false(r.bound);
+    assert_int_equal(r.clock_reads, 0);
+
+    /* read at every document; the 11th read is the deadline: 10 documents seen,
+     * the best of them kept, the total a lower bound */
+    o = (struct search_options){ .k = 2, .clock_every = 1, .deadline_ns = 11 };
+    budget_search(f->ix, "kiwi", &o, &r);
+    assert_true(r.timed_out);
+    assert_true(r.bound);
+    assert_int_equal(r.total, 10);
+    assert_string_equal(r.ids, "b03 b00");
+    assert_int_equal(r.clock_reads, 11);
+
+    /* a deadline that has passed before the search starts: nothing looked at */
+    o = (struct search_options){ .k = 2, .deadline_ns = 1 };
+    budget_search(f->ix, "kiwi", &o, &r);
+    assert_true(r.timed_out);
+    assert_true(r.bound);
+    assert_int_equal(r.total, 0);
+    assert_int_equal(r.n_hits, 0);
+    assert_int_equal(r.clock_reads, 1);
+
+    /* the clock is read once, then every SEARCH_CLOCK_EVERY documents: with 30
+     * documents only the first read happens, before the deadline */
+    o = (struct search_options){ .k = 2, .deadline_ns = 2 };
+    budget_search(f->ix, "kiwi", &o, &r);
+    assert_false(r.timed_out);
+    assert_false(r.bound);
+    assert_int_equal(r.total, BUDGET_DOCS);
+    assert_string_equal(r.ids, "b03 b25");
+    assert_int_equal(r.clock_reads, 1);
+}
+
+/*
+ * Queries that walk every document without a match, inside one next() of
+ * their iterator: the budget is spent there too, not only per match.
+ */
+static void test_search_deadline_stops_scans_that_find_nothing(void **state)
+{
+    static const char *const queries[] = {
+        "\"red apple\"",   /* a phrase: its terms everywhere, never in that order */
+        "kiwi -red",      /* an AND whose negation rules every candidate out */
+        "title:kiwi",     /* a title-only term found in bodies only */
+        "fruit \"red apple\"",
+    };
+    struct fixture *f = *state;
+    struct budget_run r;
+
+    add_budget_docs(f->ix);
+    for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
+        struct search_options o = { .k = 5 };
+        budget_search(f->ix, queries[i], &o, &r);
+        if (r.total || r.timed_out)
+            fail_msg("\"%s\": want no match, got %llu (timed out %d)", queries[i],
+                     (unsigned long long)r.total, r.timed_out);
+        o = (struct search_options){ .k = 5, .clock_every = 1, .deadline_ns = 5 };
+        budget_search(f->ix, queries[i], &o, &r);
+        if (!r.timed_out || !r.bound || r.total || r.clock_reads != 5)
+            fail_msg("\"%s\": want a time-out at the 5th read, got timed out %d, "
+                     "%llu reads, total %llu", queries[i], r.timed_out,
+                     (unsigned long long)r.clock_reads, (unsigned long long)r.total);
+    }
+}
+
 /* ---- highlighting ---- */
 
 /* Parses q and highlights text (NUL-terminated result, freed by the caller). */
@@ -1449,6 +1600,104 @@ static void test_snippet_never_cuts_utf8_chars(void **state)
     }
 }
 
+
+/* A text of `bytes` bytes of filler (3-byte CJK characters and ASCII punctuation). */
+static void big_filler(struct buf *text, size_t bytes)
+{
+    static const char *const pieces[] = { "天", "地", "玄", "黃", "，", "宇", "宙", ". " };
+    size_t start = text->len;
+
+    for (size_t i = 0; text->len - start + 3 <= bytes; i++)
+        buf_append_str(text, pieces[i % (sizeof pieces / sizeof *pieces)]);
+    while (text->len - start < bytes)
+        buf_append_byte(text, ' ');
+}
+
+static void test_snippet_work_is_bounded_in_a_huge_text(void **state)
+{
+    struct buf text;
+    char *got;
+
+    (void)state;
+    /* 4 MiB with the phrase at both ends: only the first SNIPPET_SCAN_BYTES are read */
+    buf_init(&text, 8u << 20);
+    buf_append_str(&text, "普惠化 ");
+    big_filler(&text, 4u << 20);
+    buf_append_str(&text, " 普惠化");
+    buf_append_byte(&text, '\0');
+    assert_int_equal(text.rc, XE_OK);
+    got = snippet("普惠化", (const char *)text.data, SNIPPET_CHARS);
+    size_t scanned = snippet_last_scan_bytes();
+    if (scanned < SNIPPET_SCAN_BYTES || scanned > SNIPPET_SCAN_BYTES + TOKEN_MAX_BYTES + 4)
+        fail_msg("tokenized %zu bytes of %zu; the bound is %u", scanned, text.len - 1,
+                 SNIPPET_SCAN_BYTES);
+    assert_int_equal(strncmp(got, "<em>普惠化</em> 天地玄黃", strlen("<em>普惠化</em> 天地玄黃")),
+                     0);
+    assert_int_equal(visible_chars(got), SNIPPET_CHARS);
+    assert_null(strstr(got + 1, "<em>"));
+    assert_string_equal(got + strlen(got) - strlen("…"), "…");
+    free(got);
+
+    /* a title as long (but for OUT_MAX_BYTES): all of it comes back, escaped, and
+     * the match past the bound unmarked */
+    buf_reset(&text);
+    buf_append_str(&text, "普惠化 ");
+    big_filler(&text, OUT_MAX_BYTES / 2);
+    buf_append_str(&text, " 普惠化 <b>");
+    buf_append_byte(&text, '\0');
+    char *html = highlight("普惠化", (const char *)text.data, true);
+    scanned = snippet_last_scan_bytes();
+    assert_true(scanned <= SNIPPET_SCAN_BYTES + TOKEN_MAX_BYTES + 4);
+    assert_int_equal(strlen(html), text.len - 1 + strlen("<em></em>") + strlen("&lt;&gt;") -
+                                       strlen("<>"));
+    assert_int_equal(strncmp(html, "<em>普惠化</em> ", strlen("<em>普惠化</em> ")), 0);
+    assert_string_equal(html + strlen(html) - strlen(" 普惠化 &lt;b&gt;"), " 普惠化 &lt;b&gt;");
+    free(html);
+
+    /* a short text is read whole */
+    got = snippet("apple", "an apple a day", SNIPPET_CHARS);
+    assert_int_equal(snippet_last_scan_bytes(), strlen("an apple a day"));
+    free(got);
+    buf_fini(&text);
+}
+
+static void test_snippet_match_near_or_past_the_bound(void **state)
+{
+    struct buf text;
+    char *got;
+
+    (void)state;
+    /* a match only past the bound: the text's start, as when nothing matches */
+    buf_init(&text, 1u << 20);
+    big_filler(&text, SNIPPET_SCAN_BYTES + 1000);
+    buf_append_str(&text, " apple tail");
+    buf_append_byte(&text, '\0');
+    got = snippet("apple", (const char *)text.data, 8);
+    assert_string_equal(got, "天地玄黃，宇宙.…");
+    free(got);
+
+    /* a word that starts 2 bytes before the bound and crosses it is matched whole,
+     * with its context after the bound */
+    buf_reset(&text);
+    big_filler(&text, SNIPPET_SCAN_BYTES - 3);
+    buf_append_str(&text, " apple pie and more");
+    buf_append_byte(&text, '\0');
+    got = snippet("apple", (const char *)text.data, 40);
+    assert_string_equal(got + strlen(got) - strlen("<em>apple</em> pie and more"),
+                        "<em>apple</em> pie and more");
+    free(got);
+
+    /* a phrase of bigrams cut by the bound is not marked, and nothing breaks */
+    buf_reset(&text);
+    big_filler(&text, SNIPPET_SCAN_BYTES - 3);
+    buf_append_str(&text, "普惠化");
+    buf_append_byte(&text, '\0');
+    got = snippet("普惠化", (const char *)text.data, 8);
+    assert_string_equal(got, "天地玄黃，宇宙.…");
+    free(got);
+    buf_fini(&text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1489,6 +1738,10 @@ int main(void)
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_cjk_phrase_stops_at_separators,
                                         fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_deadline_stops_and_answers_what_it_found,
+                                        fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_deadline_stops_scans_that_find_nothing,
+                                        fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_phrase_with_separator_stays_in_one_field,
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test(test_highlight_golden_strings),
@@ -1498,6 +1751,8 @@ int main(void)
         cmocka_unit_test(test_snippet_match_at_end_uses_room_before),
         cmocka_unit_test(test_snippet_far_apart_terms_make_two_fragments),
         cmocka_unit_test(test_snippet_never_cuts_utf8_chars),
+        cmocka_unit_test(test_snippet_work_is_bounded_in_a_huge_text),
+        cmocka_unit_test(test_snippet_match_near_or_past_the_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,10 @@
  *   OR, over two segments, with replaced and deleted documents; date bounds
  *   inclusive at both ends; sort by date (newest first, undated last, ties
  *   by id); facets (counts merged over segments, most frequent first, ties
- *   by value, top SEARCH_FACET_VALUES); max_matches and total_is_bound.
+ *   by value, top SEARCH_FACET_VALUES); max_matches and total_is_bound; a
+ *   deadline that passes while facets are counted, on a fake clock.
+ * - search_json() (server/routes.h) with a deadline that passes between
+ *   hits: "timed_out", and the later hits without highlights.
  * - suggest_run() (query/suggest.h) on a small hand-made index: exact lists
  *   for CJK prefixes, single characters, Latin prefix expansion with the
  *   typed case kept, the errors it refuses with, and deleted documents.
@@ -20,7 +23,8 @@
  *   /metrics; a PUT, replace or DELETE shows in a cached search within a
  *   second; HEAD of a cached search has the GET's length (but for took_ms's
  *   digits) and no body; with cache_bytes 0 the answers are the same and no
- *   search is a hit.
+ *   search is a hit; a timed-out answer (server_config.query_clock_ns past
+ *   every deadline) is never cached.
  *
  * In-process indexes are built in a fresh mkdtemp() folder per test with
  * posting blocks of two documents, so that even a handful of documents
@@ -55,6 +59,7 @@
 #include "query/suggest.h"
 #include "server/bulkload.h"
 #include "server/http.h"
+#include "server/routes.h"
 #include "tests/httpc.h"
 #include "tests/testutil.h"
 
@@ -188,7 +193,7 @@ static void delete_id(struct index *ix, const char *id)
 struct run {
     char ids[IDS_MAX_BYTES]; /* hit ids in rank order, space-separated */
     uint64_t total;
-    bool bound;
+    bool bound, timed_out;
     uint32_t n_hits;
     double scores[MAX_TEST_HITS];
     char facets[2][FACETS_MAX_BYTES]; /* "value:count value:count", best first */
@@ -260,6 +265,7 @@ static void run_opts(struct index *ix, const char *text, const struct search_opt
     }
     r->total = res.total;
     r->bound = res.total_is_bound;
+    r->timed_out = res.timed_out;
     r->n_hits = res.n_hits;
     search_result_fini(&res);
     snapshot_release(snap);
@@ -726,6 +732,111 @@ static void test_search_max_matches_stops_and_marks_total_as_bound(void **state)
     assert_null(strstr(r.ids, "m0"));
 }
 
+
+/* ---- the time budget ---- */
+
+/* A clock that never looks at the time: each read returns one more than the last. */
+static uint64_t fake_clock_reads;
+
+static uint64_t fake_clock_ns(void)
+{
+    return ++fake_clock_reads;
+}
+
+/* s0..s8, all "news"; sources A (s0..s2), B (s3..s5), C (s6..s8). */
+static void add_three_sources(struct index *ix)
+{
+    static const struct tdoc docs[] = {
+        { .id = "s0", .title = "news one", .body = "news", .source = "A" },
+        { .id = "s1", .title = "news two", .body = "news", .source = "A" },
+        { .id = "s2", .title = "news three", .body = "news", .source = "A" },
+        { .id = "s3", .title = "news four", .body = "news", .source = "B" },
+        { .id = "s4", .title = "news five", .body = "news", .source = "B" },
+        { .id = "s5", .title = "news six", .body = "news", .source = "B" },
+        { .id = "s6", .title = "news seven", .body = "news", .source = "C" },
+        { .id = "s7", .title = "news eight", .body = "news", .source = "C" },
+        { .id = "s8", .title = "news nine", .body = "news", .source = "C" },
+    };
+    add_segment(ix, docs, sizeof docs / sizeof *docs);
+}
+
+static void test_search_deadline_while_counting_facets(void **state)
+{
+    struct fixture *f = *state;
+    struct run r;
+
+    add_three_sources(f->ix);
+    struct search_options o = { .k = 3, .facet_source = true, .clock_ns = fake_clock_ns,
+                                .clock_every = 1, .deadline_ns = 1000 };
+    fake_clock_reads = 0;
+    run_opts(f->ix, "news", &o, &r);
+    assert_false(r.timed_out);
+    assert_string_equal(r.facets[0], "A:3 B:3 C:3");
+    /* one read per match (9), then per posting of A (3 and its end), then B's: the
+     * 15th read, B's second, is the deadline. The matches were all counted; A's
+     * count is whole, B's partial count is left out, C is never looked at. */
+    assert_int_equal(fake_clock_reads, 9 + 4 + 4 + 4);
+    o.deadline_ns = 15;
+    fake_clock_reads = 0;
+    run_opts(f->ix, "news", &o, &r);
+    assert_true(r.timed_out);
+    assert_true(r.bound);
+    assert_int_equal(r.total, 9);
+    assert_int_equal(fake_clock_reads, 15);
+    assert_string_equal(r.facets[0], "A:3");
+}
+
+/*
+ * search_json as /search and xun search call it: a deadline that passes
+ * after the search, while hits are written, leaves the rest unhighlighted.
+ */
+static void test_search_json_deadline_between_hits(void **state)
+{
+    struct fixture *f = *state;
+    struct xerr err = { 0 };
+    json_t *body;
+
+    add_three_sources(f->ix);
+    struct search_params sp = { .q = "news", .q_len = 4, .limit = 3, .highlight = true,
+                                .opts = { .clock_ns = fake_clock_ns } };
+    assert_ok(search_json(f->ix, &sp, &body, &err), &err);
+    assert_true(json_is_false(json_object_get(body, "timed_out")));
+    json_t *hits = json_object_get(body, "hits");
+    assert_int_equal(json_array_size(hits), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_non_null(json_object_get(json_array_get(hits, i), "snippet"));
+    json_decref(body);
+
+    /* read 1: the search starts; 2: before the first hit; 3: before the second */
+    sp.opts.deadline_ns = 3;
+    fake_clock_reads = 0;
+    assert_ok(search_json(f->ix, &sp, &body, &err), &err);
+    assert_int_equal(fake_clock_reads, 3);
+    assert_true(json_is_true(json_object_get(body, "timed_out")));
+    assert_string_equal(json_string_value(json_object_get(body, "total_relation")), "eq");
+    assert_int_equal(json_integer_value(json_object_get(body, "total")), 9);
+    hits = json_object_get(body, "hits");
+    assert_int_equal(json_array_size(hits), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *hit = json_array_get(hits, i);
+        assert_non_null(json_object_get(hit, "id"));
+        assert_non_null(json_object_get(hit, "title"));
+        assert_true((json_object_get(hit, "snippet") != NULL) == (i == 0));
+        assert_true((json_object_get(hit, "title_html") != NULL) == (i == 0));
+    }
+    json_decref(body);
+
+    /* past the deadline before it starts: no hits, a total of 0 that is a bound */
+    sp.opts.deadline_ns = 1;
+    fake_clock_reads = 0;
+    assert_ok(search_json(f->ix, &sp, &body, &err), &err);
+    assert_true(json_is_true(json_object_get(body, "timed_out")));
+    assert_string_equal(json_string_value(json_object_get(body, "total_relation")), "gte");
+    assert_int_equal(json_integer_value(json_object_get(body, "total")), 0);
+    assert_int_equal(json_array_size(json_object_get(body, "hits")), 0);
+    json_decref(body);
+}
+
 /*
  * Exact values longer than TOKEN_MAX_BYTES are indexed cut at a character
  * boundary (doc.h); a filter with the same long value must find them.
@@ -1130,10 +1241,11 @@ static struct http_server plain_srv; /* the group's server, without CORS */
 
 /*
  * Loads http_corpus into a fresh index and serves it; cors_origin may be
- * NULL; cache_bytes is server_config.cache_bytes, or CACHE_BYTES_DEFAULT.
+ * NULL; cache_bytes is server_config.cache_bytes, or CACHE_BYTES_DEFAULT;
+ * query_clock is server_config.query_clock_ns (NULL: the real clock).
  */
 static int http_server_start_with(struct http_server *hs, const char *cors_origin,
-                                  size_t cache_bytes)
+                                  size_t cache_bytes, uint64_t (*query_clock)(void))
 {
     struct bulkload_stats stats;
     struct server_config cfg;
@@ -1170,6 +1282,7 @@ static int http_server_start_with(struct http_server *hs, const char *cors_origi
     cfg.cors_origin = cors_origin;
     if (cache_bytes != CACHE_BYTES_DEFAULT)
         cfg.cache_bytes = cache_bytes;
+    cfg.query_clock_ns = query_clock;
     if (server_start(hs->ix, &cfg, &hs->srv, &err) != XE_OK) {
         fprintf(stderr, "server_start: %s\n", err.msg);
         return -1;
@@ -1180,7 +1293,7 @@ static int http_server_start_with(struct http_server *hs, const char *cors_origi
 
 static int http_server_start(struct http_server *hs, const char *cors_origin)
 {
-    return http_server_start_with(hs, cors_origin, CACHE_BYTES_DEFAULT);
+    return http_server_start_with(hs, cors_origin, CACHE_BYTES_DEFAULT, NULL);
 }
 
 static void http_server_stop(struct http_server *hs)
@@ -2031,7 +2144,7 @@ static void test_http_cache_off_answers_the_same_and_counts_no_hits(void **state
     json_int_t total_a, total_cached;
 
     (void)state;
-    assert_int_equal(http_server_start_with(&off, NULL, 0), 0);
+    assert_int_equal(http_server_start_with(&off, NULL, 0, NULL), 0);
     search_reply(off.port, cache_target, &a);
     search_reply(off.port, cache_target, &b);
     assert_same_but_took(&a, &b);
@@ -2053,6 +2166,44 @@ static void test_http_cache_off_answers_the_same_and_counts_no_hits(void **state
     http_server_stop(&off);
 }
 
+
+/* A clock past every deadline: each search times out at its first read. */
+static uint64_t clock_past_every_deadline(void)
+{
+    return UINT64_MAX;
+}
+
+static void test_http_timed_out_search_says_so_and_is_not_cached(void **state)
+{
+    struct http_server late;
+    struct httpc_reply r;
+
+    (void)state;
+    /* a search in time says so */
+    json_t *body = get_json("/search?q=news&limit=2", 200);
+    assert_true(json_is_false(json_object_get(body, "timed_out")));
+    json_decref(body);
+
+    assert_int_equal(http_server_start_with(&late, NULL, CACHE_BYTES_DEFAULT,
+                                            clock_past_every_deadline), 0);
+    struct cache_counts c0 = cache_counts(late.port);
+    for (int i = 0; i < 2; i++) {
+        search_reply(late.port, "/search?q=news&limit=2", &r);
+        body = parse_body(&r);
+        assert_true(json_is_true(json_object_get(body, "timed_out")));
+        assert_string_equal(json_string_value(json_object_get(body, "total_relation")), "gte");
+        assert_int_equal(json_integer_value(json_object_get(body, "total")), 0);
+        assert_int_equal(json_array_size(json_object_get(body, "hits")), 0);
+        json_decref(body);
+        httpc_reply_fini(&r);
+    }
+    /* both were searched: the first answer was not kept for the second */
+    struct cache_counts c1 = cache_counts(late.port);
+    assert_int_equal(c1.misses - c0.misses, 2);
+    assert_int_equal(c1.hits - c0.hits, 0);
+    http_server_stop(&late);
+}
+
 int main(void)
 {
     const struct CMUnitTest engine[] = {
@@ -2065,6 +2216,8 @@ int main(void)
         T(test_search_facets_keep_the_top_values),
         T(test_search_max_matches_stops_and_marks_total_as_bound),
         T(test_search_filter_on_a_long_value),
+        T(test_search_deadline_while_counting_facets),
+        T(test_search_json_deadline_between_hits),
         T(test_suggest_lists_match_table),
         T(test_suggest_refuses_bad_input_and_honours_limit_0),
         T(test_suggest_whole_word_that_longer_words_start_with),
@@ -2084,6 +2237,7 @@ int main(void)
         cmocka_unit_test(test_http_cache_never_serves_a_search_older_than_a_write),
         cmocka_unit_test(test_http_cache_head_has_the_length_of_the_get),
         cmocka_unit_test(test_http_cache_off_answers_the_same_and_counts_no_hits),
+        cmocka_unit_test(test_http_timed_out_search_says_so_and_is_not_cached),
     };
     int failed = cmocka_run_group_tests_name("search_run_opts and suggest_run", engine, NULL,
                                              NULL);
