@@ -104,6 +104,9 @@ static int params_known(const struct url_query *uq, const char *route,
             int n = snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", names[k]);
             at += n > 0 ? (size_t)n : 0;
         }
+        if (!names[0])
+            return xerr_set(err, XE_INPUT, "unknown parameter \"%.32s\"; %s takes none",
+                            uq->params[i].name, route);
         return xerr_set(err, XE_INPUT, "unknown parameter \"%.32s\"; %s takes %s",
                         uq->params[i].name, route, list);
     }
@@ -655,9 +658,15 @@ json_t *analyze_json(const char *text, size_t len, unsigned tokenize_flags)
 static void route_analyze(struct route_ctx *ctx, struct exchange *ex,
                           const struct route_call *call)
 {
+    static const char *const names[] = { "text", NULL };
     const struct url_param *p = url_query_get(call->uq, "text");
+    struct xerr err = { 0 };
     size_t bad;
 
+    if (params_known(call->uq, "/analyze", names, &err)) {
+        respond_error(ex, 400, "%s", err.msg);
+        return;
+    }
     if (!p) {
         respond_error(ex, 400, "parameter text is required");
         return;
@@ -676,10 +685,24 @@ static void route_analyze(struct route_ctx *ctx, struct exchange *ex,
 
 /* ---- /stats, /health ---- */
 
+/* Routes that take no parameters say so rather than ignore them (API.md). */
+static bool no_params(struct exchange *ex, const struct route_call *call, const char *route)
+{
+    static const char *const none[] = { NULL };
+    struct xerr err = { 0 };
+
+    if (!call->uq->n)
+        return true;
+    if (params_known(call->uq, route, none, &err))
+        respond_error(ex, 400, "%s", err.msg);
+    return false;
+}
+
 static void route_stats(struct route_ctx *ctx, struct exchange *ex,
                         const struct route_call *call)
 {
-    (void)call;
+    if (!no_params(ex, call, "/stats"))
+        return;
     struct snapshot *snap = index_snapshot(ctx->ix);
     json_t *body = json_pack("{s:I,s:I,s:i,s:I,s:I,s:I}", "documents", (json_int_t)snap->n_docs,
                              "terms", (json_int_t)snap->n_terms, "segments",
@@ -736,7 +759,8 @@ static void route_health(struct route_ctx *ctx, struct exchange *ex,
 static void route_metrics(struct route_ctx *ctx, struct exchange *ex,
                           const struct route_call *call)
 {
-    (void)call;
+    if (!no_params(ex, call, "/metrics"))
+        return;
     struct metrics_index mi = { .queries = atomic_load(&ctx->queries),
                                 .cache_hits = atomic_load(&ctx->cache_hits),
                                 .cache_misses = atomic_load(&ctx->cache_misses),

@@ -1592,6 +1592,10 @@ static void test_http_search_bad_parameters_are_400(void **state)
     }
     /* q stays required with filters */
     expect_400("/search?source=Reuters", "parameter q is required");
+    /* other routes refuse what they do not take, too */
+    expect_400("/stats?x=1", "unknown parameter \"x\"; /stats takes none");
+    expect_400("/metrics?format=json", "unknown parameter \"format\"; /metrics takes none");
+    expect_400("/analyze?text=a&lang=zh", "unknown parameter \"lang\"; /analyze takes text");
 }
 
 static const struct {
