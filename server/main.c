@@ -113,7 +113,8 @@ static const char repair_help[] =
     "(it names the byte and the records there), this moves everything from the\n"
     "first damaged batch on into a file beside the log, LOG.damaged-OFFSET, and\n"
     "says how many records it held; those writes are then no longer in the index.\n"
-    "A sound log is left as it is. The folder must not be in use by a server.\n";
+    "A sound log is left as it is. The folder must not be in use by a server;\n"
+    "one that holds no index (no MANIFEST) is refused and left untouched.\n";
 
 static int fail(const char *what, const struct xerr *err)
 {
@@ -497,6 +498,14 @@ static int cmd_repair(int argc, char **argv)
     if (!data || optind != argc) {
         fputs(repair_help, stderr);
         return 2;
+    }
+    /* opening would make a new index: in a mistyped path, or the wrong folder */
+    char manifest[4096];
+    snprintf(manifest, sizeof manifest, "%s/%s", data, INDEX_MANIFEST);
+    if (access(manifest, F_OK) != 0) {
+        fprintf(stderr, "xun: %s: no index there (no %s: %s); nothing repaired\n", data,
+                INDEX_MANIFEST, strerror(errno));
+        return 1;
     }
     if (open_any_analyzer(data, &ix, &err))
         return fail(data, &err);

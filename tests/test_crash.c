@@ -1038,6 +1038,35 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
         fail_msg("xun repair on a sound log: status 0x%x: %s", status, text);
 }
 
+/*
+ * `xun repair` on a folder that holds no index (a mistyped path, or the
+ * wrong folder) says so and fails; before, it created the folder and a LOCK
+ * in it and answered "nothing to repair" with status 0.
+ */
+static void test_repair_of_no_index_fails_and_creates_nothing(void **state)
+{
+    struct crash_fixture *f = *state;
+    const char *bin = xun_bin();
+    char absent[4200], other[4200], lock[4300], text[4096];
+    struct stat st;
+
+    snprintf(absent, sizeof absent, "%s/absent", f->dir);
+    int status = run_repair(bin, absent, text, sizeof text);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 0 || !strstr(text, "no index"))
+        fail_msg("xun repair on a missing folder: status 0x%x: %s", status, text);
+    assert_int_equal(stat(absent, &st), -1);
+    assert_int_equal(errno, ENOENT);
+
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    assert_int_equal(mkdir(other, 0755), 0);
+    status = run_repair(bin, other, text, sizeof text);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 0 || !strstr(text, "no index"))
+        fail_msg("xun repair on a folder with no index: status 0x%x: %s", status, text);
+    snprintf(lock, sizeof lock, "%s/LOCK", other);
+    assert_int_equal(stat(lock, &st), -1);
+    assert_int_equal(rmdir(other), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1046,6 +1075,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_log_stops_serve_until_repair, crash_setup,
                                         crash_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_segment_stops_serve_with_the_file_named,
+                                        crash_setup, crash_teardown),
+        cmocka_unit_test_setup_teardown(test_repair_of_no_index_fails_and_creates_nothing,
                                         crash_setup, crash_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
