@@ -19,6 +19,7 @@
 #include "index/limits.h"
 #include "index/tokenizer.h"
 #include "index/wal.h"
+#include "index/writer.h"
 #include "server/bulkload.h"
 #include "server/http.h"
 #include "server/respond.h"
@@ -371,6 +372,15 @@ static int cmd_index(int argc, char **argv)
     struct bulkload_stats stats;
     if (index_open(data, tokenize_flags, &ix, &err))
         return fail(data, &err);
+    /* writes a server left in the log (killed before its checkpoint) are older
+     * than the file's lines: they go into segments first, so that a line
+     * replaces them as a later PUT would, instead of being undone by them */
+    struct writer *w;
+    if (writer_start(ix, &w, &err)) {
+        index_close(ix);
+        return fail(data, &err);
+    }
+    writer_stop(w);
     uint64_t start = now_ns();
     struct bulkload_options opt = { .threads = (int)threads,
                                     .memory_bytes = (size_t)memory_mb << 20,

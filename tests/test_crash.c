@@ -901,8 +901,8 @@ static int doc_status(uint16_t port, const char *id)
     return status;
 }
 
-/* Runs `xun repair --data dir` to its end; its standard output into out. */
-static int run_repair(const char *bin, const char *dir, char *out, size_t cap)
+/* Runs `xun ARGS…` (argv without the binary, NULL-ended) to its end; its output into out. */
+static int run_xun(const char *bin, const char *const *args, char *out, size_t cap)
 {
     int fds[2];
     size_t len = 0;
@@ -914,8 +914,9 @@ static int run_repair(const char *bin, const char *dir, char *out, size_t cap)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        char *const argv[] = { (char *)bin, (char *)"repair", (char *)"--data", (char *)dir,
-                               NULL };
+        char *argv[16] = { (char *)bin };
+        for (size_t i = 0; args[i] && i + 2 < sizeof argv / sizeof *argv; i++)
+            argv[i + 1] = (char *)args[i];
         if (dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0)
             _exit(126);
         execv(bin, argv);
@@ -932,6 +933,12 @@ static int run_repair(const char *bin, const char *dir, char *out, size_t cap)
     while (waitpid(pid, &status, 0) < 0)
         assert_int_equal(errno, EINTR);
     return status;
+}
+
+static int run_repair(const char *bin, const char *dir, char *out, size_t cap)
+{
+    const char *const args[] = { "repair", "--data", dir, NULL };
+    return run_xun(bin, args, out, cap);
 }
 
 /* The log the folder's MANIFEST names. */
@@ -1067,6 +1074,49 @@ static void test_repair_of_no_index_fails_and_creates_nothing(void **state)
     assert_int_equal(rmdir(other), 0);
 }
 
+/*
+ * A bulk load into a folder whose log still holds writes (a server killed
+ * before its checkpoint): the log's writes are older than the file's lines,
+ * so the file's version of a document must win, as a later PUT would.
+ * Before, the log was replayed after the loaded segment and undid it.
+ */
+static void test_index_after_a_crash_keeps_the_newer_bulk_version(void **state)
+{
+    struct crash_fixture *f = *state;
+    const char *bin = xun_bin();
+    struct server_proc p;
+    struct httpc_reply r;
+    char text[8192], jsonl[4096];
+
+    server_start_healthy(bin, f->dir, f->log_path, &p);
+    assert_true(http_request(p.port, "PUT", "/documents/bulk-1", "{\"title\":\"oldword\"}", &r));
+    assert_int_equal(r.status, 201);
+    httpc_reply_fini(&r);
+    assert_int_equal(kill(p.pid, SIGKILL), 0); /* the PUT is only in the log */
+    server_wait(&p);
+
+    snprintf(jsonl, sizeof jsonl, "%s/newer.jsonl", f->log_dir);
+    FILE *out = fopen(jsonl, "w");
+    assert_non_null(out);
+    fputs("{\"id\":\"bulk-1\",\"title\":\"newword\"}\n", out);
+    fclose(out);
+    const char *const args[] = { "index", "--data", f->dir, jsonl, NULL };
+    int status = run_xun(bin, args, text, sizeof text);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("xun index: status 0x%x: %s", status, text);
+
+    server_start_healthy(bin, f->dir, f->log_path, &p);
+    assert_true(http_request(p.port, "GET", "/documents/bulk-1", NULL, &r));
+    assert_int_equal(r.status, 200);
+    if (!strstr(r.body, "newword"))
+        fail_msg("GET /documents/bulk-1 after the bulk load: %s", r.body);
+    httpc_reply_fini(&r);
+    assert_int_equal(search_total(p.port, "oldword", NULL), 0);
+    assert_int_equal(search_total(p.port, "newword", "bulk-1"), 1);
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    server_wait(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1074,6 +1124,8 @@ int main(void)
                                         crash_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_log_stops_serve_until_repair, crash_setup,
                                         crash_teardown),
+        cmocka_unit_test_setup_teardown(test_index_after_a_crash_keeps_the_newer_bulk_version,
+                                        crash_setup, crash_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_segment_stops_serve_with_the_file_named,
                                         crash_setup, crash_teardown),
         cmocka_unit_test_setup_teardown(test_repair_of_no_index_fails_and_creates_nothing,
