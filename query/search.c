@@ -16,6 +16,12 @@
  * with it: the ranking stays exact. So is the preference for the written
  * forms a query typed (馬 over 马 when the query says 馬).
  *
+ * Pruning: past SEARCH_EXACT_TOTAL counted matches, with a full top k, a
+ * query skips regions whose blocks bound every score below the top k's
+ * threshold (next_competitive); an OR at the root runs MaxScore instead
+ * (ms_next: its children's bounds add up over many blocks, so that regions
+ * would never be skipped). Both read the same bounds, bonuses included.
+ *
  * Time: each loop that may visit many documents (the match loop, the
  * alignment of an AND or a phrase, a title-only term, skipping blocks,
  * counting facets) spends a unit of the budget per step (ex_spend); past the
@@ -1066,7 +1072,13 @@ struct maxscore {
     uint32_t *order; /* live children, by wb ascending */
     uint32_t n_live, n_ne; /* the first n_ne of order are non-essential */
     double ne_sum;         /* their bounds added */
-    double cand_bound;     /* the candidate's bound: ne_sum + the essential on it */
+    /* the essential children side by side (a scan per candidate reads them all) */
+    uint32_t n_ess;
+    uint32_t *ess_doc; /* where each one stands */
+    struct iter **ess_it;
+    uint32_t *ess_child; /* its index among the OR's children */
+    uint32_t *at;        /* those on the candidate (indices into ess_*) */
+    uint32_t n_at;
 };
 
 static struct maxscore *ms_new(struct exec *ex, struct iter *root)
@@ -1078,9 +1090,15 @@ static struct maxscore *ms_new(struct exec *ex, struct iter *root)
     double *wb = ex_alloc(ex, o->n * sizeof *wb);
     double *part = ex_alloc(ex, o->n * sizeof *part);
     uint32_t *order = ex_alloc(ex, o->n * sizeof *order);
-    if (!ms || !wb || !part || !order)
+    uint32_t *ess_doc = ex_alloc(ex, o->n * sizeof *ess_doc);
+    struct iter **ess_it = ex_alloc(ex, o->n * sizeof *ess_it);
+    uint32_t *ess_child = ex_alloc(ex, o->n * sizeof *ess_child);
+    uint32_t *at = ex_alloc(ex, o->n * sizeof *at);
+    if (!ms || !wb || !part || !order || !ess_doc || !ess_it || !ess_child || !at)
         return NULL;
-    *ms = (struct maxscore){ .o = o, .wb = wb, .part = part, .order = order };
+    *ms = (struct maxscore){ .o = o, .wb = wb, .part = part, .order = order,
+                             .ess_doc = ess_doc, .ess_it = ess_it, .ess_child = ess_child,
+                             .at = at };
     return ms;
 }
 
@@ -1136,6 +1154,13 @@ static void ms_plan(struct exec *ex, struct maxscore *ms, uint32_t from, double 
     while (ms->n_ne < ms->n_live &&
            !may_reach(ex, ms->ne_sum + ms->wb[ms->order[ms->n_ne]], gain_max, threshold))
         ms->ne_sum += ms->wb[ms->order[ms->n_ne++]];
+    ms->n_ess = 0;
+    for (uint32_t j = ms->n_ne; j < ms->n_live; j++) {
+        uint32_t i = ms->order[j];
+        ms->ess_child[ms->n_ess] = i;
+        ms->ess_it[ms->n_ess] = o->children[i];
+        ms->ess_doc[ms->n_ess++] = o->children[i]->docid;
+    }
 }
 
 /*
@@ -1174,24 +1199,27 @@ static bool ms_next(struct exec *ex, struct maxscore *ms, const struct topk *top
             }
         }
         uint32_t d = DOCID_END;
-        double on_d = 0; /* the bounds of the essential children on d */
-        for (uint32_t j = ms->n_ne; j < ms->n_live; j++) {
-            uint32_t i = ms->order[j];
-            struct iter *c = o->children[i];
-            if (c->docid < from)
+        for (uint32_t j = 0; j < ms->n_ess; j++) {
+            if (ms->ess_doc[j] < from) {
+                struct iter *c = ms->ess_it[j];
                 c->ops->advance(c, from);
-            if (c->docid < d) {
-                d = c->docid;
-                on_d = ms->wb[i];
-            } else if (c->docid == d) {
-                on_d += ms->wb[i];
+                ms->ess_doc[j] = c->docid;
             }
+            if (ms->ess_doc[j] < d)
+                d = ms->ess_doc[j];
         }
         if (d > ms->win_end) {
             from = ms->win_end == DOCID_END - 1 ? DOCID_END : ms->win_end + 1;
             continue;
         }
-        if (!may_reach(ex, ms->ne_sum + on_d, gain_max, threshold)) {
+        double bound = ms->ne_sum; /* plus the bounds of the essential children on d */
+        ms->n_at = 0;
+        for (uint32_t j = 0; j < ms->n_ess; j++)
+            if (ms->ess_doc[j] == d) {
+                ms->at[ms->n_at++] = j;
+                bound += ms->wb[ms->ess_child[j]];
+            }
+        if (!may_reach(ex, bound, gain_max, threshold)) {
             *skipped = true;
             from = d + 1;
             continue;
@@ -1214,10 +1242,9 @@ static bool ms_score(struct exec *ex, struct maxscore *ms, const struct doc_norm
     uint32_t d = o->base.docid;
     double partial = 0, left = ms->ne_sum;
 
-    for (uint32_t j = ms->n_ne; j < ms->n_live; j++) {
-        uint32_t i = ms->order[j];
-        if (o->children[i]->docid == d)
-            partial += ms->part[i] = o->children[i]->ops->score(o->children[i], norms);
+    for (uint32_t k = 0; k < ms->n_at; k++) {
+        uint32_t j = ms->at[k];
+        partial += ms->part[ms->ess_child[j]] = ms->ess_it[j]->ops->score(ms->ess_it[j], norms);
     }
     for (uint32_t j = ms->n_ne; j-- > 0;) {
         if (!may_reach(ex, partial + left, gain, threshold))
