@@ -1077,7 +1077,9 @@ struct maxscore {
     uint32_t *ess_doc; /* where each one stands */
     struct iter **ess_it;
     uint32_t *ess_child; /* its index among the OR's children */
-    uint32_t *at;        /* those on the candidate (indices into ess_*) */
+    double *ess_wb;      /* its bound in the window */
+    uint32_t *at;        /* those on the candidate (indices into ess_*); the others
+                          * stand past it */
     uint32_t n_at;
 };
 
@@ -1093,12 +1095,13 @@ static struct maxscore *ms_new(struct exec *ex, struct iter *root)
     uint32_t *ess_doc = ex_alloc(ex, o->n * sizeof *ess_doc);
     struct iter **ess_it = ex_alloc(ex, o->n * sizeof *ess_it);
     uint32_t *ess_child = ex_alloc(ex, o->n * sizeof *ess_child);
+    double *ess_wb = ex_alloc(ex, o->n * sizeof *ess_wb);
     uint32_t *at = ex_alloc(ex, o->n * sizeof *at);
-    if (!ms || !wb || !part || !order || !ess_doc || !ess_it || !ess_child || !at)
+    if (!ms || !wb || !part || !order || !ess_doc || !ess_it || !ess_child || !ess_wb || !at)
         return NULL;
     *ms = (struct maxscore){ .o = o, .wb = wb, .part = part, .order = order,
                              .ess_doc = ess_doc, .ess_it = ess_it, .ess_child = ess_child,
-                             .at = at };
+                             .ess_wb = ess_wb, .at = at };
     return ms;
 }
 
@@ -1154,12 +1157,17 @@ static void ms_plan(struct exec *ex, struct maxscore *ms, uint32_t from, double 
     while (ms->n_ne < ms->n_live &&
            !may_reach(ex, ms->ne_sum + ms->wb[ms->order[ms->n_ne]], gain_max, threshold))
         ms->ne_sum += ms->wb[ms->order[ms->n_ne++]];
-    ms->n_ess = 0;
+    /* the essential children, each at its first document from `from` */
+    ms->n_ess = ms->n_at = 0;
     for (uint32_t j = ms->n_ne; j < ms->n_live; j++) {
         uint32_t i = ms->order[j];
+        struct iter *c = o->children[i];
+        if (c->docid < from)
+            c->ops->advance(c, from);
         ms->ess_child[ms->n_ess] = i;
-        ms->ess_it[ms->n_ess] = o->children[i];
-        ms->ess_doc[ms->n_ess++] = o->children[i]->docid;
+        ms->ess_it[ms->n_ess] = c;
+        ms->ess_wb[ms->n_ess] = ms->wb[i];
+        ms->ess_doc[ms->n_ess++] = c->docid;
     }
 }
 
@@ -1198,27 +1206,29 @@ static bool ms_next(struct exec *ex, struct maxscore *ms, const struct topk *top
                 continue;
             }
         }
-        uint32_t d = DOCID_END;
-        for (uint32_t j = 0; j < ms->n_ess; j++) {
+        /* only those on the last candidate stand before from */
+        for (uint32_t k = 0; k < ms->n_at; k++) {
+            uint32_t j = ms->at[k];
             if (ms->ess_doc[j] < from) {
-                struct iter *c = ms->ess_it[j];
-                c->ops->advance(c, from);
-                ms->ess_doc[j] = c->docid;
+                ms->ess_it[j]->ops->advance(ms->ess_it[j], from);
+                ms->ess_doc[j] = ms->ess_it[j]->docid;
             }
-            if (ms->ess_doc[j] < d)
-                d = ms->ess_doc[j];
         }
+        ms->n_at = 0;
+        uint32_t d = DOCID_END;
+        for (uint32_t j = 0; j < ms->n_ess; j++)
+            d = ms->ess_doc[j] < d ? ms->ess_doc[j] : d;
         if (d > ms->win_end) {
             from = ms->win_end == DOCID_END - 1 ? DOCID_END : ms->win_end + 1;
             continue;
         }
         double bound = ms->ne_sum; /* plus the bounds of the essential children on d */
-        ms->n_at = 0;
-        for (uint32_t j = 0; j < ms->n_ess; j++)
-            if (ms->ess_doc[j] == d) {
-                ms->at[ms->n_at++] = j;
-                bound += ms->wb[ms->ess_child[j]];
-            }
+        for (uint32_t j = 0; j < ms->n_ess; j++) {
+            bool on = ms->ess_doc[j] == d;
+            ms->at[ms->n_at] = j;
+            ms->n_at += on;
+            bound += on ? ms->ess_wb[j] : 0;
+        }
         if (!may_reach(ex, bound, gain_max, threshold)) {
             *skipped = true;
             from = d + 1;
