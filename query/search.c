@@ -18,9 +18,10 @@
  *
  * Pruning: past SEARCH_EXACT_TOTAL counted matches, with a full top k, a
  * query skips regions whose blocks bound every score below the top k's
- * threshold (next_competitive); an OR at the root runs MaxScore instead
- * (ms_next: its children's bounds add up over many blocks, so that regions
- * would never be skipped). Both read the same bounds, bonuses included.
+ * threshold (next_competitive); an OR at the root, or ANDed only with
+ * filters and negations, runs MaxScore instead (ms_next: the bounds of many
+ * children add up in every block, so that regions would never be skipped).
+ * Both read the same bounds, bonuses included.
  *
  * Time: each loop that may visit many documents (the match loop, the
  * alignment of an AND or a phrase, a title-only term, skipping blocks,
@@ -1065,6 +1066,7 @@ static int hit_order(const void *a, const void *b, void *top)
 
 struct maxscore {
     struct or_iter *o;
+    struct and_iter *a; /* the root when it is the OR AND filters or negations; or NULL */
     uint32_t win_end;
     bool planned;
     double *wb;      /* per child: its highest score in the window; < 0, none */
@@ -1083,9 +1085,30 @@ struct maxscore {
     uint32_t n_at;
 };
 
+/*
+ * MaxScore for root: an OR, or an AND whose only scored part is an OR (the
+ * others filters or negations: `a OR b -c`); NULL for any other root.
+ */
 static struct maxscore *ms_new(struct exec *ex, struct iter *root)
 {
-    if (root->ops != &or_ops || root->negated)
+    struct and_iter *a = NULL;
+
+    if (root->negated)
+        return NULL;
+    if (root->ops == &and_ops) {
+        a = (struct and_iter *)root;
+        root = NULL;
+        for (uint32_t i = 0; i < a->n_pos; i++) {
+            if (a->pos[i]->unscored)
+                continue;
+            if (root)
+                return NULL; /* two scored parts */
+            root = a->pos[i];
+        }
+        if (!root || root->negated)
+            return NULL;
+    }
+    if (root->ops != &or_ops)
         return NULL;
     struct or_iter *o = (struct or_iter *)root;
     struct maxscore *ms = ex_alloc(ex, sizeof *ms);
@@ -1099,7 +1122,7 @@ static struct maxscore *ms_new(struct exec *ex, struct iter *root)
     uint32_t *at = ex_alloc(ex, o->n * sizeof *at);
     if (!ms || !wb || !part || !order || !ess_doc || !ess_it || !ess_child || !ess_wb || !at)
         return NULL;
-    *ms = (struct maxscore){ .o = o, .wb = wb, .part = part, .order = order,
+    *ms = (struct maxscore){ .o = o, .a = a, .wb = wb, .part = part, .order = order,
                              .ess_doc = ess_doc, .ess_it = ess_it, .ess_child = ess_child,
                              .ess_wb = ess_wb, .at = at };
     return ms;
@@ -1171,6 +1194,23 @@ static void ms_plan(struct exec *ex, struct maxscore *ms, uint32_t from, double 
     }
 }
 
+/* Whether the filters of ms's AND hold d and no negation does. */
+static bool ms_and_holds(struct maxscore *ms, uint32_t d)
+{
+    struct and_iter *a = ms->a;
+
+    for (uint32_t i = 0; i < a->n_pos; i++) {
+        struct iter *p = a->pos[i];
+        if (p == &ms->o->base)
+            continue;
+        if (p->docid < d)
+            p->ops->advance(p, d);
+        if (p->docid != d)
+            return false;
+    }
+    return !and_excluded(a, d);
+}
+
 /*
  * next() of the OR for a full top k past SEARCH_EXACT_TOTAL: the next
  * candidate that may reach it, or false at the end (or the deadline). Sets
@@ -1186,6 +1226,9 @@ static bool ms_next(struct exec *ex, struct maxscore *ms, const struct topk *top
         for (uint32_t i = 0; i < o->n; i++)
             o->children[i]->ops->advance(o->children[i], 0);
         o->started = true;
+        for (uint32_t i = 0; ms->a && i < ms->a->n_pos; i++)
+            if (ms->a->pos[i] != &o->base)
+                ms->a->pos[i]->ops->advance(ms->a->pos[i], 0);
     } else if (o->base.docid == DOCID_END) {
         return false;
     } else {
@@ -1234,10 +1277,18 @@ static bool ms_next(struct exec *ex, struct maxscore *ms, const struct topk *top
             from = d + 1;
             continue;
         }
+        if (ms->a && !ms_and_holds(ms, d)) {
+            from = d + 1;
+            continue;
+        }
         o->base.docid = d;
+        if (ms->a)
+            ms->a->base.docid = d;
         return true;
     }
     o->base.docid = DOCID_END;
+    if (ms->a)
+        ms->a->base.docid = DOCID_END;
     return false;
 }
 

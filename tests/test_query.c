@@ -620,12 +620,17 @@ static void test_search_title_match_ranks_first(void **state)
  * same, the total the same unless the pruned one says it is a lower bound,
  * which it may only be past SEARCH_EXACT_TOTAL. Returns whether it pruned.
  */
-static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
+static bool expect_same_top_k_from(struct index *ix, const char *text, uint32_t k,
+                                   double half_life, const char *source)
 {
     struct query *q;
     struct xerr err = { 0 };
     struct search_options exact = { .k = k, .exact_total = true,
                                     .recency_half_life_days = half_life, .now_s = 1790000000 };
+    if (source) {
+        exact.sources[0] = text_of(source);
+        exact.n_sources = 1;
+    }
     struct search_options fast = exact;
     struct search_result a, b;
 
@@ -654,6 +659,12 @@ static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, do
     snapshot_release(snap);
     query_free(q);
     return pruned;
+}
+
+/* The same without a filter. */
+static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
+{
+    return expect_same_top_k_from(ix, text, k, half_life, NULL);
 }
 
 /*
@@ -776,9 +787,10 @@ static const char *or_word(uint32_t w, char *buf, size_t cap)
  * cannot lift a document into the top k are only advanced to score the
  * candidates of the others, and candidates are dropped once they cannot
  * reach it. Random ORs of 2 to 64 terms (common and rare words, phrases,
- * title:, written forms, a NOT) over 20,000 generated documents whose words
- * follow a skewed frequency, some dated (freshness): the top 1, 10 and 100
- * and their scores are exactly those of a search that scores every match.
+ * title:, written forms, a NOT; some with a source filter) over 20,000
+ * generated documents whose words follow a skewed frequency, some dated
+ * (freshness): the top 1, 10 and 100 and their scores are exactly those of a
+ * search that scores every match.
  */
 static void test_search_or_pruning_finds_the_same_top_k(void **state)
 {
@@ -810,7 +822,8 @@ static void test_search_or_pruning_finds_the_same_top_k(void **state)
             snprintf(titles[i], sizeof titles[i], "%s",
                      or_word(rng_below(&rng, VOCAB), wb, sizeof wb));
         snprintf(ids[i], sizeof ids[i], "d%06zu", i);
-        docs[i] = (struct tdoc){ ids[i], titles[i][0] ? titles[i] : NULL, bodies[i], NULL };
+        docs[i] = (struct tdoc){ ids[i], titles[i][0] ? titles[i] : NULL, bodies[i],
+                                 i % 8 ? "wire" : "desk" };
         dates[i] = i % 3 ? DOC_DATE_NONE : 1790000000 - (int64_t)rng_below(&rng, 200) * 86400;
     }
     add_segment_dated(f->ix, docs, dates, N_A);
@@ -846,7 +859,8 @@ static void test_search_or_pruning_finds_the_same_top_k(void **state)
             snprintf(query + len, sizeof query - len, " -%s",
                      or_word(4 + rng_below(&rng, 30), wb, sizeof wb));
         for (size_t ki = 0; ki < 3; ki++)
-            pruned += expect_same_top_k(f->ix, query, ks[ki], qi % 2 ? 30 : 0);
+            pruned += expect_same_top_k_from(f->ix, query, ks[ki], qi % 2 ? 30 : 0,
+                                             qi % 3 == 2 ? "wire" : NULL);
     }
     assert_true(pruned > 0); /* the test reaches the pruning */
     alarm(0);
