@@ -1060,9 +1060,7 @@ static int hit_order(const void *a, const void *b, void *top)
  * Its score is then summed in child order, as or_score() does, so that it
  * is exactly the score of an exhaustive search.
  */
-#ifndef SEARCH_PRUNE_WINDOW
 #define SEARCH_PRUNE_WINDOW 4096
-#endif
 
 struct maxscore {
     struct or_iter *o;
@@ -1621,8 +1619,11 @@ int search_run_opts(const struct snapshot *snap, const struct query *q,
                 boost += SEARCH_RECENCY_WEIGHT * exp2(-age * recency_scale);
             }
             if (pruning && ms) {
-                if (!ms_score(&ex, ms, &norms, boost * extra_max, topk_threshold(&top),
-                              &h.score)) {
+                bool kept = ms_score(&ex, ms, &norms, boost * extra_max, topk_threshold(&top),
+                                     &h.score);
+                if (ex.timed_out)
+                    break; /* a child advanced to it may have stopped short of it */
+                if (!kept) {
                     out->total++; /* a match that cannot enter the top k */
                     if (opts->max_matches && out->total >= opts->max_matches) {
                         out->total_is_bound = stopped = true;

@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -765,6 +766,47 @@ static void test_search_pruning_with_one_block_lists(void **state)
     free(dates);
 }
 
+static uint64_t fake_clock_reads;
+static uint64_t fake_clock_ns(void);
+
+/*
+ * Stops a search of text at many points (the fake clock, read at every unit
+ * of work): whatever hits a timed-out search answers carry the scores an
+ * exhaustive search gives those documents (none scored in part).
+ */
+static void expect_deadline_scores_whole(struct index *ix, const char *text, uint32_t n_docs)
+{
+    struct query *q;
+    struct xerr err = { 0 };
+    struct search_options all = { .k = n_docs, .exact_total = true };
+    struct search_result a, b;
+
+    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
+    struct snapshot *snap = index_snapshot(ix);
+    assert_int_equal(search_run_opts(snap, q, &all, &a, &err), XE_OK);
+    size_t timed_out = 0;
+    for (uint64_t deadline = 12000; deadline < 400000; deadline += deadline / 16) {
+        struct search_options o = { .k = 10, .clock_every = 1, .deadline_ns = deadline,
+                                    .clock_ns = fake_clock_ns };
+        fake_clock_reads = 0;
+        assert_int_equal(search_run_opts(snap, q, &o, &b, &err), XE_OK);
+        timed_out += b.timed_out;
+        for (uint32_t i = 0; i < b.n_hits; i++) {
+            uint32_t j = 0;
+            while (j < a.n_hits && (a.hits[j].segment != b.hits[i].segment ||
+                                    a.hits[j].docid != b.hits[i].docid))
+                j++;
+            if (j == a.n_hits || a.hits[j].score != b.hits[i].score)
+                fail_msg("%s, deadline %" PRIu64 ": hit %u scored in part", text, deadline, i);
+        }
+        search_result_fini(&b);
+    }
+    assert_true(timed_out > 0);
+    search_result_fini(&a);
+    snapshot_release(snap);
+    query_free(q);
+}
+
 /* The next of a 64-bit LCG, and a number below n from its high bits. */
 static uint32_t rng_below(uint64_t *rng, uint32_t n)
 {
@@ -863,6 +905,11 @@ static void test_search_or_pruning_finds_the_same_top_k(void **state)
                                              qi % 3 == 2 ? "wire" : NULL);
     }
     assert_true(pruned > 0); /* the test reaches the pruning */
+    /* title: terms and phrases spend time as they are advanced to a candidate */
+    expect_deadline_scores_whole(f->ix,
+                                 "w4 OR title:w5 OR \"w6 w7\" OR title:w8 OR w9 OR title:w10 "
+                                 "OR w11 OR title:w12 OR w13 OR title:w14 OR w40 OR title:w4",
+                                 N_A + N_B);
     alarm(0);
     free(docs);
     free(ids);
@@ -1300,8 +1347,6 @@ static void test_search_repeated_load_counts_each_id_once(void **state)
  * A clock for deadlines that never looks at the time: each read returns one
  * more than the last, so "the deadline passes at the Nth read" is exact.
  */
-static uint64_t fake_clock_reads;
-
 static uint64_t fake_clock_ns(void)
 {
     return ++fake_clock_reads;
