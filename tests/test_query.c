@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -620,17 +621,23 @@ static void test_search_title_match_ranks_first(void **state)
  * same, the total the same unless the pruned one says it is a lower bound,
  * which it may only be past SEARCH_EXACT_TOTAL. Returns whether it pruned.
  */
-static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
+static bool expect_same_top_k_from(struct index *ix, const char *text, uint32_t k,
+                                   double half_life, const char *source)
 {
     struct query *q;
     struct xerr err = { 0 };
     struct search_options exact = { .k = k, .exact_total = true,
                                     .recency_half_life_days = half_life, .now_s = 1790000000 };
+    if (source) {
+        exact.sources[0] = text_of(source);
+        exact.n_sources = 1;
+    }
     struct search_options fast = exact;
     struct search_result a, b;
 
     fast.exact_total = false;
-    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
+    if (query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err) != XE_OK)
+        fail_msg("%s: %s", text, err.msg);
     struct snapshot *snap = index_snapshot(ix);
     assert_int_equal(search_run_opts(snap, q, &exact, &a, &err), XE_OK);
     assert_int_equal(search_run_opts(snap, q, &fast, &b, &err), XE_OK);
@@ -653,6 +660,12 @@ static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, do
     snapshot_release(snap);
     query_free(q);
     return pruned;
+}
+
+/* The same without a filter. */
+static bool expect_same_top_k(struct index *ix, const char *text, uint32_t k, double half_life)
+{
+    return expect_same_top_k_from(ix, text, k, half_life, NULL);
 }
 
 /*
@@ -750,6 +763,158 @@ static void test_search_pruning_with_one_block_lists(void **state)
     alarm(0);
     free(docs);
     free(ids);
+    free(dates);
+}
+
+static uint64_t fake_clock_reads;
+static uint64_t fake_clock_ns(void);
+
+/*
+ * Stops a search of text at many points (the fake clock, read at every unit
+ * of work): whatever hits a timed-out search answers carry the scores an
+ * exhaustive search gives those documents (none scored in part).
+ */
+static void expect_deadline_scores_whole(struct index *ix, const char *text, uint32_t n_docs)
+{
+    struct query *q;
+    struct xerr err = { 0 };
+    struct search_options all = { .k = n_docs, .exact_total = true };
+    struct search_result a, b;
+
+    assert_int_equal(query_parse(text, strlen(text), TOKENIZE_DEFAULT, &q, &err), XE_OK);
+    struct snapshot *snap = index_snapshot(ix);
+    assert_int_equal(search_run_opts(snap, q, &all, &a, &err), XE_OK);
+    size_t timed_out = 0;
+    for (uint64_t deadline = 12000; deadline < 400000; deadline += deadline / 16) {
+        struct search_options o = { .k = 10, .clock_every = 1, .deadline_ns = deadline,
+                                    .clock_ns = fake_clock_ns };
+        fake_clock_reads = 0;
+        assert_int_equal(search_run_opts(snap, q, &o, &b, &err), XE_OK);
+        timed_out += b.timed_out;
+        for (uint32_t i = 0; i < b.n_hits; i++) {
+            uint32_t j = 0;
+            while (j < a.n_hits && (a.hits[j].segment != b.hits[i].segment ||
+                                    a.hits[j].docid != b.hits[i].docid))
+                j++;
+            if (j == a.n_hits || a.hits[j].score != b.hits[i].score)
+                fail_msg("%s, deadline %" PRIu64 ": hit %u scored in part", text, deadline, i);
+        }
+        search_result_fini(&b);
+    }
+    assert_true(timed_out > 0);
+    search_result_fini(&a);
+    snapshot_release(snap);
+    query_free(q);
+}
+
+/* The next of a 64-bit LCG, and a number below n from its high bits. */
+static uint32_t rng_below(uint64_t *rng, uint32_t n)
+{
+    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((*rng >> 33) % n);
+}
+
+/* Word w of the OR test's vocabulary: a few CJK characters with variant forms, else w<n>. */
+static const char *or_word(uint32_t w, char *buf, size_t cap)
+{
+    static const char *const cjk[] = { "馬", "马", "說", "说" };
+    if (w < 4)
+        return cjk[w];
+    snprintf(buf, cap, "w%u", w);
+    return buf;
+}
+
+/*
+ * Past SEARCH_EXACT_TOTAL matches an OR is run by MaxScore: terms that
+ * cannot lift a document into the top k are only advanced to score the
+ * candidates of the others, and candidates are dropped once they cannot
+ * reach it. Random ORs of 2 to 64 terms (common and rare words, phrases,
+ * title:, written forms, a NOT; some with a source filter) over 20,000
+ * generated documents whose words follow a skewed frequency, some dated
+ * (freshness): the top 1, 10 and 100 and their scores are exactly those of a
+ * search that scores every match.
+ */
+static void test_search_or_pruning_finds_the_same_top_k(void **state)
+{
+    struct fixture *f = *state;
+    enum { N_A = 16000, N_B = 4000, VOCAB = 90, QUERIES = 24 };
+    struct tdoc *docs = calloc(N_A + N_B, sizeof *docs);
+    char (*ids)[16] = calloc(N_A + N_B, sizeof *ids);
+    char (*bodies)[512] = calloc(N_A + N_B, sizeof *bodies);
+    char (*titles)[48] = calloc(N_A + N_B, sizeof *titles);
+    int64_t *dates = calloc(N_A + N_B, sizeof *dates);
+    uint64_t rng = 7;
+    char wb[16];
+
+    assert_true(docs && ids && bodies && titles && dates);
+    alarm(300); /* a pruning loop would otherwise hang the test run */
+    for (size_t i = 0; i < N_A + N_B; i++) {
+        /* one in 16 long and made of common words only: its score comes from
+         * many terms of low bounds (the non-essential ones) */
+        bool dense = rng_below(&rng, 16) == 0;
+        size_t len = 0, n = dense ? 30 + rng_below(&rng, 30) : 2 + rng_below(&rng, 22);
+        for (size_t w = 0; w < n; w++) {
+            /* skewed: word u^3 of the vocabulary, the first few in most documents */
+            double u = rng_below(&rng, 1u << 20) / (double)(1u << 20);
+            uint32_t k = dense ? rng_below(&rng, 16) : (uint32_t)(VOCAB * u * u * u);
+            len += (size_t)snprintf(bodies[i] + len, sizeof bodies[i] - len, "%s ",
+                                    or_word(k, wb, sizeof wb));
+        }
+        if (rng_below(&rng, 4) == 0)
+            snprintf(titles[i], sizeof titles[i], "%s",
+                     or_word(rng_below(&rng, VOCAB), wb, sizeof wb));
+        snprintf(ids[i], sizeof ids[i], "d%06zu", i);
+        docs[i] = (struct tdoc){ ids[i], titles[i][0] ? titles[i] : NULL, bodies[i],
+                                 i % 8 ? "wire" : "desk" };
+        dates[i] = i % 3 ? DOC_DATE_NONE : 1790000000 - (int64_t)rng_below(&rng, 200) * 86400;
+    }
+    add_segment_dated(f->ix, docs, dates, N_A);
+    add_segment_dated(f->ix, docs + N_A, dates + N_A, N_B);
+
+    static const uint32_t ks[] = { 1, 10, 100 };
+    size_t pruned = 0;
+    for (uint32_t qi = 0; qi < QUERIES; qi++) {
+        char query[2048];
+        size_t len = 0;
+        bool negation = qi % 5 == 4; /* an AND of the OR and a NOT, its 64th term */
+        uint32_t terms = 0, want = qi % 4 == 0 ? 64 : 2 + rng_below(&rng, 63);
+        if (negation && want == 64)
+            want = 63;
+        while (terms < want) {
+            uint32_t kind = rng_below(&rng, 10), a = rng_below(&rng, VOCAB);
+            char wa[16];
+            const char *sep = terms ? " OR " : "";
+            if (kind < 4) /* a common word */
+                a = rng_below(&rng, 12);
+            if (kind == 8 && terms + 2 <= want) { /* a phrase of two words */
+                len += (size_t)snprintf(query + len, sizeof query - len, "%s\"%s %s\"", sep,
+                                        or_word(4 + rng_below(&rng, 8), wa, sizeof wa),
+                                        or_word(4 + rng_below(&rng, 8), wb, sizeof wb));
+                terms += 2;
+                continue;
+            }
+            len += (size_t)snprintf(query + len, sizeof query - len, "%s%s%s", sep,
+                                    kind == 9 ? "title:" : "", or_word(a, wa, sizeof wa));
+            terms++;
+        }
+        if (negation)
+            snprintf(query + len, sizeof query - len, " -%s",
+                     or_word(4 + rng_below(&rng, 30), wb, sizeof wb));
+        for (size_t ki = 0; ki < 3; ki++)
+            pruned += expect_same_top_k_from(f->ix, query, ks[ki], qi % 2 ? 30 : 0,
+                                             qi % 3 == 2 ? "wire" : NULL);
+    }
+    assert_true(pruned > 0); /* the test reaches the pruning */
+    /* title: terms and phrases spend time as they are advanced to a candidate */
+    expect_deadline_scores_whole(f->ix,
+                                 "w4 OR title:w5 OR \"w6 w7\" OR title:w8 OR w9 OR title:w10 "
+                                 "OR w11 OR title:w12 OR w13 OR title:w14 OR w40 OR title:w4",
+                                 N_A + N_B);
+    alarm(0);
+    free(docs);
+    free(ids);
+    free(bodies);
+    free(titles);
     free(dates);
 }
 
@@ -1182,8 +1347,6 @@ static void test_search_repeated_load_counts_each_id_once(void **state)
  * A clock for deadlines that never looks at the time: each read returns one
  * more than the last, so "the deadline passes at the Nth read" is exact.
  */
-static uint64_t fake_clock_reads;
-
 static uint64_t fake_clock_ns(void)
 {
     return ++fake_clock_reads;
@@ -1722,6 +1885,8 @@ int main(void)
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_pruning_with_one_block_lists, fixture_setup,
                                         fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_search_or_pruning_finds_the_same_top_k,
+                                        fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_ties_break_by_id_ascending, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_search_total_counts_past_k, fixture_setup,
