@@ -469,7 +469,7 @@ int segment_upgrade(const char *from, const char *to, struct xerr *err)
     struct buf table;
     struct stat st;
     unsigned char *m = NULL;
-    int64_t newest_date;
+    int64_t newest_date = DOC_DATE_NONE;
     int rc;
 
     int fd = open(from, O_RDONLY | O_CLOEXEC);
