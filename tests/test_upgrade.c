@@ -384,7 +384,8 @@ static void test_wal_v1_cut_last_record_is_a_torn_tail_kept_beside(void **state)
     uint64_t last;
     struct xerr err = { 0 };
 
-    write_log(*state, data, len - 2, path, sizeof path); /* the last record loses 2 of its payload bytes */
+    /* the last record loses 2 of its payload bytes */
+    write_log(*state, data, len - 2, path, sizeof path);
     assert_int_equal(wal_open(path, 0, note_record, &seen, &w, &last, &err), XE_OK);
     assert_int_equal(seen.n, 2);
     assert_int_equal(last, 2);
