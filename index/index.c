@@ -248,6 +248,10 @@ struct manifest {
     struct index_segment **segs;
     struct deletions **dels;
     uint32_t n;
+    /* the segment lines, read before any segment is opened */
+    char (*names)[INDEX_NAME_BYTES];
+    char (*del_names)[INDEX_NAME_BYTES];
+    uint32_t n_listed;
 };
 
 static void manifest_free(struct manifest *m, bool close_segments)
@@ -262,29 +266,68 @@ static void manifest_free(struct manifest *m, bool close_segments)
     }
     free(m->segs);
     free(m->dels);
+    free(m->names);
+    free(m->del_names);
 }
 
-/* One "segment NAME [DELETIONS]" line. */
+/* One "segment NAME [DELETIONS]" line: noted, opened later by manifest_open_segment(). */
 static int manifest_segment(struct index *ix, struct manifest *m, char *args, const char *path,
                             struct xerr *err)
 {
     char *del = strchr(args, ' ');
-    int rc;
 
     if (del)
         *del++ = '\0';
     if (!valid_name(args, ".xseg") || (del && !valid_name(del, ".xdel")) ||
-        m->n == INDEX_MAX_SEGMENTS)
+        m->n_listed == INDEX_MAX_SEGMENTS)
         return xerr_corrupt(err, "%s: bad segment line \"%.60s\"", path, args);
-    rc = index_segment_open(ix, args, &m->segs[m->n], err);
+    memcpy(m->names[m->n_listed], args, strlen(args) + 1);
+    m->del_names[m->n_listed][0] = '\0';
+    if (del)
+        memcpy(m->del_names[m->n_listed], del, strlen(del) + 1);
+    m->n_listed++;
+    note_name(ix, args);
+    if (del)
+        note_name(ix, del);
+    return XE_OK;
+}
+
+/*
+ * Opens listed segment i, upgrading it first when it is of the version
+ * before this one (see segment.h): the new file gets a new name, and
+ * *upgraded is set; the MANIFEST naming it is the caller's to write.
+ */
+static int manifest_open_segment(struct index *ix, struct manifest *m, uint32_t i,
+                                 bool *upgraded, struct xerr *err)
+{
+    const char *name = m->names[i], *del = m->del_names[i];
+    char seg_path[4096], new_name[INDEX_NAME_BYTES];
+    uint32_t version;
+    int rc;
+
+    index_path(ix, name, seg_path, sizeof seg_path);
+    rc = segment_file_version(seg_path, &version, err);
+    if (!rc && version == SEGMENT_UPGRADABLE_VERSION) {
+        char new_path[4096];
+        index_new_name(ix, "seg", "xseg", new_name);
+        index_path(ix, new_name, new_path, sizeof new_path);
+        rc = segment_upgrade(seg_path, new_path, err);
+        if (rc)
+            return rc;
+        fprintf(stderr, "xun: upgraded %s from format %u to %u (now %s)\n", name,
+                SEGMENT_UPGRADABLE_VERSION, SEGMENT_VERSION, new_name);
+        name = new_name;
+        *upgraded = true;
+    }
+    xerr_clear(err); /* a version not read above: segment_open() says what is wrong */
+    rc = index_segment_open(ix, name, &m->segs[m->n], err);
     if (rc)
         return rc;
     struct index_segment *s = m->segs[m->n];
     m->dels[m->n] = NULL;
     m->n++;
     s->durable = true;
-    note_name(ix, args);
-    if (del) {
+    if (*del) {
         char del_path[4096];
         index_path(ix, del, del_path, sizeof del_path);
         rc = deletions_read(del_path, segment_n_docs(s->seg), &m->dels[m->n - 1], err);
@@ -293,10 +336,12 @@ static int manifest_segment(struct index *ix, struct manifest *m, char *args, co
         memcpy(s->del_name, del, strlen(del) + 1);
         s->del_saved = m->dels[m->n - 1];
         deletions_ref(s->del_saved);
-        note_name(ix, del);
     }
     return XE_OK;
 }
+
+static int manifest_write(struct index *ix, const struct snapshot *snap, uint64_t seq,
+                          const char *wal_name, struct xerr *err);
 
 /* Reads MANIFEST and opens its segments into a first snapshot. */
 static int manifest_load(struct index *ix, struct xerr *err)
@@ -335,7 +380,9 @@ static int manifest_load(struct index *ix, struct xerr *err)
     }
     m.segs = calloc(INDEX_MAX_SEGMENTS, sizeof *m.segs);
     m.dels = calloc(INDEX_MAX_SEGMENTS, sizeof *m.dels);
-    if (!m.segs || !m.dels) {
+    m.names = calloc(INDEX_MAX_SEGMENTS, sizeof *m.names);
+    m.del_names = calloc(INDEX_MAX_SEGMENTS, sizeof *m.del_names);
+    if (!m.segs || !m.dels || !m.names || !m.del_names) {
         rc = xerr_set(err, XE_NOMEM, "out of memory");
         goto out_manifest;
     }
@@ -366,12 +413,26 @@ static int manifest_load(struct index *ix, struct xerr *err)
                       folded ? "with" : "without",
                       folded ? "leave out --no-fold-variants" : "add --no-fold-variants");
     }
+    /* every name is noted by now, so upgraded files get names above them all */
+    bool upgraded = false;
+    for (uint32_t i = 0; !rc && i < m.n_listed; i++)
+        rc = manifest_open_segment(ix, &m, i, &upgraded, err);
     if (!rc) {
         ix->current = snapshot_make(m.segs, m.dels, m.n);
         if (!ix->current)
             rc = xerr_set(err, XE_NOMEM, "out of memory");
         else
             ix->current->tokenize_flags = ix->tokenize_flags;
+    }
+    /* the new files are durable; naming them is the one atomic step (a crash
+     * before it leaves the old MANIFEST, whose files are still there, and the
+     * unnamed new ones are removed by the next open) */
+    if (!rc && upgraded &&
+        (rc = manifest_write(ix, ix->current, ix->applied_seq, ix->wal_name, err))) {
+        manifest_free(&m, false);
+        snapshot_release(ix->current); /* it holds the segments: closed with it */
+        ix->current = NULL;
+        goto out_text;
     }
 out_manifest:
     manifest_free(&m, rc != XE_OK);

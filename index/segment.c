@@ -400,6 +400,131 @@ out:
     return rc;
 }
 
+/* ---- upgrading (format in segment.h) ---- */
+
+#define V7_HEADER_BYTES 128
+
+static const char *base_name(const char *path);
+
+int segment_file_version(const char *path, uint32_t *version, struct xerr *err)
+{
+    unsigned char h[12];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    *version = 0;
+    if (fd < 0)
+        return xerr_set(err, errno == ENOENT ? XE_NOTFOUND : XE_IO, "segment %s: %s", path,
+                        strerror(errno));
+    ssize_t got = pread(fd, h, sizeof h, 0);
+    int saved = errno;
+    close(fd);
+    if (got < 0)
+        return xerr_set_os(err, saved, "segment %s: %s", path, strerror(saved));
+    if (got == (ssize_t)sizeof h && memcmp(h, SEGMENT_MAGIC, 8) == 0)
+        *version = get_u32le(h + 8);
+    return XE_OK;
+}
+
+/* Checks a whole version 7 file; *newest_date from its doc entries. */
+static int v7_check(const unsigned char *m, size_t len, const char *name, int64_t *newest_date,
+                    struct xerr *err)
+{
+    if (len < V7_HEADER_BYTES || memcmp(m, SEGMENT_MAGIC, 8) != 0 ||
+        get_u32le(m + 8) != SEGMENT_UPGRADABLE_VERSION)
+        return xerr_corrupt(err, "segment %s: not a version %u segment", name,
+                            SEGMENT_UPGRADABLE_VERSION);
+    if (get_u32le(m + 12) != crc32c(0, m + 16, V7_HEADER_BYTES - 16))
+        return xerr_corrupt(err, "segment %s: header checksum mismatch", name);
+    if (get_u64le(m + 48) != len)
+        return xerr_corrupt(err, "segment %s: %zu bytes, header says %llu (truncated?)", name,
+                            len, (unsigned long long)get_u64le(m + 48));
+    uint64_t expect = V7_HEADER_BYTES;
+    for (int s = 0; s < N_SECTIONS; s++) {
+        uint64_t off = get_u64le(m + 56 + 16 * s), n = get_u64le(m + 64 + 16 * s);
+        if (off != expect || n > len - off)
+            return xerr_corrupt(err, "segment %s: section %d out of place", name, s);
+        expect = off + n;
+    }
+    if (expect != len)
+        return xerr_corrupt(err, "segment %s: the sections do not end the file", name);
+    if (get_u32le(m + 120) != crc32c(0, m + V7_HEADER_BYTES, len - V7_HEADER_BYTES))
+        return xerr_corrupt(err, "segment %s: body checksum mismatch", name);
+    uint32_t n_docs = get_u32le(m + 16);
+    const unsigned char *docs = m + get_u64le(m + 56 + 16 * SECTION_DOCS);
+    if ((uint64_t)n_docs * SEGMENT_DOC_ENTRY_BYTES > get_u64le(m + 64 + 16 * SECTION_DOCS))
+        return xerr_corrupt(err, "segment %s: doc table too short for %u documents", name,
+                            n_docs);
+    *newest_date = DOC_DATE_NONE;
+    for (uint32_t d = 0; d < n_docs; d++) {
+        int64_t date = (int64_t)get_u64le(docs + (size_t)d * SEGMENT_DOC_ENTRY_BYTES + 16);
+        if (date != DOC_DATE_NONE && (*newest_date == DOC_DATE_NONE || date > *newest_date))
+            *newest_date = date;
+    }
+    return XE_OK;
+}
+
+int segment_upgrade(const char *from, const char *to, struct xerr *err)
+{
+    const char *name = base_name(from);
+    struct buf table;
+    struct stat st;
+    unsigned char *m = NULL;
+    int64_t newest_date = DOC_DATE_NONE;
+    int rc;
+
+    int fd = open(from, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return xerr_set_os(err, errno, "segment %s: %s", from, strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        rc = xerr_set_os(err, errno, "segment %s: %s", from, strerror(errno));
+        goto out_close;
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < V7_HEADER_BYTES) {
+        rc = xerr_corrupt(err, "segment %s: %zu bytes is shorter than a header", name, len);
+        goto out_close;
+    }
+    m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        m = NULL;
+        rc = xerr_set_os(err, errno, "segment %s: mmap: %s", from, strerror(errno));
+        goto out_close;
+    }
+    if ((rc = v7_check(m, len, name, &newest_date, err)))
+        goto out_unmap;
+
+    /* the same body, 8 bytes further on, under a version 8 header, then the chunk table */
+    uint32_t chunk_bytes = segment_chunk_bytes();
+    unsigned char h[SEGMENT_HEADER_BYTES];
+    struct fs_piece body = { m + V7_HEADER_BYTES, len - V7_HEADER_BYTES };
+    buf_init(&table, SEGMENT_SECTION_MAX);
+    chunk_table(&body, 1, chunk_bytes, &table);
+    if (table.rc) {
+        rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", name);
+        goto out_table;
+    }
+    const uint64_t shift = SEGMENT_HEADER_BYTES - V7_HEADER_BYTES;
+    memset(h, 0, sizeof h);
+    memcpy(h, m, 120); /* magic, counts, tokens; the rest is rewritten below */
+    put_u32le(h + 8, SEGMENT_VERSION);
+    put_u64le(h + 48, SEGMENT_HEADER_BYTES + body.len + table.len);
+    for (int s = 0; s < N_SECTIONS; s++)
+        put_u64le(h + 56 + 16 * s, get_u64le(m + 56 + 16 * s) + shift);
+    put_u32le(h + 120, chunk_bytes);
+    put_u32le(h + 124, crc32c(0, table.data, table.len));
+    put_u64le(h + 128, (uint64_t)newest_date);
+    put_u32le(h + 12, crc32c(0, h + 16, SEGMENT_HEADER_BYTES - 16));
+    struct fs_piece pieces[] = { { h, sizeof h }, body, { table.data, table.len } };
+    rc = fs_write_pieces(to, pieces, 3, true, err);
+out_table:
+    buf_fini(&table);
+out_unmap:
+    munmap(m, len);
+out_close:
+    close(fd);
+    return rc;
+}
+
 /* ---- reading ---- */
 
 struct segment {

@@ -179,6 +179,30 @@ int segment_writer_finish_kept(struct segment_writer *w, const struct buf *store
                                const char *path, bool durable, struct segment **kept,
                                struct xerr *err);
 
+/*
+ * Upgrading in place (index_open() does it for the segments its MANIFEST
+ * lists). Version 7 had a 128-byte header: bytes 0..119 as in version 8,
+ * then 120 u32 crc32c of bytes 128..file_bytes (all sections), 124 u32
+ * zero; its sections start at byte 128 and end the file, and are
+ * byte-identical to version 8's (every offset inside a section is relative
+ * to that section: the dictionary's block table to the terms section and
+ * the postings section, a doc entry's id to the ids area, the store's
+ * tables to the store section). So an upgrade checks the whole version 7
+ * file (header and body checksums, the sections in place), then writes the
+ * same sections 8 bytes further on under a version 8 header (the newest
+ * document date read from the doc entries), with the chunk table after
+ * them: to path + ".tmp", fsynced, renamed over `to`, the folder fsynced.
+ * `from` is left as it is. Older versions have no upgrade.
+ */
+#define SEGMENT_UPGRADABLE_VERSION 7
+
+/* The format version a segment file says it has: *version 0 when the file
+ * is too short or not a segment (segment_open() says what is wrong). */
+int segment_file_version(const char *path, uint32_t *version, struct xerr *err);
+/* Writes the version 8 segment at `to` holding what the version 7 one at
+ * `from` holds; XE_CORRUPT, naming `from`, when it is damaged. */
+int segment_upgrade(const char *from, const char *to, struct xerr *err);
+
 /* ---- reading ---- */
 
 /* Immutable once open: any thread may read it. */

@@ -37,6 +37,7 @@ struct wal {
     uint64_t fsyncs;
     uint64_t last_seq;   /* of the last whole batch; 0 when none */
     bool broken;         /* a failed write could not be undone: commits refused */
+    bool version1;       /* a version 1 log, open for its replay only: commits refused */
     struct buf batch;    /* room for the batch head, then the records */
     uint32_t batch_records;
     uint64_t batch_first_seq;
@@ -476,6 +477,127 @@ static bool never_written(const unsigned char *data, size_t len)
            get_u32le(data + 8) == 1 && all_zero(data + WAL_HEADER_BYTES, len - WAL_HEADER_BYTES);
 }
 
+/* ---- version 1, read for replay only (format in wal.h) ---- */
+
+static bool is_version1(const unsigned char *data, size_t len)
+{
+    return len >= WAL_HEADER_BYTES && !memcmp(data, WAL_MAGIC, 8) &&
+           get_u32le(data + 12) == crc32c(0, data, 12) && get_u32le(data + 8) == 1;
+}
+
+/* True when a whole, checksummed version 1 record starts anywhere in data[from, len). */
+static bool v1_record_after(const unsigned char *data, size_t from, size_t len)
+{
+    for (size_t p = from; p + WAL_RECORD_HEAD_BYTES <= len; p++) {
+        uint32_t n = get_u32le(data + p);
+        if (n > len - p - WAL_RECORD_HEAD_BYTES)
+            continue;
+        if (record_crc(data + p, data + p + WAL_RECORD_HEAD_BYTES, n) == get_u32le(data + p + 4))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Replays a version 1 log's records (seq <= after_seq skipped) and finds the
+ * end of its good prefix, *good, by version 1's rules: a record cut short
+ * (its length runs past the end and no whole record follows it), or a bad
+ * record followed only by zeros or by nothing, is a torn tail; a bad record
+ * with data after it, an unknown type or a sequence number that goes back
+ * is damage, refused (XE_CORRUPT, *good where the damage starts). *top_seq
+ * is the highest sequence number read.
+ */
+static int scan_v1(const unsigned char *data, size_t len, const char *name, uint64_t after_seq,
+                   wal_replay_fn fn, void *ctx, uint64_t *last_seq, uint64_t *top_seq,
+                   size_t *good, struct xerr *err)
+{
+    size_t at = WAL_HEADER_BYTES;
+
+    *last_seq = after_seq;
+    *top_seq = 0;
+    while (at < len) {
+        size_t left = len - at;
+        *good = at; /* on damage: where it starts */
+        if (left < WAL_RECORD_HEAD_BYTES)
+            break; /* torn tail */
+        uint32_t n = get_u32le(data + at);
+        if (n > WAL_PAYLOAD_MAX || n > left - WAL_RECORD_HEAD_BYTES) {
+            if (all_zero(data + at, left) ||
+                (n > left - WAL_RECORD_HEAD_BYTES && !v1_record_after(data, at + 1, len)))
+                break; /* cut short by a crash */
+            return xerr_corrupt(err, "log %s (version 1): record at byte %zu: length %u too "
+                                     "large", name, at, n);
+        }
+        size_t end = at + WAL_RECORD_HEAD_BYTES + n;
+        if (record_crc(data + at, data + at + WAL_RECORD_HEAD_BYTES, n) !=
+            get_u32le(data + at + 4)) {
+            if (end == len || all_zero(data + end, len - end))
+                break; /* the last record half written */
+            return xerr_corrupt(err, "log %s (version 1): record at byte %zu: checksum mismatch",
+                                name, at);
+        }
+        struct wal_record rec = {
+            .type = data[at + 8],
+            .seq = get_u64le(data + at + 9),
+            .payload = (const char *)data + at + WAL_RECORD_HEAD_BYTES,
+            .len = n,
+        };
+        if (rec.type != WAL_PUT && rec.type != WAL_DELETE)
+            return xerr_corrupt(err, "log %s (version 1): record at byte %zu: unknown type %u",
+                                name, at, rec.type);
+        if (rec.seq > after_seq && rec.seq <= *last_seq)
+            return xerr_corrupt(err, "log %s (version 1): record at byte %zu: sequence %" PRIu64
+                                     " repeats", name, at, rec.seq);
+        if (rec.seq > *top_seq)
+            *top_seq = rec.seq;
+        if (rec.seq > after_seq) {
+            int rc = fn ? fn(ctx, &rec, err) : XE_OK;
+            if (rc)
+                return rc;
+            *last_seq = rec.seq;
+        }
+        at = end;
+    }
+    *good = at;
+    return XE_OK;
+}
+
+/*
+ * Opens a version 1 log for its replay: the log is not changed (the caller
+ * checkpoints and starts a log of this version; commits here are refused).
+ * A torn tail is kept beside it, as for this version, and reported.
+ */
+static int open_version1(struct wal *w, const unsigned char *data, size_t len,
+                         uint64_t after_seq, wal_replay_fn fn, void *ctx, uint64_t *last_seq,
+                         struct xerr *err)
+{
+    size_t good = 0;
+    uint64_t top_seq;
+    int rc = scan_v1(data, len, base_name(w->path), after_seq, fn, ctx, last_seq, &top_seq,
+                     &good, err);
+
+    if (rc)
+        return rc;
+    size_t end = nonzero_end(data, good, len);
+    if (end > good) {
+        struct wal_set_aside *sa = &w->torn;
+        sa->offset = good;
+        sa->bytes = end - good;
+        snprintf(sa->why, sizeof sa->why, "a version 1 record cut short");
+        rc = kept_name(w->path, "torn", good, data + good, end - good, sa->kept_path,
+                       sizeof sa->kept_path, err);
+        if (!rc)
+            rc = fs_write_atomic(sa->kept_path, data + good, end - good, err);
+        if (rc)
+            return rc;
+    }
+    w->version1 = true;
+    w->bytes = good;
+    w->file_bytes = len;
+    w->last_seq = top_seq;
+    return XE_OK;
+}
+
 int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
              struct wal **out, uint64_t *last_seq, struct xerr *err)
 {
@@ -502,6 +624,10 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
         rc = make_fresh(w->fd, path, err);
         w->bytes = WAL_HEADER_BYTES;
         w->file_bytes = WAL_EXTENT_BYTES;
+        goto out_data;
+    }
+    if (is_version1(data, len)) {
+        rc = open_version1(w, data, len, after_seq, fn, ctx, last_seq, err);
         goto out_data;
     }
     const char *name = base_name(path);
@@ -576,6 +702,20 @@ int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err)
         goto out_close;
     if (never_written(data, len))
         goto out_data;
+    if (is_version1(data, len)) {
+        /* damage set aside as for this version (zeros after the log's end read
+         * as nothing in version 1 too); a torn tail is wal_open()'s */
+        struct xerr v1_err = { 0 };
+        uint64_t top_seq;
+        size_t good = 0;
+        if (scan_v1(data, len, base_name(path), 0, NULL, NULL, &last_seq, &top_seq, &good,
+                    &v1_err) == XE_CORRUPT) {
+            snprintf(out->why, sizeof out->why, "%s", v1_err.msg);
+            rc = set_aside(fd, path, data, good, nonzero_end(data, good, len), "damaged", out,
+                           err);
+        }
+        goto out_data;
+    }
     struct xerr header_err = { 0 };
     if (check_header(data, base_name(path), &header_err)) {
         /* nothing in it can be trusted to be read as this version: all of it aside */
@@ -680,6 +820,11 @@ int wal_commit(struct wal *w, struct xerr *err)
     }
     if (!w->batch_records)
         goto out;
+    if (w->version1) { /* never a batch of this version in a version 1 file */
+        rc = xerr_set(err, XE_IO, "log %s: a version 1 log is read, not written; a checkpoint "
+                                  "starts a new one", w->path);
+        goto out;
+    }
     if (w->broken) {
         rc = xerr_set(err, XE_IO,
                       "log %s: an earlier write failed and could not be undone; restart xun",
@@ -727,6 +872,11 @@ int wal_commit(struct wal *w, struct xerr *err)
 out:
     wal_discard(w);
     return rc;
+}
+
+uint32_t wal_version(const struct wal *w)
+{
+    return w->version1 ? 1 : WAL_VERSION;
 }
 
 uint64_t wal_bytes(const struct wal *w)

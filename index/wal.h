@@ -58,6 +58,17 @@
  * What the format cannot tell: damage that looks like a crash (the last
  * batch's sectors zeroed, the file cut at a whole step or at a batch's end)
  * reads as a torn tail or as a shorter log.
+ *
+ * Version 1 (before batches; read for replay only, never written): the
+ * same 16-byte header, then records back to back as above (each with its
+ * own sequence number), the file as long as they are. A record cut short
+ * (its length runs past the end of the file and no whole record follows
+ * it), or a bad record that ends the file or is followed only by zeros, is
+ * a torn tail: replay stops there (the bytes are kept in "LOG.torn-OFFSET"
+ * and reported, as above). A bad record followed by more data, an unknown
+ * type or a sequence number that goes back is damage, refused. The writer
+ * checkpoints right after such a replay and starts a version 2 log; the
+ * version 1 file is then removed with the other unnamed files.
  */
 #ifndef XUN_INDEX_WAL_H
 #define XUN_INDEX_WAL_H
@@ -114,7 +125,10 @@ struct wal_set_aside {
 /*
  * Opens (creating) the log at path and replays it through fn, records with
  * seq <= after_seq skipped. A log of version 1 with no record in it is made
- * afresh in this version; one with records is refused (XE_CORRUPT). A torn tail is set aside (see wal_torn_tail());
+ * afresh in this version; one with records is replayed and left as it is,
+ * and then wal_version() is 1 and wal_commit() refuses (XE_IO): the caller
+ * starts a new log (a checkpoint) before it logs anything. A torn tail is
+ * set aside (see wal_torn_tail());
  * damage is XE_CORRUPT with the offset and what repair would discard.
  * *last_seq receives the highest sequence number seen (or after_seq).
  */
@@ -128,7 +142,9 @@ const struct wal_set_aside *wal_torn_tail(const struct wal *w);
  * For a log that wal_open() refuses as damaged: moves everything from the
  * first bad batch on into "PATH.damaged-OFFSET" beside it (durably), and
  * leaves the log ending with its last whole batch. A log with a bad header
- * (another version included) is moved aside whole and a new empty one made.
+ * (another version included) is moved aside whole and a new empty one made;
+ * a version 1 log has what follows its last good record moved aside when
+ * that is damage (a torn tail is left to wal_open()).
  * A torn tail goes to "PATH.torn-OFFSET", as wal_open() would put it. *out
  * says what was set aside (bytes 0: the log was sound, nothing changed).
  * The log must not be open (the index folder's lock is the caller's).
@@ -148,6 +164,8 @@ void wal_discard(struct wal *w);
 /* Writes the pending batch and fsyncs: one fsync for everything added, and
  * one more when the file grows by a step first. */
 int wal_commit(struct wal *w, struct xerr *err);
+/* The version of the file open: WAL_VERSION, or 1 for a version 1 log opened for replay. */
+uint32_t wal_version(const struct wal *w);
 /* Bytes of the log in use (its batches; the file may be longer). */
 uint64_t wal_bytes(const struct wal *w);
 /* fsyncs done so far, those that made a growth durable included. */

@@ -781,6 +781,17 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
          * disk cannot take its segment (then read-only) */
         if (!rc && w->dirty)
             rc = refresh(w, err);
+        /* a version 1 log (from before an upgrade) is replayed, never appended
+         * to: a checkpoint makes what it held durable and names a new log;
+         * when the disk cannot take it, the writer is read-only until one can */
+        if (!rc && wal_version(w->wal) == 1) {
+            struct xerr cp_err = { 0 };
+            rc = checkpoint(w, &cp_err);
+            if (rc == XE_IO)
+                rc = XE_OK; /* read-only, as checkpoint() set it; reads still work */
+            else if (rc)
+                xerr_set(err, rc, "%s", cp_err.msg);
+        }
     } else {
         /* no log yet: name one in the manifest before any write is acknowledged;
          * when the disk cannot take it, serve what there is, read-only */

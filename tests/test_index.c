@@ -479,8 +479,11 @@ static void test_index_refuses_damaged_manifest(void **state)
         { "unknown version", "xun-manifest 2\nsegment seg-00000001.xseg\n", 0, true,
           XE_CORRUPT, "xun-manifest 2" },
         { "unknown first line", "hello\n", 0, true, XE_CORRUPT, "MANIFEST" },
-        { "segment that does not exist", "xun-manifest 1\nsegment seg-00000042.xseg\n", 0,
-          true, XE_NOTFOUND, "seg-00000042.xseg" },
+        /* (with the analyzer line: a wrong analyzer is refused before any
+         * segment file is opened, since opening may upgrade one) */
+        { "segment that does not exist",
+          "xun-manifest 1\nanalyzer fold-variants\nsegment seg-00000042.xseg\n", 0, true,
+          XE_NOTFOUND, "seg-00000042.xseg" },
         { "misspelt line", "xun-manifest 1\nsegmnt seg-00000001.xseg\n", 0, true,
           XE_CORRUPT, "MANIFEST" },
         { "segment name with a slash", "xun-manifest 1\nsegment ../seg-00000001.xseg\n", 0,
@@ -500,8 +503,8 @@ static void test_index_refuses_damaged_manifest(void **state)
           "xun-manifest 1\nsegment seg-00000001.xseg\n", 0, true, XE_INPUT,
           "without simplified/traditional folding" },
         { "second segment missing",
-          "xun-manifest 1\nsegment seg-00000001.xseg\nsegment seg-00000009.xseg\n", 0, true,
-          XE_NOTFOUND, "seg-00000009.xseg" },
+          "xun-manifest 1\nanalyzer fold-variants\nsegment seg-00000001.xseg\n"
+          "segment seg-00000009.xseg\n", 0, true, XE_NOTFOUND, "seg-00000009.xseg" },
     };
     struct index *ix = open_ok(*state);
     char *name = commit_docs(ix, docs_a, 3);

@@ -1071,8 +1071,9 @@ static void test_wal_keeps_every_torn_tail_at_one_offset(void **state)
 
 /*
  * A version 1 log with nothing after its header (a clean stop before an
- * upgrade) is made afresh as version 2; with a record after it, refused
- * (test_wal_refuses_bad_header).
+ * upgrade) is made afresh as version 2; with bytes after it, it is read by
+ * version 1's rules (tests/test_upgrade.c): here a torn tail, kept beside,
+ * the log left as it was.
  */
 static void test_wal_makes_empty_version_1_log_afresh(void **state)
 {
@@ -1094,10 +1095,22 @@ static void test_wal_makes_empty_version_1_log_afresh(void **state)
         free(data);
         assert_takes_append(path, NULL, 0);
     }
-    /* one byte after the header: refused, left as it was */
+    /* one byte after the header: a record head whose checksum fails, zeros
+     * after it: version 1's torn tail */
     v1[WAL_HEADER_BYTES + 7] = 1;
     test_write_file(path, v1, sizeof v1);
-    assert_refused_at(path, -1, -1);
+    struct wal *w = NULL;
+    uint64_t last;
+    struct xerr err = { 0 };
+    assert_int_equal(wal_open(path, 0, NULL, NULL, &w, &last, &err), XE_OK);
+    assert_int_equal(wal_version(w), 1);
+    assert_int_equal(wal_torn_tail(w)->offset, WAL_HEADER_BYTES);
+    assert_int_equal(wal_torn_tail(w)->bytes, 8);
+    wal_close(w);
+    unsigned char *data = test_read_file(path, &len);
+    assert_int_equal(len, sizeof v1);
+    assert_memory_equal(data, v1, sizeof v1);
+    free(data);
 }
 
 /* A file shorter than a header, or all zeros, was torn while it was made: it starts afresh. */
@@ -1521,7 +1534,8 @@ static void test_wal_refuses_bad_header(void **state)
     put_u32le(full + 12, crc32c(0, full, 12));
     test_write_file(path, full, full_len);
     assert_refused_at(path, -1, -1);
-    /* version 1 (the old format) and 3 with a good checksum: refused, saying which */
+    /* version 1 (the old format, whose reader finds no record in batches) and 3
+     * with a good checksum: refused, saying which */
     for (uint32_t v = 1; v <= 3; v += 2) {
         memcpy(full, h, sizeof h);
         put_u32le(full + 8, v);
@@ -1534,7 +1548,7 @@ static void test_wal_refuses_bad_header(void **state)
         assert_int_equal(wal_open(path, 0, record_cb, &(struct seen){ 0 }, &w, &last, &err),
                          XE_CORRUPT);
         char want[32];
-        snprintf(want, sizeof want, "version %u,", v);
+        snprintf(want, sizeof want, v == 1 ? "(version 1)" : "version %u,", v);
         assert_non_null(strstr(err.msg, want));
     }
     /* repair sets the whole file aside and leaves an empty log */
