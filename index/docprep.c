@@ -6,6 +6,7 @@
 
 #include "index/docstore.h"
 #include "index/error.h"
+#include "index/hash.h"
 #include "index/tokenizer.h"
 
 /* Each batch array starts this large and doubles. */
@@ -15,16 +16,7 @@
 
 uint64_t term_hash(const void *p, size_t len)
 {
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
-    /* FNV's low bits are weak for short keys: mix them all in (murmur3's finalizer) */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
+    return hash_bytes(p, len);
 }
 
 uint64_t term_key(const void *p, size_t len)

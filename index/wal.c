@@ -100,19 +100,30 @@ static void header_bytes(unsigned char h[WAL_HEADER_BYTES])
     put_u32le(h + 12, crc32c(0, h, 12));
 }
 
-static enum batch_state read_batch(const unsigned char *data, size_t len, size_t at,
-                                   struct batch_view *b)
+/*
+ * True when a batch head that replay would take is at data[at..]: its
+ * checksum holds and its fields make sense (at least one record, a body
+ * that could hold them, sequence numbers that do not wrap). Fills b, all
+ * but its end.
+ */
+static bool read_head(const unsigned char *data, size_t len, size_t at, struct batch_view *b)
 {
     const unsigned char *h = data + at;
 
     if (len - at < WAL_BATCH_HEAD_BYTES || get_u32le(h + 20) != crc32c(0, h, 20))
-        return BATCH_BAD_HEAD;
+        return false;
     b->body_bytes = get_u64le(h);
     b->n_records = get_u32le(h + 8);
     b->first_seq = get_u64le(h + 12);
-    if (!b->n_records || b->body_bytes > WAL_BATCH_MAX ||
-        b->body_bytes < (uint64_t)b->n_records * WAL_RECORD_HEAD_BYTES ||
-        b->first_seq > UINT64_MAX - (b->n_records - 1)) /* its sequence numbers would wrap */
+    return b->n_records && b->body_bytes <= WAL_BATCH_MAX &&
+           b->body_bytes >= (uint64_t)b->n_records * WAL_RECORD_HEAD_BYTES &&
+           b->first_seq <= UINT64_MAX - (b->n_records - 1); /* else they would wrap */
+}
+
+static enum batch_state read_batch(const unsigned char *data, size_t len, size_t at,
+                                   struct batch_view *b)
+{
+    if (!read_head(data, len, at, b))
         return BATCH_BAD_HEAD;
     /* compared before adding: at + body could wrap a 32-bit size_t */
     if (b->body_bytes > (uint64_t)(len - at - WAL_BATCH_HEAD_BYTES)) {
@@ -286,23 +297,46 @@ static int scan_log(const unsigned char *data, size_t len, bool file_whole, uint
     return XE_OK;
 }
 
-/* The whole, checksummed records among data[from, to): what setting the
- * bytes aside takes out of the log. */
-/* The whole, checksummed records among data[from, to): what setting the
- * bytes aside takes out of the log. */
+/* Adds the records first..last (first <= last) to what sa counts. */
+static void count_seqs(struct wal_set_aside *sa, uint64_t first, uint64_t last, uint64_t n)
+{
+    if (!sa->records || first < sa->first_seq)
+        sa->first_seq = first;
+    if (!sa->records || last > sa->last_seq)
+        sa->last_seq = last;
+    sa->records += n;
+}
+
+/*
+ * The records among data[from, to): what setting the bytes aside takes out
+ * of the log. Where a batch head replay would take is found (read_head()),
+ * every record it says its batch holds, whatever became of its body, and
+ * the count goes on after the batch (or at to, when it runs past); elsewhere
+ * the records whose own checksum holds, byte by byte. Cannot wrap: each
+ * head counts at most a record per WAL_RECORD_HEAD_BYTES of the body it
+ * skips, and only the last one skipped can claim more (at most UINT32_MAX).
+ */
 static void count_records(const unsigned char *data, size_t from, size_t to,
                           struct wal_set_aside *sa)
 {
-    for (size_t p = from; p + WAL_RECORD_HEAD_BYTES <= to;) {
+    for (size_t p = from; p < to;) {
+        struct batch_view b;
+        if (read_head(data, to, p, &b)) {
+            count_seqs(sa, b.first_seq, b.first_seq + (b.n_records - 1), b.n_records);
+            /* compared before adding, as in read_batch() */
+            if (b.body_bytes >= (uint64_t)(to - p - WAL_BATCH_HEAD_BYTES))
+                break;
+            p += WAL_BATCH_HEAD_BYTES + (size_t)b.body_bytes;
+            continue;
+        }
+        if (to - p < WAL_RECORD_HEAD_BYTES)
+            break;
         uint32_t n = get_u32le(data + p);
         if (n <= WAL_PAYLOAD_MAX && n <= to - p - WAL_RECORD_HEAD_BYTES &&
             (data[p + 8] == WAL_PUT || data[p + 8] == WAL_DELETE) &&
             record_crc(data + p, data + p + WAL_RECORD_HEAD_BYTES, n) == get_u32le(data + p + 4)) {
             uint64_t seq = get_u64le(data + p + 9);
-            if (!sa->records++ || seq < sa->first_seq)
-                sa->first_seq = seq;
-            if (seq > sa->last_seq)
-                sa->last_seq = seq;
+            count_seqs(sa, seq, seq, 1);
             p += WAL_RECORD_HEAD_BYTES + n;
         } else {
             p++;

@@ -98,8 +98,11 @@ typedef int (*wal_replay_fn)(void *ctx, const struct wal_record *rec, struct xer
 
 /*
  * Bytes set aside from a log: a torn tail at open, or damage by wal_repair().
- * records counts the whole, checksummed records found among them, and
- * first_seq..last_seq their sequence numbers (0 when none).
+ * records counts the records among them: for a batch whose head still
+ * checks, all those its head says it holds (its body may be damaged or cut);
+ * elsewhere the whole records whose own checksum holds. first_seq..last_seq
+ * span their sequence numbers (0 when none). wal_open() names the same count
+ * when it refuses damage.
  */
 struct wal_set_aside {
     uint64_t offset, bytes;

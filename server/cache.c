@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index/hash.h"
+
 #define CACHE_SHARDS 16
 #define CACHE_BUCKETS 1024 /* per shard; chains stay short at the default budget */
 
@@ -16,7 +18,7 @@ struct entry {
     struct entry *chain;      /* next in the bucket */
     struct entry *newer, *older;
     uint64_t hash, generation, born_ns;
-    size_t key_len, body_len, took_at, took_len;
+    size_t key_len, body_len, took_at;
     char bytes[]; /* the key, then the body */
 };
 
@@ -30,16 +32,6 @@ struct shard {
 struct result_cache {
     struct shard shards[CACHE_SHARDS];
 };
-
-static uint64_t hash_of(const char *key, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix of all bits */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
-}
 
 /* The shard takes the hash's low bits; the bucket within it, the next ones. */
 static size_t bucket_of(uint64_t hash)
@@ -141,7 +133,7 @@ static bool usable(const struct entry *e, uint64_t generation, uint64_t now_ns)
 bool result_cache_get(struct result_cache *c, const char *key, size_t key_len,
                       uint64_t generation, uint64_t now_ns, struct cached_body *out)
 {
-    uint64_t hash = hash_of(key, key_len);
+    uint64_t hash = hash_bytes(key, key_len);
     struct shard *s = &c->shards[hash % CACHE_SHARDS];
     bool hit = false;
 
@@ -155,7 +147,6 @@ bool result_cache_get(struct result_cache *c, const char *key, size_t key_len,
         memcpy(out->data, e->bytes + e->key_len, e->body_len);
         out->len = e->body_len;
         out->took_at = e->took_at;
-        out->took_len = e->took_len;
         list_unlink(s, e);
         list_push_newest(s, e);
         hit = true;
@@ -167,7 +158,7 @@ bool result_cache_get(struct result_cache *c, const char *key, size_t key_len,
 void result_cache_put(struct result_cache *c, const char *key, size_t key_len,
                       uint64_t generation, uint64_t now_ns, const struct cached_body *body)
 {
-    uint64_t hash = hash_of(key, key_len);
+    uint64_t hash = hash_bytes(key, key_len);
     struct shard *s = &c->shards[hash % CACHE_SHARDS];
     size_t need = sizeof(struct entry) + key_len + body->len;
 
@@ -177,8 +168,7 @@ void result_cache_put(struct result_cache *c, const char *key, size_t key_len,
     if (!e)
         return;
     *e = (struct entry){ .hash = hash, .generation = generation, .born_ns = now_ns,
-                         .key_len = key_len, .body_len = body->len, .took_at = body->took_at,
-                         .took_len = body->took_len };
+                         .key_len = key_len, .body_len = body->len, .took_at = body->took_at };
     memcpy(e->bytes, key, key_len);
     memcpy(e->bytes + key_len, body->data, body->len);
 

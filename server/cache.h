@@ -25,11 +25,15 @@ struct result_cache;
 struct result_cache *result_cache_new(size_t max_bytes);
 void result_cache_free(struct result_cache *c);
 
-/* One cached response: the body with room for a fresh took_ms at took_at. */
+/*
+ * One cached response, cut where its took_ms value goes: the body is
+ * data[0, took_at), then a fresh took_ms, then data[took_at, len). The
+ * cache keeps the bytes as given and never looks inside them.
+ */
 struct cached_body {
     char *data; /* malloc'd copy, the caller frees */
     size_t len;
-    size_t took_at, took_len; /* the bytes of the old took_ms value */
+    size_t took_at; /* <= len */
 };
 
 /* True on a hit for key under snapshot generation (and within the TTL at now_ns). */

@@ -1,11 +1,14 @@
 /*
- * Route handlers (API.md). Each handler validates its parameters first and
- * answers 400 with what was wrong and what is allowed; then it takes a
- * snapshot of the index, so that it reads one consistent state however
- * long it runs, and releases it when the reply is built.
+ * Route handlers (API.md). A request finds its route in one table (routes[],
+ * at the end), which answers 404 and 405 alike for every route. Each handler
+ * validates its parameters first and answers 400 with what was wrong and
+ * what is allowed; then it takes a snapshot of the index, so that it reads
+ * one consistent state however long it runs, and releases it when the reply
+ * is built.
  */
 #include "server/routes.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,53 +70,213 @@ void routes_fini(struct route_ctx *ctx)
     ctx->cache = NULL;
 }
 
+/* One request as a route sees it: views into the request, valid while it is handled. */
+struct route_call {
+    enum http_req_method method;
+    const char *path; /* undecoded, path_len bytes */
+    size_t path_len;
+    const char *qs; /* the query string, without '?' and fragment, qs_len bytes */
+    size_t qs_len;
+    const struct url_query *uq; /* qs, decoded */
+};
+
 /* ---- parameters ---- */
 
-/* Parses an optional unsigned integer parameter within [0, max]. */
-static bool param_uint(struct exchange *ex, const struct url_query *q, const char *name,
-                       uint32_t dflt, uint32_t max, uint32_t *out)
+/*
+ * Each parser below reads one parameter of a query string and returns
+ * XE_INPUT with the message to answer (400) when its value is wrong; an
+ * absent parameter takes its default.
+ */
+
+/* XE_INPUT for a parameter not in names (NULL-terminated): the message lists names. */
+static int params_known(const struct url_query *uq, const char *route,
+                        const char *const *names, struct xerr *err)
 {
-    const struct url_param *p = url_query_get(q, name);
+    for (size_t i = 0; i < uq->n; i++) {
+        bool known = false;
+        for (size_t k = 0; names[k] && !known; k++)
+            known = !strcmp(uq->params[i].name, names[k]);
+        if (known)
+            continue;
+        char list[160];
+        size_t at = 0;
+        for (size_t k = 0; names[k] && at < sizeof list; k++) {
+            int n = snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", names[k]);
+            at += n > 0 ? (size_t)n : 0;
+        }
+        return xerr_set(err, XE_INPUT, "unknown parameter \"%.32s\"; %s takes %s",
+                        uq->params[i].name, route, list);
+    }
+    return XE_OK;
+}
+
+static int param_required(const struct url_query *uq, const char *name,
+                          const struct url_param **out, struct xerr *err)
+{
+    *out = url_query_get(uq, name);
+    return *out ? XE_OK : xerr_set(err, XE_INPUT, "parameter %s is required", name);
+}
+
+/* An optional unsigned integer within [0, max]. */
+static int param_uint(const struct url_query *uq, const char *name, uint32_t dflt, uint32_t max,
+                      uint32_t *out, struct xerr *err)
+{
+    const struct url_param *p = url_query_get(uq, name);
     uint64_t v = 0;
 
     *out = dflt;
     if (!p)
-        return true;
+        return XE_OK;
     bool ok = p->value_len > 0 && p->value_len <= 10;
     for (size_t i = 0; ok && i < p->value_len; i++) {
         ok = p->value[i] >= '0' && p->value[i] <= '9';
         v = v * 10 + (uint64_t)(p->value[i] - '0');
     }
-    if (!ok || v > max) {
-        respond_error(ex, 400, "%s must be an integer from 0 to %u, got \"%.32s\"", name, max,
-                      p->value);
-        return false;
-    }
+    if (!ok || v > max)
+        return xerr_set(err, XE_INPUT, "%s must be an integer from 0 to %u, got \"%.32s\"", name,
+                        max, p->value);
     *out = (uint32_t)v;
-    return true;
+    return XE_OK;
 }
 
-static bool param_flag(struct exchange *ex, const struct url_query *q, const char *name,
-                       bool dflt, bool *out)
+static int param_flag(const struct url_query *uq, const char *name, bool dflt, bool *out,
+                      struct xerr *err)
 {
-    const struct url_param *p = url_query_get(q, name);
+    const struct url_param *p = url_query_get(uq, name);
 
     *out = dflt;
     if (!p)
-        return true;
-    if (!strcmp(p->value, "1") || !strcmp(p->value, "true")) {
+        return XE_OK;
+    if (!strcmp(p->value, "1") || !strcmp(p->value, "true"))
         *out = true;
-        return true;
-    }
-    if (!strcmp(p->value, "0") || !strcmp(p->value, "false")) {
+    else if (!strcmp(p->value, "0") || !strcmp(p->value, "false"))
         *out = false;
-        return true;
+    else
+        return xerr_set(err, XE_INPUT, "%s must be 0 or 1, got \"%.32s\"", name, p->value);
+    return XE_OK;
+}
+
+/* Repeatable exact-value filters (source, tag): any of the values. */
+static int param_values(const struct url_query *uq, const char *name, struct text *out,
+                        size_t *n, struct xerr *err)
+{
+    *n = 0;
+    for (size_t i = 0; i < uq->n; i++) {
+        const struct url_param *p = &uq->params[i];
+        if (strcmp(p->name, name) != 0)
+            continue;
+        if (*n == SEARCH_MAX_FILTER_VALUES)
+            return xerr_set(err, XE_INPUT, "at most %d %s values are allowed",
+                            SEARCH_MAX_FILTER_VALUES, name);
+        if (!p->value_len || !utf8_check(p->value, p->value_len, NULL))
+            return xerr_set(err, XE_INPUT, "%s must be non-empty UTF-8", name);
+        out[(*n)++] = (struct text){ p->value, p->value_len };
     }
-    respond_error(ex, 400, "%s must be 0 or 1, got \"%.32s\"", name, p->value);
-    return false;
+    return XE_OK;
+}
+
+/* from/to: a date or date-time (API.md); a bare `to` date means to the end of that day. */
+static int param_date(const struct url_query *uq, const char *name, bool end_of_day, bool *has,
+                      int64_t *out, struct xerr *err)
+{
+    const struct url_param *p = url_query_get(uq, name);
+
+    *has = false;
+    if (!p)
+        return XE_OK;
+    if (!doc_parse_date(p->value, p->value_len, out))
+        return xerr_set(err, XE_INPUT,
+                        "%s must be YYYY-MM-DD or an RFC 3339 date-time, got \"%.40s\"", name,
+                        p->value);
+    if (end_of_day && p->value_len == 10)
+        *out += 86399;
+    *has = true;
+    return XE_OK;
+}
+
+static int param_sort(const struct url_query *uq, bool *by_date, struct xerr *err)
+{
+    const struct url_param *p = url_query_get(uq, "sort");
+
+    *by_date = p && !strcmp(p->value, "date");
+    if (p && !*by_date && strcmp(p->value, "relevance") != 0)
+        return xerr_set(err, XE_INPUT, "sort must be \"relevance\" or \"date\", got \"%.32s\"",
+                        p->value);
+    return XE_OK;
+}
+
+/* The facets a search can count, by the index of search_result.facets. */
+static const char *const facet_names[2] = { "source", "tag" };
+
+static bool *facet_wanted(struct search_options *o, size_t f)
+{
+    return f == 0 ? &o->facet_source : &o->facet_tag;
+}
+
+/* facets: a comma-separated list of facet_names. */
+static int param_facets(const struct url_query *uq, struct search_options *o, struct xerr *err)
+{
+    const struct url_param *p = url_query_get(uq, "facets");
+
+    if (!p)
+        return XE_OK;
+    for (const char *item = p->value, *end = item + p->value_len; item <= end;) {
+        const char *comma = memchr(item, ',', (size_t)(end - item));
+        size_t len = comma ? (size_t)(comma - item) : (size_t)(end - item);
+        size_t f = 0;
+        while (f < 2 && !(strlen(facet_names[f]) == len && !memcmp(item, facet_names[f], len)))
+            f++;
+        if (f == 2)
+            return xerr_set(err, XE_INPUT,
+                            "facets must be source, tag or source,tag, got \"%.32s\"", p->value);
+        *facet_wanted(o, f) = true;
+        item += len + 1;
+    }
+    return XE_OK;
 }
 
 /* ---- /search ---- */
+
+static const char *const search_param_names[] = {
+    "q", "limit", "offset", "highlight", "exact_total", "sort", "source", "tag", "from", "to",
+    "facets", NULL
+};
+
+/*
+ * /search's query string as a search (API.md), for a request that began at
+ * start_ns; sp->q borrows uq's memory. XE_INPUT with the message to answer
+ * when a parameter is unknown, missing or wrong; the checks run in a fixed
+ * order, so that a request always gets the same message.
+ */
+static int search_params_parse(const struct url_query *uq, const struct server_config *cfg,
+                               uint64_t start_ns, struct search_params *sp, struct xerr *err)
+{
+    const struct url_param *q;
+    struct search_options *o = &sp->opts;
+    int rc;
+
+    *sp = (struct search_params){ .start_ns = start_ns };
+    if ((rc = params_known(uq, "/search", search_param_names, err)) ||
+        (rc = param_required(uq, "q", &q, err)) ||
+        (rc = param_uint(uq, "limit", 10, SEARCH_MAX_LIMIT, &sp->limit, err)) ||
+        (rc = param_uint(uq, "offset", 0, SEARCH_MAX_OFFSET, &sp->offset, err)) ||
+        (rc = param_flag(uq, "highlight", true, &sp->highlight, err)) ||
+        (rc = param_flag(uq, "exact_total", false, &o->exact_total, err)) ||
+        (rc = param_values(uq, "source", o->sources, &o->n_sources, err)) ||
+        (rc = param_values(uq, "tag", o->tags, &o->n_tags, err)) ||
+        (rc = param_date(uq, "from", false, &o->has_from, &o->from_s, err)) ||
+        (rc = param_date(uq, "to", true, &o->has_to, &o->to_s, err)) ||
+        (rc = param_sort(uq, &o->sort_by_date, err)) || (rc = param_facets(uq, o, err)))
+        return rc;
+    sp->q = q->value;
+    sp->q_len = q->value_len;
+    o->recency_half_life_days = cfg->recency_half_life_days;
+    o->now_s = (int64_t)time(NULL);
+    o->deadline_ns =
+        cfg->query_timeout_ms ? start_ns + (uint64_t)cfg->query_timeout_ms * 1000000u : 0;
+    o->clock_ns = cfg->query_clock_ns;
+    return XE_OK;
+}
 
 static json_t *text_or_null(struct text t)
 {
@@ -166,237 +329,57 @@ static json_t *hit_json(const struct snapshot *snap, const struct search_hit *h,
     return hit;
 }
 
-static const char *const search_params[] = { "q", "limit", "offset", "highlight", "exact_total",
-                                             "sort", "source", "tag", "from", "to", "facets",
-                                             NULL };
 
-/* Repeatable exact-value filters (source, tag): any of the values. */
-static bool param_values(struct exchange *ex, const struct url_query *uq, const char *name,
-                         struct text *out, size_t *n)
+static json_t *facets_json(const struct search_result *res, struct search_options *o)
 {
-    *n = 0;
-    for (size_t i = 0; i < uq->n; i++) {
-        const struct url_param *p = &uq->params[i];
-        if (strcmp(p->name, name) != 0)
-            continue;
-        if (*n == SEARCH_MAX_FILTER_VALUES) {
-            respond_error(ex, 400, "at most %d %s values are allowed", SEARCH_MAX_FILTER_VALUES,
-                          name);
-            return false;
-        }
-        if (!p->value_len || !utf8_check(p->value, p->value_len, NULL)) {
-            respond_error(ex, 400, "%s must be non-empty UTF-8", name);
-            return false;
-        }
-        out[(*n)++] = (struct text){ p->value, p->value_len };
-    }
-    return true;
-}
-
-/* from/to: a date or date-time (API.md); a bare `to` date means to the end of that day. */
-static bool param_date(struct exchange *ex, const struct url_query *uq, const char *name,
-                       bool end_of_day, bool *has, int64_t *out)
-{
-    const struct url_param *p = url_query_get(uq, name);
-
-    *has = false;
-    if (!p)
-        return true;
-    if (!doc_parse_date(p->value, p->value_len, out)) {
-        respond_error(ex, 400,
-                      "%s must be YYYY-MM-DD or an RFC 3339 date-time, got \"%.40s\"", name,
-                      p->value);
-        return false;
-    }
-    if (end_of_day && p->value_len == 10)
-        *out += 86399;
-    *has = true;
-    return true;
-}
-
-/* Where the value of took_ms stands in a /search body (keys and strings in it are escaped). */
-static bool find_took(const char *text, size_t len, struct cached_body *b)
-{
-    static const char key[] = "\"took_ms\":";
-    const char *at = memmem(text, len, key, sizeof key - 1);
-    if (!at)
-        return false;
-    b->took_at = (size_t)(at - text) + sizeof key - 1;
-    b->took_len = strspn(text + b->took_at, "0123456789.eE+-");
-    return true;
-}
-
-/* A cached body with this request's took_ms. */
-static void respond_cached(struct exchange *ex, const struct cached_body *b)
-{
-    char took[32];
-    int took_len = snprintf(took, sizeof took, "%.6g", (double)(now_ns() - ex->start_ns) / 1e6);
-    if (took_len > 0 && !strpbrk(took, ".e") && took_len + 2 < (int)sizeof took) {
-        memcpy(took + took_len, ".0", 3); /* a real, as jansson writes it */
-        took_len += 2;
-    }
-    size_t len = b->len - b->took_len + (size_t)took_len;
-    char *text = malloc(len);
-
-    if (!text) {
-        respond_error(ex, 500, "out of memory");
-        return;
-    }
-    memcpy(text, b->data, b->took_at);
-    memcpy(text + b->took_at, took, (size_t)took_len);
-    memcpy(text + b->took_at + took_len, b->data + b->took_at + b->took_len,
-           b->len - b->took_at - b->took_len);
-    respond_json_text(ex, 200, text, len);
-    free(text);
-}
-
-static void route_search(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq,
-                         const char *qs, size_t qs_len)
-{
-    uint32_t limit, offset;
-    bool highlight, exact_total;
-    struct xerr err = { 0 };
-    struct search_params sp = { .start_ns = ex->start_ns };
-    struct search_options *o = &sp.opts;
-
-    for (size_t i = 0; i < uq->n; i++) {
-        bool known = false;
-        for (size_t k = 0; search_params[k] && !known; k++)
-            known = !strcmp(uq->params[i].name, search_params[k]);
-        if (!known) {
-            respond_error(ex, 400, "unknown parameter \"%.32s\"; /search takes q, limit, "
-                                   "offset, highlight, exact_total, sort, source, tag, from, "
-                                   "to, facets",
-                          uq->params[i].name);
-            return;
-        }
-    }
-    const struct url_param *qp = url_query_get(uq, "q");
-    if (!qp) {
-        respond_error(ex, 400, "parameter q is required");
-        return;
-    }
-    if (!param_uint(ex, uq, "limit", 10, SEARCH_MAX_LIMIT, &limit) ||
-        !param_uint(ex, uq, "offset", 0, SEARCH_MAX_OFFSET, &offset) ||
-        !param_flag(ex, uq, "highlight", true, &highlight) ||
-        !param_flag(ex, uq, "exact_total", false, &exact_total) ||
-        !param_values(ex, uq, "source", o->sources, &o->n_sources) ||
-        !param_values(ex, uq, "tag", o->tags, &o->n_tags) ||
-        !param_date(ex, uq, "from", false, &o->has_from, &o->from_s) ||
-        !param_date(ex, uq, "to", true, &o->has_to, &o->to_s))
-        return;
-    const struct url_param *sort = url_query_get(uq, "sort");
-    if (sort && strcmp(sort->value, "relevance") != 0 && strcmp(sort->value, "date") != 0) {
-        respond_error(ex, 400, "sort must be \"relevance\" or \"date\", got \"%.32s\"",
-                      sort->value);
-        return;
-    }
-    o->sort_by_date = sort && !strcmp(sort->value, "date");
-    o->recency_half_life_days = ctx->cfg->recency_half_life_days;
-    o->now_s = (int64_t)time(NULL);
-    const struct url_param *facets = url_query_get(uq, "facets");
-    if (facets) {
-        /* a comma-separated list of source and tag */
-        const char *p = facets->value, *end = p + facets->value_len;
-        do {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
-            if (len == 6 && !memcmp(p, "source", 6)) {
-                o->facet_source = true;
-            } else if (len == 3 && !memcmp(p, "tag", 3)) {
-                o->facet_tag = true;
-            } else {
-                respond_error(ex, 400, "facets must be source, tag or source,tag, got \"%.32s\"",
-                              facets->value);
-                return;
-            }
-            p += len + 1;
-        } while (p <= end);
-    }
-    o->exact_total = exact_total;
-    o->deadline_ns = ctx->cfg->query_timeout_ms
-                         ? ex->start_ns + (uint64_t)ctx->cfg->query_timeout_ms * 1000000u
-                         : 0;
-    o->clock_ns = ctx->cfg->query_clock_ns;
-    sp.q = qp->value;
-    sp.q_len = qp->value_len;
-    sp.limit = limit;
-    sp.offset = offset;
-    sp.highlight = highlight;
-    /* the same query string over the same snapshot: the same answer */
-    struct snapshot *snap = index_snapshot(ctx->ix);
-    uint64_t generation = snap->generation;
-    snapshot_release(snap);
-    struct cached_body cached = { 0 };
-    if (ctx->cache &&
-        result_cache_get(ctx->cache, qs, qs_len, generation, ex->start_ns, &cached)) {
-        atomic_fetch_add(&ctx->queries, 1);
-        atomic_fetch_add(&ctx->cache_hits, 1);
-        respond_cached(ex, &cached);
-        free(cached.data);
-        return;
-    }
-    json_t *body;
-    int rc = search_json(ctx->ix, &sp, &body, &err);
-    if (rc) {
-        respond_error(ex, respond_status_of(rc), "%s", err.msg);
-        return;
-    }
-    atomic_fetch_add(&ctx->queries, 1);
-    if (!ctx->cache) {
-        respond_json(ex, 200, body);
-        return;
-    }
-    atomic_fetch_add(&ctx->cache_misses, 1);
-    /* a timed-out answer is partial: the next try, on a quieter server, may do better */
-    bool partial = json_is_true(json_object_get(body, "timed_out"));
-    cached.data = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    json_decref(body);
-    if (!cached.data) {
-        respond_error(ex, 500, "out of memory");
-        return;
-    }
-    cached.len = strlen(cached.data);
-    if (!partial && find_took(cached.data, cached.len, &cached))
-        result_cache_put(ctx->cache, qs, qs_len, generation, ex->start_ns, &cached);
-    respond_json_text(ex, 200, cached.data, cached.len);
-    free(cached.data);
-}
-
-static json_t *facets_json(const struct search_result *res, const struct search_options *o)
-{
-    static const char *const names[2] = { "source", "tag" };
-    bool want[2] = { o->facet_source, o->facet_tag };
     json_t *facets = json_object();
 
-    for (int f = 0; f < 2; f++) {
-        if (!want[f])
+    for (size_t f = 0; f < 2; f++) {
+        if (!*facet_wanted(o, f))
             continue;
         json_t *list = json_array();
         for (size_t i = 0; i < res->n_facets[f]; i++)
             json_array_append_new(list, json_pack("{s:s%,s:I}", "value", res->facets[f][i].value,
                                                   res->facets[f][i].len, "count",
                                                   (json_int_t)res->facets[f][i].count));
-        json_object_set_new(facets, names[f], list);
+        json_object_set_new(facets, facet_names[f], list);
     }
     return facets;
 }
 
-int search_json(struct index *ix, const struct search_params *sp, json_t **out,
-                struct xerr *err)
+/*
+ * A /search body but its took_ms, in the order API.md shows the members:
+ * those before took_ms, and those after it. took_ms is measured when the
+ * body is sent (a cached body gets a fresh one), so it stays out until then.
+ */
+struct search_body {
+    json_t *before; /* query, total, total_relation */
+    json_t *after;  /* timed_out, offset, limit, hits, facets */
+    bool timed_out;
+};
+
+static void search_body_fini(struct search_body *b)
+{
+    json_decref(b->before);
+    json_decref(b->after);
+}
+
+/* Runs sp over snap (borrowed: the caller releases it after). */
+static int search_body_build(struct index *ix, const struct snapshot *snap,
+                             const struct search_params *sp, struct search_body *out,
+                             struct xerr *err)
 {
     struct query *q = NULL;
     int rc = query_parse(sp->q, sp->q_len, index_tokenize_flags(ix), &q, err);
 
+    *out = (struct search_body){ 0 };
     if (rc)
         return rc;
-    struct snapshot *snap = index_snapshot(ix);
     struct search_result res;
     struct search_options opts = sp->opts;
     opts.k = sp->offset + sp->limit;
     rc = search_run_opts(snap, q, &opts, &res, err);
     if (rc) {
-        snapshot_release(snap);
         query_free(q);
         return rc;
     }
@@ -418,51 +401,180 @@ int search_json(struct index *ix, const struct search_params *sp, json_t **out,
     }
     buf_fini(&scratch);
     buf_fini(&html);
-    uint64_t total = res.total;
-    bool bound = res.total_is_bound;
     json_t *facets = opts.facet_source || opts.facet_tag ? facets_json(&res, &opts) : NULL;
+    out->before = json_pack("{s:s%,s:I,s:s}", "query", sp->q, sp->q_len, "total",
+                            (json_int_t)res.total, "total_relation",
+                            res.total_is_bound ? "gte" : "eq");
     search_result_fini(&res);
-    snapshot_release(snap);
     query_free(q);
     if (rc) {
         json_decref(hits);
         json_decref(facets);
+        search_body_fini(out);
         return rc;
     }
-    double took_ms = (double)(now_ns() - sp->start_ns) / 1e6;
-    *out = json_pack("{s:s%,s:I,s:s,s:f,s:b,s:i,s:i,s:o}", "query", sp->q, sp->q_len, "total",
-                     (json_int_t)total, "total_relation", bound ? "gte" : "eq", "took_ms",
-                     took_ms, "timed_out", timed_out, "offset", (int)sp->offset, "limit",
-                     (int)sp->limit, "hits", hits);
-    if (*out && facets)
-        json_object_set_new(*out, "facets", facets);
+    out->after = json_pack("{s:b,s:i,s:i,s:o}", "timed_out", timed_out, "offset",
+                           (int)sp->offset, "limit", (int)sp->limit, "hits", hits);
+    out->timed_out = timed_out;
+    if (out->after && facets)
+        json_object_set_new(out->after, "facets", facets);
     else
         json_decref(facets);
+    if (!out->before || !out->after) {
+        search_body_fini(out);
+        return xerr_set(err, XE_NOMEM, "out of memory");
+    }
+    return XE_OK;
+}
+
+static double took_ms_since(uint64_t start_ns)
+{
+    return (double)(now_ns() - start_ns) / 1e6;
+}
+
+int search_json(struct index *ix, const struct search_params *sp, json_t **out,
+                struct xerr *err)
+{
+    struct snapshot *snap = index_snapshot(ix);
+    struct search_body b;
+    int rc = search_body_build(ix, snap, sp, &b, err);
+
+    snapshot_release(snap);
+    if (rc)
+        return rc;
+    /* jansson keeps members in the order they were set */
+    *out = json_object();
+    if (!*out || json_object_update(*out, b.before) ||
+        json_object_set_new(*out, "took_ms", json_real(took_ms_since(sp->start_ns))) ||
+        json_object_update(*out, b.after)) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    search_body_fini(&b);
     return *out ? XE_OK : xerr_set(err, XE_NOMEM, "out of memory");
+}
+
+#define SEARCH_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6)) /* as respond_json writes */
+
+/*
+ * b as text cut where took_ms's value goes (cache.h): the members before it,
+ * then `,"took_ms":` | `,` and the members after it. Both objects are
+ * written whole and their braces joined, so no byte is searched for after.
+ */
+static int search_body_text(const struct search_body *b, struct cached_body *out)
+{
+    static const char took_key[] = ",\"took_ms\":";
+    char *before = json_dumps(b->before, SEARCH_JSON_FLAGS);
+    char *after = json_dumps(b->after, SEARCH_JSON_FLAGS);
+    int rc = XE_NOMEM;
+
+    *out = (struct cached_body){ 0 };
+    if (before && after) {
+        size_t before_len = strlen(before) - 1; /* without its '}' */
+        size_t after_len = strlen(after) - 1;   /* without its '{' */
+        assert(before_len > 1 && after_len > 1); /* neither object is empty */
+        out->took_at = before_len + sizeof took_key - 1;
+        out->len = out->took_at + 1 + after_len;
+        if ((out->data = malloc(out->len))) {
+            memcpy(out->data, before, before_len);
+            memcpy(out->data + before_len, took_key, sizeof took_key - 1);
+            out->data[out->took_at] = ',';
+            memcpy(out->data + out->took_at + 1, after + 1, after_len);
+            rc = XE_OK;
+        }
+    }
+    free(before);
+    free(after);
+    return rc;
+}
+
+/* Sends body with a took_ms from ex's start to now, written as jansson writes a real. */
+static void respond_search_body(struct exchange *ex, const struct cached_body *body)
+{
+    json_t *took = json_real(took_ms_since(ex->start_ns));
+    char *took_text = took ? json_dumps(took, SEARCH_JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+    size_t took_len = took_text ? strlen(took_text) : 0;
+    char *text = took_text ? malloc(body->len + took_len) : NULL;
+
+    json_decref(took);
+    if (!text) {
+        free(took_text);
+        respond_error(ex, 500, "out of memory");
+        return;
+    }
+    memcpy(text, body->data, body->took_at);
+    memcpy(text + body->took_at, took_text, took_len);
+    memcpy(text + body->took_at + took_len, body->data + body->took_at,
+           body->len - body->took_at);
+    respond_json_text(ex, 200, text, body->len + took_len);
+    free(text);
+    free(took_text);
+}
+
+static void route_search(struct route_ctx *ctx, struct exchange *ex,
+                         const struct route_call *call)
+{
+    struct xerr err = { 0 };
+    struct search_params sp;
+
+    if (search_params_parse(call->uq, ctx->cfg, ex->start_ns, &sp, &err)) {
+        respond_error(ex, 400, "%s", err.msg);
+        return;
+    }
+    /* the same query string over the same snapshot: the same answer */
+    struct snapshot *snap = index_snapshot(ctx->ix);
+    uint64_t generation = snap->generation;
+    struct cached_body text = { 0 };
+    if (ctx->cache &&
+        result_cache_get(ctx->cache, call->qs, call->qs_len, generation, ex->start_ns, &text)) {
+        snapshot_release(snap);
+        atomic_fetch_add(&ctx->queries, 1);
+        atomic_fetch_add(&ctx->cache_hits, 1);
+        respond_search_body(ex, &text);
+        free(text.data);
+        return;
+    }
+    struct search_body body;
+    int rc = search_body_build(ctx->ix, snap, &sp, &body, &err);
+    snapshot_release(snap);
+    if (rc) {
+        respond_error(ex, respond_status_of(rc), "%s", err.msg);
+        return;
+    }
+    atomic_fetch_add(&ctx->queries, 1);
+    if (ctx->cache)
+        atomic_fetch_add(&ctx->cache_misses, 1);
+    rc = search_body_text(&body, &text);
+    search_body_fini(&body);
+    if (rc) {
+        respond_error(ex, 500, "out of memory");
+        return;
+    }
+    /* a timed-out answer is partial: the next try, on a quieter server, may do better */
+    if (ctx->cache && !body.timed_out)
+        result_cache_put(ctx->cache, call->qs, call->qs_len, generation, ex->start_ns, &text);
+    respond_search_body(ex, &text);
+    free(text.data);
 }
 
 /* ---- /suggest ---- */
 
-static void route_suggest(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
+static void route_suggest(struct route_ctx *ctx, struct exchange *ex,
+                          const struct route_call *call)
 {
-    const struct url_param *qp = url_query_get(uq, "q");
+    static const char *const names[] = { "q", "limit", NULL };
+    const struct url_param *qp;
     struct suggestion *s;
     size_t n;
     uint32_t limit;
     struct xerr err = { 0 };
 
-    for (size_t i = 0; i < uq->n; i++)
-        if (strcmp(uq->params[i].name, "q") && strcmp(uq->params[i].name, "limit")) {
-            respond_error(ex, 400, "unknown parameter \"%.32s\"; /suggest takes q, limit",
-                          uq->params[i].name);
-            return;
-        }
-    if (!qp) {
-        respond_error(ex, 400, "parameter q is required");
+    if (params_known(call->uq, "/suggest", names, &err) ||
+        param_required(call->uq, "q", &qp, &err) ||
+        param_uint(call->uq, "limit", 8, SUGGEST_MAX_LIMIT, &limit, &err)) {
+        respond_error(ex, 400, "%s", err.msg);
         return;
     }
-    if (!param_uint(ex, uq, "limit", 8, SUGGEST_MAX_LIMIT, &limit))
-        return;
     struct snapshot *snap = index_snapshot(ctx->ix);
     int rc = suggest_run(snap, qp->value, qp->value_len, limit, &s, &n, &err);
     snapshot_release(snap);
@@ -540,9 +652,10 @@ json_t *analyze_json(const char *text, size_t len, unsigned tokenize_flags)
     return json_pack("{s:o}", "tokens", a.tokens);
 }
 
-static void route_analyze(struct route_ctx *ctx, struct exchange *ex, const struct url_query *uq)
+static void route_analyze(struct route_ctx *ctx, struct exchange *ex,
+                          const struct route_call *call)
 {
-    const struct url_param *p = url_query_get(uq, "text");
+    const struct url_param *p = url_query_get(call->uq, "text");
     size_t bad;
 
     if (!p) {
@@ -563,8 +676,10 @@ static void route_analyze(struct route_ctx *ctx, struct exchange *ex, const stru
 
 /* ---- /stats, /health ---- */
 
-static void route_stats(struct route_ctx *ctx, struct exchange *ex)
+static void route_stats(struct route_ctx *ctx, struct exchange *ex,
+                        const struct route_call *call)
 {
+    (void)call;
     struct snapshot *snap = index_snapshot(ctx->ix);
     json_t *body = json_pack("{s:I,s:I,s:i,s:I,s:I,s:I}", "documents", (json_int_t)snap->n_docs,
                              "terms", (json_int_t)snap->n_terms, "segments",
@@ -582,8 +697,10 @@ static void route_stats(struct route_ctx *ctx, struct exchange *ex)
  * files that cannot be written (a full disk) keep it 200: every read is still
  * answered, and the body says that writes are refused and why.
  */
-static void route_health(struct route_ctx *ctx, struct exchange *ex)
+static void route_health(struct route_ctx *ctx, struct exchange *ex,
+                         const struct route_call *call)
 {
+    (void)call;
     struct snapshot *snap = index_snapshot(ctx->ix);
     uint32_t which[HEALTH_MAX_NAMED];
     uint32_t n = snapshot_damaged_segments(snap, which, HEALTH_MAX_NAMED);
@@ -616,8 +733,10 @@ static void route_health(struct route_ctx *ctx, struct exchange *ex)
 
 /* ---- /metrics ---- */
 
-static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
+static void route_metrics(struct route_ctx *ctx, struct exchange *ex,
+                          const struct route_call *call)
 {
+    (void)call;
     struct metrics_index mi = { .queries = atomic_load(&ctx->queries),
                                 .cache_hits = atomic_load(&ctx->cache_hits),
                                 .cache_misses = atomic_load(&ctx->cache_misses),
@@ -652,27 +771,112 @@ static void route_metrics(struct route_ctx *ctx, struct exchange *ex)
 
 /* ---- dispatch ---- */
 
-static bool path_is(const char *path, size_t len, const char *want)
+static void route_page(struct route_ctx *ctx, struct exchange *ex, const struct route_call *call)
 {
-    return strlen(want) == len && !memcmp(path, want, len);
+    (void)ctx, (void)call;
+    respond_bytes(ex, 200, "text/html; charset=utf-8", page_html, page_html_len);
 }
 
-static enum route_id route_of(const char *path, size_t len)
+static void route_no_id(struct route_ctx *ctx, struct exchange *ex, const struct route_call *call)
 {
-    static const struct {
-        const char *path;
-        enum route_id id;
-    } routes[] = { { "/", ROUTE_PAGE },           { "/search", ROUTE_SEARCH },
-                   { "/suggest", ROUTE_SUGGEST }, { "/documents", ROUTE_DOCUMENTS },
-                   { "/analyze", ROUTE_ANALYZE }, { "/health", ROUTE_HEALTH },
-                   { "/stats", ROUTE_STATS },     { "/metrics", ROUTE_METRICS } };
+    (void)ctx, (void)call;
+    respond_error(ex, 400, "the path needs a document id: /documents/{id}");
+}
 
-    if (len > 11 && !memcmp(path, "/documents/", 11))
-        return ROUTE_DOCUMENT;
-    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
-        if (path_is(path, len, routes[i].path))
-            return routes[i].id;
-    return ROUTE_OTHER;
+/* /documents/{id}: GET and HEAD read the document, PUT and DELETE write it. */
+static void route_document_id(struct route_ctx *ctx, struct exchange *ex,
+                              const struct route_call *call)
+{
+    static const size_t prefix_len = sizeof "/documents/" - 1;
+    size_t encoded_len = call->path_len - prefix_len;
+    char *id = malloc(encoded_len + 1);
+    long id_len = id ? url_decode(call->path + prefix_len, encoded_len, id, false) : -1;
+
+    if (id_len <= 0 || id_len > DOC_ID_MAX_BYTES || !utf8_check(id, (size_t)id_len, NULL))
+        respond_error(ex, 400, "document id must be 1 to %d bytes of URL-encoded UTF-8",
+                      DOC_ID_MAX_BYTES);
+    else if (call->method == HTTP_REQ_PUT)
+        documents_put(ctx, ex, id, (size_t)id_len);
+    else if (call->method == HTTP_REQ_DELETE)
+        documents_delete(ctx, ex, id, (size_t)id_len);
+    else
+        route_document(ctx, ex, id, (size_t)id_len);
+    free(id);
+}
+
+static void route_documents(struct route_ctx *ctx, struct exchange *ex,
+                            const struct route_call *call)
+{
+    (void)call;
+    documents_post(ctx, ex);
+}
+
+#define METHOD(m) (1u << (m))
+#define METHODS_READ (METHOD(HTTP_REQ_GET) | METHOD(HTTP_REQ_HEAD))
+#define METHODS_ANY (~0u)
+/* What OPTIONS answers for every path (a CORS preflight asks it). */
+#define SERVER_METHODS "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+
+/*
+ * The routes of API.md. A request goes to the first route whose path is
+ * the request's path (with prefix, what the path starts with and goes on
+ * past); a method not in methods is answered 405 with Allow, a path no
+ * route has 404, OPTIONS (routes_handle) 204 for any path.
+ */
+static const struct route {
+    const char *path;
+    bool prefix;
+    enum route_id id;       /* what /metrics counts the request under */
+    unsigned methods;       /* those allowed: METHOD() of enum http_req_method */
+    unsigned auth_methods;  /* writes: those that need the API key (routes_head) */
+    unsigned doc_methods;   /* those whose body is one document, at most DOC_MAX_BYTES */
+    void (*handle)(struct route_ctx *ctx, struct exchange *ex, const struct route_call *call);
+} routes[] = {
+    { "/", false, ROUTE_PAGE, METHODS_READ, 0, 0, route_page },
+    { "/search", false, ROUTE_SEARCH, METHODS_READ, 0, 0, route_search },
+    { "/suggest", false, ROUTE_SUGGEST, METHODS_READ, 0, 0, route_suggest },
+    { "/analyze", false, ROUTE_ANALYZE, METHODS_READ, 0, 0, route_analyze },
+    { "/health", false, ROUTE_HEALTH, METHODS_READ, 0, 0, route_health },
+    { "/stats", false, ROUTE_STATS, METHODS_READ, 0, 0, route_stats },
+    { "/metrics", false, ROUTE_METRICS, METHODS_READ, 0, 0, route_metrics },
+    { "/documents/", false, ROUTE_OTHER, METHODS_ANY, 0, 0, route_no_id },
+    { "/documents/", true, ROUTE_DOCUMENT,
+      METHODS_READ | METHOD(HTTP_REQ_PUT) | METHOD(HTTP_REQ_DELETE),
+      METHOD(HTTP_REQ_PUT) | METHOD(HTTP_REQ_DELETE), METHOD(HTTP_REQ_PUT), route_document_id },
+    { "/documents", false, ROUTE_DOCUMENTS, METHOD(HTTP_REQ_POST), METHOD(HTTP_REQ_POST), 0,
+      route_documents },
+};
+
+/* The route for path[0..len), NULL when none. */
+static const struct route *route_find(const char *path, size_t len)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        size_t n = strlen(routes[i].path);
+        if ((routes[i].prefix ? len > n : len == n) && !memcmp(path, routes[i].path, n))
+            return &routes[i];
+    }
+    return NULL;
+}
+
+static bool route_allows(const struct route *r, unsigned methods, enum http_req_method m)
+{
+    return r && (methods & METHOD(m));
+}
+
+/* The Allow header of r: its methods, in the order of enum http_req_method. */
+static void allow_of(const struct route *r, char *out, size_t size)
+{
+    static const char *const names[] = { [HTTP_REQ_GET] = "GET",   [HTTP_REQ_HEAD] = "HEAD",
+                                         [HTTP_REQ_POST] = "POST", [HTTP_REQ_PUT] = "PUT",
+                                         [HTTP_REQ_DELETE] = "DELETE" };
+    size_t at = 0;
+
+    out[0] = '\0';
+    for (size_t m = 0; m < sizeof names / sizeof *names && at < size; m++)
+        if (r->methods & METHOD(m)) {
+            int n = snprintf(out + at, size - at, "%s%s", at ? ", " : "", names[m]);
+            at += n > 0 ? (size_t)n : 0;
+        }
 }
 
 static struct exchange exchange_of(struct route_ctx *ctx, struct http_request *req)
@@ -686,27 +890,36 @@ static struct exchange exchange_of(struct route_ctx *ctx, struct http_request *r
 bool routes_head(struct route_ctx *ctx, struct http_request *req, size_t *body_limit)
 {
     struct exchange ex = exchange_of(ctx, req);
-    enum http_req_method cmd = http_request_method(req);
+    enum http_req_method method = http_request_method(req);
     const char *uri = http_request_uri(req);
-    size_t path_len = strcspn(uri, "?#");
-    bool put = cmd == HTTP_REQ_PUT && path_len > 11 && !memcmp(uri, "/documents/", 11);
-    bool write = put || (cmd == HTTP_REQ_DELETE && path_len > 11 &&
-                         !memcmp(uri, "/documents/", 11)) ||
-                 (cmd == HTTP_REQ_POST && path_is(uri, path_len, "/documents"));
+    const struct route *r = route_find(uri, strcspn(uri, "?#"));
     size_t n_auth = http_request_header_count(req, "Authorization");
 
-    ex.route = route_of(uri, path_len);
-    *body_limit = put ? DOC_MAX_BYTES : ctx->cfg->max_body_bytes;
+    ex.route = r ? r->id : ROUTE_OTHER;
+    *body_limit = route_allows(r, r ? r->doc_methods : 0, method) ? DOC_MAX_BYTES
+                                                                  : ctx->cfg->max_body_bytes;
     if (n_auth > 1) {
         respond_error(&ex, 400, "the request has %zu Authorization headers; send one", n_auth);
         return false;
     }
-    return !write || documents_authorized(ctx, &ex);
+    return !route_allows(r, r ? r->auth_methods : 0, method) || documents_authorized(ctx, &ex);
+}
+
+/* OPTIONS, for any path: a CORS preflight, or a client asking what the server takes. */
+static void answer_options(struct route_ctx *ctx, struct exchange *ex)
+{
+    http_request_add_header(ex->req, "Allow", SERVER_METHODS);
+    if (ctx->cfg->cors_origin) {
+        http_request_add_header(ex->req, "Access-Control-Allow-Methods", SERVER_METHODS);
+        http_request_add_header(ex->req, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type");
+        http_request_add_header(ex->req, "Access-Control-Max-Age", "86400");
+    }
+    respond_bytes(ex, 204, "text/plain", "", 0);
 }
 
 void routes_handle(struct route_ctx *ctx, struct http_request *req)
 {
-    enum http_req_method cmd = http_request_method(req);
     const char *uri = http_request_uri(req);
     struct exchange ex = exchange_of(ctx, req);
     struct url_query uq;
@@ -723,97 +936,34 @@ void routes_handle(struct route_ctx *ctx, struct http_request *req)
         return;
     }
     const char *qmark = strchr(uri, '?');
-    size_t path_len = qmark ? (size_t)(qmark - uri) : uri_len;
-    const char *qs = qmark ? qmark + 1 : "";
-    size_t qs_len = qmark ? uri_len - path_len - 1 : 0;
-    const char *hash = memchr(qs, '#', qs_len);
+    struct route_call call = { .uq = &uq, .method = http_request_method(req), .path = uri,
+                               .path_len = qmark ? (size_t)(qmark - uri) : uri_len,
+                               .qs = qmark ? qmark + 1 : "" };
+    call.qs_len = qmark ? uri_len - call.path_len - 1 : 0;
+    const char *hash = memchr(call.qs, '#', call.qs_len);
     if (hash)
-        qs_len = (size_t)(hash - qs);
-    if (!url_query_parse(qs, qs_len, &uq, &why)) {
+        call.qs_len = (size_t)(hash - call.qs);
+    if (!url_query_parse(call.qs, call.qs_len, &uq, &why)) {
         url_query_fini(&uq);
         respond_error(&ex, 400, "%s", why);
         return;
     }
-    bool get = cmd == HTTP_REQ_GET || cmd == HTTP_REQ_HEAD;
-    const char *allow = "GET, HEAD";
-
-    if (cmd == HTTP_REQ_OPTIONS) {
-        /* a CORS preflight, or a client asking what the server takes */
-        http_request_add_header(req, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-        if (ctx->cfg->cors_origin) {
-            http_request_add_header(req, "Access-Control-Allow-Methods",
-                                    "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-            http_request_add_header(req, "Access-Control-Allow-Headers",
-                                    "Authorization, Content-Type");
-            http_request_add_header(req, "Access-Control-Max-Age", "86400");
-        }
-        respond_bytes(&ex, 204, "text/plain", "", 0);
-        url_query_fini(&uq);
-        return;
-    }
-
-    ex.route = route_of(uri, path_len);
-    if (path_is(uri, path_len, "/")) {
-        if (get)
-            respond_bytes(&ex, 200, "text/html; charset=utf-8", page_html, page_html_len);
-    } else if (path_is(uri, path_len, "/search")) {
-        if (get)
-            route_search(ctx, &ex, &uq, qs, qs_len);
-    } else if (path_is(uri, path_len, "/suggest")) {
-        if (get)
-            route_suggest(ctx, &ex, &uq);
-    } else if (path_is(uri, path_len, "/analyze")) {
-        if (get)
-            route_analyze(ctx, &ex, &uq);
-    } else if (path_is(uri, path_len, "/health")) {
-        if (get)
-            route_health(ctx, &ex);
-    } else if (path_is(uri, path_len, "/stats")) {
-        if (get)
-            route_stats(ctx, &ex);
-    } else if (path_is(uri, path_len, "/metrics")) {
-        if (get)
-            route_metrics(ctx, &ex);
-    } else if (path_is(uri, path_len, "/documents/")) {
-        get = true;
-        respond_error(&ex, 400, "the path needs a document id: /documents/{id}");
-    } else if (path_len > 11 && !memcmp(uri, "/documents/", 11)) {
-        allow = "GET, HEAD, PUT, DELETE";
-        char *id = malloc(path_len - 11 + 1);
-        long id_len = id ? url_decode(uri + 11, path_len - 11, id, false) : -1;
-        bool ok = id_len > 0 && id_len <= DOC_ID_MAX_BYTES && utf8_check(id, (size_t)id_len, NULL);
-        if (!get && cmd != HTTP_REQ_PUT && cmd != HTTP_REQ_DELETE) {
-            /* answered below */
-        } else if (!ok) {
-            get = true;
-            respond_error(&ex, 400, "document id must be 1 to %d bytes of URL-encoded UTF-8",
-                          DOC_ID_MAX_BYTES);
-        } else if (get) {
-            route_document(ctx, &ex, id, (size_t)id_len);
-        } else {
-            get = true;
-            if (cmd == HTTP_REQ_PUT)
-                documents_put(ctx, &ex, id, (size_t)id_len);
-            else
-                documents_delete(ctx, &ex, id, (size_t)id_len);
-        }
-        free(id);
-    } else if (path_is(uri, path_len, "/documents")) {
-        allow = "POST";
-        if (cmd == HTTP_REQ_POST) {
-            get = true;
-            documents_post(ctx, &ex);
-        } else {
-            get = false;
-        }
-    } else {
-        get = true; /* not a method problem */
+    const struct route *r = call.method == HTTP_REQ_OPTIONS ? NULL
+                                                             : route_find(uri, call.path_len);
+    if (call.method == HTTP_REQ_OPTIONS) {
+        answer_options(ctx, &ex);
+    } else if (!r) {
         respond_error(&ex, 404, "no route %.*s; see API.md for the routes",
-                      (int)(path_len < 64 ? path_len : 64), uri);
-    }
-    if (!get) {
+                      (int)(call.path_len < 64 ? call.path_len : 64), uri);
+    } else if (!route_allows(r, r->methods, call.method)) {
+        char allow[64];
+        allow_of(r, allow, sizeof allow);
+        ex.route = r->id;
         http_request_add_header(req, "Allow", allow);
         respond_error(&ex, 405, "%s is not allowed here; allowed: %s", ex.method, allow);
+    } else {
+        ex.route = r->id;
+        r->handle(ctx, &ex, &call);
     }
     url_query_fini(&uq);
 }

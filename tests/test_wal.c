@@ -21,7 +21,9 @@
  * at an odd size inside a batch, bytes after a bad batch, an unknown type or
  * a sequence number that does not go up, a bad header. wal_open() refuses it
  * with XE_CORRUPT naming the log, the byte offset and the records it would
- * lose, and leaves the file byte for byte as it was; wal_repair() moves the
+ * lose (all a batch holds when its head still checks: one DELETE's batch
+ * with a bit flipped says 1, sequence 5 to 5), and leaves the file byte for
+ * byte as it was; wal_repair() moves the
  * bytes into LOG.damaged-OFFSET, after which the log replays exactly the
  * batches before the damage and takes appends; a sound log it leaves alone.
  * A version 1 log with no record is made afresh. A failed commit (the file
@@ -299,20 +301,35 @@ static size_t batch_of(const struct layout *lay, size_t at)
     return b;
 }
 
-/* Records of recs (as laid out) wholly inside [from, to) and clear of [hole, hole_end). */
+/* True when [a, e) lies inside [from, to) and clear of [hole, hole_end). */
+static bool intact(size_t a, size_t e, size_t from, size_t to, size_t hole, size_t hole_end)
+{
+    return a >= from && e <= to && (e <= hole || a >= hole_end);
+}
+
+/*
+ * The records of recs (as laid out) that setting [from, to) aside loses,
+ * with [hole, hole_end) damaged, counted as wal.h says: all of a batch's
+ * records when its head is intact (whatever became of its body), else its
+ * records that are intact themselves.
+ */
 static size_t records_in(const struct layout *lay, size_t from, size_t to, size_t hole,
                          size_t hole_end)
 {
     size_t n = 0;
 
-    for (size_t r = 0; r < lay->n_recs; r++) {
-        size_t a = lay->rec_at[r], e = lay->rec_at[r + 1];
-        /* rec_at[r + 1] is the next record's start, or a batch head is before it */
-        for (size_t b = 0; b <= lay->n_batches; b++)
-            if (lay->batch_at[b] > a && lay->batch_at[b] < e)
-                e = lay->batch_at[b];
-        if (a >= from && e <= to && (e <= hole || a >= hole_end))
-            n++;
+    for (size_t b = 0; b < lay->n_batches; b++) {
+        size_t head = lay->batch_at[b], first = lay->first_rec[b], last = lay->first_rec[b + 1];
+        if (intact(head, head + WAL_BATCH_HEAD_BYTES, from, to, hole, hole_end)) {
+            n += last - first;
+            continue;
+        }
+        for (size_t r = first; r < last; r++) {
+            /* its end: the next record's start, or the next batch's head */
+            size_t e = r + 1 < last ? lay->rec_at[r + 1] : lay->batch_at[b + 1];
+            if (intact(lay->rec_at[r], e, from, to, hole, hole_end))
+                n++;
+        }
     }
     return n;
 }
@@ -933,8 +950,9 @@ static void test_wal_sets_aside_last_batch_cut_at_every_length(void **state)
 /*
  * Any one sector of the last batch that never reached the disk (its share
  * of the batch reads as zeros; the share of the batch before it was already
- * there): a torn tail, the records in the other sectors counted. A sector
- * that holds the head of the batch, torn, too.
+ * there): a torn tail, all its records counted (its head says how many).
+ * A sector that holds the head of the batch, torn, too (the records in the
+ * other sectors counted).
  */
 static void test_wal_sets_aside_last_batch_with_a_sector_zeroed(void **state)
 {
@@ -1113,8 +1131,9 @@ static void test_wal_restarts_log_torn_inside_header(void **state)
 /*
  * Every bit of a small last batch flipped, its head included: every sector
  * is there and the batch ends in the byte it was written with, so this is
- * no crash. Refused at the batch with the records that still check out;
- * repaired (a sample) to the batch before.
+ * no crash. Refused at the batch with both its records when its head still
+ * checks, else with those that still check out; repaired (a sample) to the
+ * batch before.
  */
 static void test_wal_refuses_any_bit_flipped_in_the_last_batch(void **state)
 {
@@ -1144,9 +1163,65 @@ static void test_wal_refuses_any_bit_flipped_in_the_last_batch(void **state)
 }
 
 /*
+ * A last batch of one DELETE with any bit of its record flipped (the
+ * payload's last byte stays not zero: no crash): the head still checks, so
+ * the refusal counts the one acknowledged write at stake, with its sequence
+ * number, not the records that still check out (none); repair says the same.
+ */
+static void test_wal_refusal_counts_a_damaged_one_record_last_batch(void **state)
+{
+    char path[PATH_BYTES], want[160];
+    size_t len;
+    struct layout lay;
+    static const size_t counts[] = { 4, 1 };
+
+    log_path(state, path);
+    unsigned char *full = write_batches(path, FIVE, counts, 2, &lay, &len);
+    size_t at = lay.batch_at[1], end = data_end(&lay);
+    assert_int_equal(FIVE[4].type, WAL_DELETE);
+    assert_int_equal(end - at, 43);
+    snprintf(want, sizeof want,
+             "batch at byte %zu is damaged (a record checksum mismatch); 1 acknowledged records "
+             "(sequence 5 to 5) are in the 43 bytes from there",
+             at);
+
+    for (size_t bit = 0; bit < (end - at - WAL_BATCH_HEAD_BYTES) * 8; bit++) {
+        size_t byte = at + WAL_BATCH_HEAD_BYTES + bit / 8;
+        full[byte] ^= (unsigned char)(1u << (bit % 8));
+        assert_int_not_equal(full[end - 1], 0);
+        test_write_file(path, full, len);
+        assert_refused_at(path, (long long)at, 1);
+        struct xerr err = { 0 };
+        struct wal *w = NULL;
+        uint64_t last;
+        assert_int_equal(wal_open(path, 0, record_cb, &(struct seen){ 0 }, &w, &last, &err),
+                         XE_CORRUPT);
+        if (!strstr(err.msg, want))
+            print_error("want \"%s\" in: %s\n", want, err.msg);
+        assert_non_null(strstr(err.msg, want));
+        if (bit % 29 == 0) {
+            struct wal_set_aside out;
+            char kept[KEPT_BYTES];
+            assert_ok(wal_repair(path, &out, &err), &err);
+            assert_int_equal(out.offset, at);
+            assert_int_equal(out.bytes, 43);
+            assert_int_equal(out.records, 1);
+            assert_int_equal(out.first_seq, 5);
+            assert_int_equal(out.last_seq, 5);
+            snprintf(kept, sizeof kept, "%s.damaged-%zu", path, at);
+            assert_string_equal(out.kept_path, kept);
+            assert_int_equal(unlink(kept), 0);
+            assert_replays(path, 0, FIVE, 4, 4);
+        }
+        full[byte] ^= (unsigned char)(1u << (bit % 8));
+    }
+    free(full);
+}
+
+/*
  * A bit flipped in a middle batch (each byte of its head, every third byte
  * of its body, one bit): refused there, the
- * records after it counted; a sector of a middle batch zeroed likewise
+ * records from it on counted; a sector of a middle batch zeroed likewise
  * (bytes after a bad batch: no crash tears anything but the last).
  */
 static void test_wal_refuses_damaged_middle_batch(void **state)
@@ -1181,14 +1256,15 @@ static void test_wal_refuses_damaged_middle_batch(void **state)
     memset(image + sector, 0, WAL_SECTOR_BYTES);
     test_write_file(path, image, len);
     size_t lose = records_in(&lay, at, end, sector, sector + WAL_SECTOR_BYTES);
-    assert_int_equal(lose, 3); /* its two records after the sector, and the last batch's */
+    assert_int_equal(lose, 4); /* its three records (its head holds), and the last batch's */
     assert_refused_at(path, (long long)at, (long long)lose);
     assert_repairs(path, image, recs, 2, at, end - at, lose);
     /* its head zeroed, a whole batch after it */
     memcpy(image, full, len);
     memset(image + at, 0, WAL_BATCH_HEAD_BYTES);
     test_write_file(path, image, len);
-    lose = records_in(&lay, at, end, 0, 0);
+    lose = records_in(&lay, at, end, at, at + WAL_BATCH_HEAD_BYTES);
+    assert_int_equal(lose, 4); /* its three records, each checked, and the last batch's */
     assert_refused_at(path, (long long)at, (long long)lose);
     assert_repairs(path, image, recs, 2, at, end - at, lose);
     free(image);
@@ -1247,7 +1323,8 @@ static void garbage(unsigned char *p, size_t len, uint32_t seed)
     }
 }
 
-/* The last 4 KiB of the data replaced by garbage: refused at the batch it starts in. */
+/* The last 4 KiB of the data replaced by garbage: refused at the batch it starts in, with
+ * all that batch's records when its head is spared and the records before the garbage. */
 static void test_wal_refuses_last_4k_replaced_by_garbage(void **state)
 {
     char path[PATH_BYTES];
@@ -1272,7 +1349,7 @@ static void test_wal_refuses_last_4k_replaced_by_garbage(void **state)
         garbage(image + from, end - from, seed);
         test_write_file(path, image, len);
         size_t b = batch_of(&lay, from), at = lay.batch_at[b];
-        size_t lose = records_in(&lay, at, from, 0, 0);
+        size_t lose = records_in(&lay, at, end, from, end);
         assert_refused_at(path, (long long)at, (long long)lose);
         assert_repairs(path, image, recs, lay.first_rec[b], at, end - at, lose);
         free(image);
@@ -1283,8 +1360,8 @@ static void test_wal_refuses_last_4k_replaced_by_garbage(void **state)
 
 /*
  * The file cut at every size inside the batches that is not a whole step:
- * damage, refused at the batch the cut falls in, with the records before
- * the cut. Cut between batches, nothing shows: the log is shorter (what
+ * damage, refused at the batch the cut falls in, with all its records
+ * when its head is before the cut (none when the cut falls inside its head). Cut between batches, nothing shows: the log is shorter (what
  * the format cannot tell). One layout has a head across a sector boundary,
  * where a cut leaves a sector's share of zeros.
  */
@@ -1385,14 +1462,15 @@ static void test_wal_refuses_batches_replay_must_not_take(void **state)
         size_t n = frame_batch(image + end, cases[i].types, cases[i].seqs, cases[i].n,
                                cases[i].first);
         test_write_file(path, image, len);
-        /* the records of the batch check out one by one: they are what repair keeps */
-        assert_refused_at(path, (long long)end, (long long)cases[i].n - (i < 2));
+        /* its head checks: every record it holds is counted (the one that wraps:
+         * its records, which check out one by one) */
+        assert_refused_at(path, (long long)end, (long long)cases[i].n);
         for (uint64_t after = 5; after <= 9; after += 4)
             assert_int_equal(wal_open(path, after, record_cb, &(struct seen){ 0 },
                                       &(struct wal *){ NULL }, &(uint64_t){ 0 },
                                       &(struct xerr){ 0 }),
                              XE_CORRUPT);
-        assert_repairs(path, image, FIVE, 5, end, n, cases[i].n - (i < 2));
+        assert_repairs(path, image, FIVE, 5, end, n, cases[i].n);
     }
     /* a body too small for its records (its checksum made right) */
     memcpy(image, full, len);
@@ -1514,7 +1592,9 @@ static void test_wal_repair_leaves_sound_log_alone(void **state)
     assert_ok(wal_repair(path, &out, &err), &err);
     assert_int_equal(out.offset, at);
     assert_int_equal(out.bytes, end - at);
-    assert_int_equal(out.records, 1);
+    assert_int_equal(out.records, 2); /* its head holds: both its records */
+    assert_int_equal(out.first_seq, 4);
+    assert_int_equal(out.last_seq, 5);
     char kept[KEPT_BYTES];
     snprintf(kept, sizeof kept, "%s.torn-%zu", path, at);
     assert_string_equal(out.kept_path, kept);
@@ -1697,6 +1777,7 @@ int main(void)
         T(test_wal_restarts_log_torn_inside_header),
         T(test_wal_makes_empty_version_1_log_afresh),
         TSHM(test_wal_refuses_any_bit_flipped_in_the_last_batch),
+        TSHM(test_wal_refusal_counts_a_damaged_one_record_last_batch),
         TSHM(test_wal_refuses_damaged_middle_batch),
         TSHM(test_wal_refuses_bytes_after_a_bad_batch),
         T(test_wal_refuses_last_4k_replaced_by_garbage),

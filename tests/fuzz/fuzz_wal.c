@@ -39,6 +39,12 @@
  * not zero past wal_bytes() are in the torn tail's kept file. One more
  * record appended and committed, the log must open again and replay
  * exactly the same records plus that one.
+ *
+ * Counts (wal.h, struct wal_set_aside): a refusal names the same records
+ * and sequence numbers as the repair that follows it sets aside; no records
+ * means sequence numbers 0, else first <= last; and when what is set aside
+ * starts at a framed last batch whose head is as framed, it counts exactly
+ * that batch's records and sequence numbers, whatever became of its body.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -208,6 +214,9 @@ struct framed_log {
     struct framed_rec *recs;
     size_t n_recs;
     size_t last_at;    /* where the last batch starts (the header's end when none) */
+    uint32_t last_n;   /* records in the last batch; 0 when none */
+    uint64_t last_first_seq;
+    unsigned char last_head[WAL_BATCH_HEAD_BYTES]; /* as framed */
     bool damaged_seqs; /* a batch repeats a sequence number: refusal is right */
 };
 
@@ -259,6 +268,9 @@ static void build_framed(struct framed_log *f, const uint8_t *script, size_t len
         free(pay);
         put_batch_head(f->file + head, at - head - WAL_BATCH_HEAD_BYTES, 1, seq);
         f->last_at = head;
+        f->last_n = 1;
+        f->last_first_seq = seq;
+        memcpy(f->last_head, f->file + head, WAL_BATCH_HEAD_BYTES);
         seq++;
     }
     size_t i = 0;
@@ -289,6 +301,9 @@ static void build_framed(struct framed_log *f, const uint8_t *script, size_t len
         }
         put_batch_head(f->file + head, at - head - WAL_BATCH_HEAD_BYTES, made, first);
         f->last_at = head;
+        f->last_n = made;
+        f->last_first_seq = first;
+        memcpy(f->last_head, f->file + head, WAL_BATCH_HEAD_BYTES);
     }
     f->len = at;
 }
@@ -361,6 +376,62 @@ static void check_kept(const char *path, const unsigned char *data, size_t len)
     free(got);
 }
 
+/*
+ * What sa counts (see the top); head_intact: the framed last batch's head
+ * is in the file as framed.
+ */
+static void check_count(const struct wal_set_aside *sa, const struct framed_log *f,
+                        bool head_intact)
+{
+    if (!sa->records)
+        FUZZ_CHECK(!sa->first_seq && !sa->last_seq, "no records, sequence %llu to %llu",
+                   (unsigned long long)sa->first_seq, (unsigned long long)sa->last_seq);
+    else
+        FUZZ_CHECK(sa->first_seq <= sa->last_seq, "sequence %llu to %llu",
+                   (unsigned long long)sa->first_seq, (unsigned long long)sa->last_seq);
+    if (head_intact && sa->bytes && sa->offset == f->last_at)
+        FUZZ_CHECK(sa->records == f->last_n && sa->first_seq == f->last_first_seq &&
+                       sa->last_seq == f->last_first_seq + f->last_n - 1,
+                   "the last batch holds %u records from %llu; counted %llu, %llu to %llu",
+                   f->last_n, (unsigned long long)f->last_first_seq,
+                   (unsigned long long)sa->records, (unsigned long long)sa->first_seq,
+                   (unsigned long long)sa->last_seq);
+}
+
+/*
+ * A refusal of damage names the offset and the records repair sets aside:
+ * "batch at byte OFF ...; N acknowledged records[ (sequence A to B)] are".
+ * A bad header names neither.
+ */
+static void check_refusal_count(const char *msg, const struct wal_set_aside *out)
+{
+    const char *at = strstr(msg, "batch at byte ");
+    const char *count = strstr(msg, " acknowledged records");
+
+    if (!at) {
+        FUZZ_CHECK(!count, "a count without an offset: %s", msg);
+        return;
+    }
+    FUZZ_CHECK(count != NULL, "no count: %s", msg);
+    unsigned long long off = strtoull(at + strlen("batch at byte "), NULL, 10);
+    const char *digits = count;
+    while (digits > msg && digits[-1] >= '0' && digits[-1] <= '9')
+        digits--;
+    FUZZ_CHECK(digits < count && digits - msg >= 2 && digits[-2] == ';', "count: %s", msg);
+    unsigned long long n = strtoull(digits, NULL, 10), first = 0, last = 0;
+    const char *seqs = count + strlen(" acknowledged records");
+    if (n)
+        FUZZ_CHECK(sscanf(seqs, " (sequence %llu to %llu)", &first, &last) == 2,
+                   "no sequence numbers: %s", msg);
+    else
+        FUZZ_CHECK(!strncmp(seqs, " are in", 7), "sequence numbers of no records: %s", msg);
+    FUZZ_CHECK(off == out->offset && n == out->records && first == out->first_seq &&
+                   last == out->last_seq,
+               "refused saying \"%s\"; repair set aside %llu records (%llu to %llu) at %llu",
+               msg, (unsigned long long)out->records, (unsigned long long)out->first_seq,
+               (unsigned long long)out->last_seq, (unsigned long long)out->offset);
+}
+
 static unsigned char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -409,6 +480,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     size_t len = fl.len;
+    bool head_intact = fl.recs && fl.last_n && !(mode & MODE_STEP_CUT) &&
+                       fl.last_at + WAL_BATCH_HEAD_BYTES <= fl.len &&
+                       !memcmp(fl.file + fl.last_at, fl.last_head, WAL_BATCH_HEAD_BYTES);
     if (mode & MODE_PAD) {
         size_t whole = (len + STEP - 1) / STEP * STEP;
         FUZZ_CHECK(whole <= fl.cap, "no room to pad");
@@ -448,8 +522,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         /* repair sets the bad bytes aside where it says, and the log opens */
         struct wal_set_aside out;
+        char refusal[sizeof err.msg];
+        snprintf(refusal, sizeof refusal, "%s", err.msg);
         rc = wal_repair(log_path, &out, &err);
         FUZZ_CHECK(rc == XE_OK, "repair: %s", err.msg);
+        check_refusal_count(refusal, &out);
+        check_count(&out, &fl, head_intact);
         FUZZ_CHECK(out.bytes > 0, "repair found nothing in a refused log: %s", out.why);
         FUZZ_CHECK(out.offset + out.bytes <= len, "set aside past the end");
         FUZZ_CHECK(nonzero_end(file, len) <= out.offset + out.bytes, "bytes left behind");
@@ -475,6 +553,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (t->bytes) {
             FUZZ_CHECK(t->offset + t->bytes <= len, "torn tail past the end");
             check_kept(t->kept_path, file + t->offset, (size_t)t->bytes);
+            check_count(t, &fl, head_intact);
             snprintf(kept, sizeof kept, "%s", t->kept_path);
         }
         if (crash_only && !(mode & MODE_STEP_CUT)) /* a crash tears the last batch only */
