@@ -53,9 +53,16 @@
 #define DEADLINE_S 1                    /* --request-timeout of the deadline server */
 #define DEADLINE_THREADS 1              /* one worker: a slow client must not hold it */
 #define SLOW_BYTE_MS 300                /* the slow client's pace */
-#define SLOW_CLOSED_MAX_MS 3000         /* the slow client is gone by then */
-/* libevent arms timers from the time cached at the top of its loop, so one
- * may fire a few ms before a full second has passed on our clock */
+/*
+ * The deadline tests use the server's real --request-timeout timer (libevent
+ * timers run on real time) but assert outcomes and order only: the 408 comes,
+ * before the slow request was complete (at SLOW_BYTE_MS a byte, it would take
+ * 9 s or more: that much slack only detects a hang), not before the deadline
+ * (a lower bound: a busy machine only makes the wait longer), and another
+ * client is answered meanwhile. No upper bound on how soon.
+ * libevent arms timers from the time cached at the top of its loop, so one
+ * may fire a few ms before a full second has passed on our clock.
+ */
 #define TIMER_SLACK_MS 50
 #define SPLIT_PAUSE_MS 200              /* between the parts of a split request */
 #define KEEP_ALIVE_REQUESTS 50
@@ -1217,30 +1224,33 @@ static void test_slow_request_is_408_and_closed_while_others_are_answered(void *
     struct deadline_server *ds = *state;
     struct httpc_conn slow;
     size_t sent = 0;
+    unsigned answered_meanwhile = 0;
     bool closed = false;
 
-    assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
+    /* before the connect: the server's deadline cannot start before start */
     uint64_t start = test_now_ms();
+    assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
     while (!closed && sent < sizeof head - 1) {
         if (!httpc_send(&slow, head + sent, 1))
             fail_msg("byte %zu: the server reset the connection without a reply", sent);
         sent++;
-        /* meanwhile another client, on the same (only) worker */
-        uint64_t asked = test_now_ms();
+        /* meanwhile another client, on the same (only) worker: a worker held by the
+         * slow client would answer it only once the slow one is refused and closed */
         json_decref(request_json_at(ds->port, "GET", "/health", 200));
-        uint64_t waited = test_now_ms() - asked;
-        if (waited >= DEADLINE_S * 1000u)
-            fail_msg("another client waited %llu ms while the slow one sent byte %zu",
-                     (unsigned long long)waited, sent);
-        closed = readable_within(slow.fd, SLOW_BYTE_MS);
+        closed = readable_within(slow.fd, 0);
+        answered_meanwhile += !closed;
+        if (!closed)
+            closed = readable_within(slow.fd, SLOW_BYTE_MS);
     }
     uint64_t took = test_now_ms() - start;
     if (!closed)
         fail_msg("all %zu bytes sent over %llu ms and the connection is still open", sent,
                  (unsigned long long)took);
-    if (took + TIMER_SLACK_MS < DEADLINE_S * 1000u || took > SLOW_CLOSED_MAX_MS)
-        fail_msg("closed after %llu ms (%zu bytes); want %u to %u ms", (unsigned long long)took,
-                 sent, DEADLINE_S * 1000u - TIMER_SLACK_MS, SLOW_CLOSED_MAX_MS);
+    if (answered_meanwhile == 0)
+        fail_msg("no other client was answered while the slow one was connected");
+    if (took + TIMER_SLACK_MS < DEADLINE_S * 1000u)
+        fail_msg("closed after %llu ms (%zu bytes), before the %u s deadline",
+                 (unsigned long long)took, sent, DEADLINE_S);
     expect_refusal(&slow, 408, "request_timeout");
     httpc_close(&slow);
 }
@@ -1259,17 +1269,16 @@ static void test_slow_body_is_408_and_not_stored(void **state)
                      sizeof body - 1);
     assert_true(n > 0 && (size_t)n < sizeof head);
     assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
-    uint64_t start = test_now_ms();
     assert_true(httpc_send(&slow, head, (size_t)n));
     while (!closed && sent < sizeof body - 1) {
         closed = readable_within(slow.fd, SLOW_BYTE_MS);
         if (!closed && !httpc_send(&slow, body + sent++, 1))
             fail_msg("body byte %zu: the server reset the connection without a reply", sent);
     }
-    uint64_t took = test_now_ms() - start;
-    if (!closed || took > SLOW_CLOSED_MAX_MS)
-        fail_msg("%zu of %zu body bytes over %llu ms, %s", sent, sizeof body - 1,
-                 (unsigned long long)took, closed ? "closed too late" : "still open");
+    /* the outcome, not how soon: refused before the body was complete (10 s at this
+     * pace, against a 1 s deadline) */
+    if (!closed)
+        fail_msg("all %zu body bytes sent and the connection is still open", sent);
     expect_refusal(&slow, 408, "request_timeout");
     httpc_close(&slow);
     json_t *v = request_json_at(ds->port, "GET", "/documents/slow", 404);
@@ -1344,7 +1353,9 @@ static void test_idle_keep_alive_outlives_request_timeout(void **state)
 
     assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
     keep_alive_step(&c, 0, "GET", "/health", NULL, 200, "\"ok\"");
-    /* idle between requests is --idle-timeout's (30 s here), not the deadline's */
+    /* idle between requests is --idle-timeout's (30 s here), not the deadline's. Not
+     * sleep-and-hope: the pause need only be longer than the deadline, which a busy
+     * machine never makes it less; only a 30 s stall could trip the idle timeout */
     test_sleep_ms(DEADLINE_S * 1000u + 500);
     keep_alive_step(&c, 1, "GET", "/health", NULL, 200, "\"ok\"");
     httpc_close(&c);
@@ -1362,11 +1373,8 @@ static void test_pipelined_partial_request_is_408_after_the_first_reply(void **s
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    uint64_t start = test_now_ms();
+    /* the 408 is the assertion; HTTP_IO_TIMEOUT_S (10 s) on the read only detects a hang */
     expect_refusal(&c, 408, "request_timeout");
-    uint64_t took = test_now_ms() - start;
-    if (took > SLOW_CLOSED_MAX_MS)
-        fail_msg("the half request was dropped after %llu ms", (unsigned long long)took);
     httpc_close(&c);
 }
 
@@ -1404,6 +1412,8 @@ static void test_request_split_across_writes_is_answered(void **state)
             assert_true(to > at && to < len);
             assert_true(httpc_send(&c, text + at, to - at));
             at = to;
+            /* so that the server likely reads the part alone; a busy machine can
+             * only make the test pass without a split, never fail it */
             test_sleep_ms(SPLIT_PAUSE_MS);
         }
         assert_true(httpc_send(&c, text + at, len - at));

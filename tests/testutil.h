@@ -45,7 +45,17 @@ uint32_t test_find_id(const struct segment *seg, const char *id, size_t len);
 struct segment_doc;
 void test_segment_doc(const struct segment *seg, uint32_t docid, struct segment_doc *out);
 
-/* Milliseconds on the monotonic clock, and a sleep that EINTR does not cut short. */
+/*
+ * How long a test waits for something that must happen (a write becoming
+ * searchable, a reply, a child exiting) before it calls it a hang. Only a
+ * hang detector, generous so that a loaded machine never trips it: no test
+ * decides pass or fail by how fast something was (speed is `make bench`'s
+ * business, e.g. bench_writes' write-to-visible figure against one second).
+ */
+#define TEST_HANG_MS 30000
+
+/* Milliseconds on the monotonic clock (for hang detectors, never for a
+ * pass/fail on speed), and a sleep that EINTR does not cut short. */
 uint64_t test_now_ms(void);
 void test_sleep_ms(unsigned ms);
 

@@ -2,10 +2,16 @@
  * Write benchmark: documents/s through PUT /documents/{id} with 1 and 16
  * concurrent writers (each write fsynced before its answer; concurrent ones
  * share fsyncs), POST /documents in batches of 100, and the time from an
- * acknowledged write to its first appearance in search results.
+ * acknowledged write to its first appearance in search results (p50, p99,
+ * max), judged against API.md's promise, visible within one second: PASS or
+ * FAIL on the max. That promise is checked here, as a figure, and not by
+ * `make test`, whose tests never decide on wall-clock time.
  *
- * Baseline, measured in the same run: the same clients asking GET /health,
- * which does no I/O: the ratio is what durability and indexing cost.
+ * Baselines, measured in the same run: the same clients asking GET /health,
+ * which does no I/O: the ratio is what durability and indexing cost; for
+ * the visibility delay, the same search asked again once it finds the write
+ * (with another limit, so that the response cache cannot answer it: the
+ * floor, one search round trip), beside the refresh period.
  *
  * usage: bench_writes [SECONDS_PER_RUN]
  */
@@ -20,11 +26,13 @@
 
 #include "index/error.h"
 #include "index/index.h"
+#include "index/writer.h"
 #include "server/http.h"
 #include "tests/httpc.h"
 #include "tests/testutil.h"
 
 #define VISIBILITY_SAMPLES 50
+#define VISIBLE_PROMISE_MS 1000.0 /* API.md: a write is searchable within one second */
 #define BATCH_DOCS 100
 
 static uint16_t port;
@@ -133,10 +141,21 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Milliseconds from an acknowledged PUT to the first search that finds it. */
-static void visibility(double *p50, double *p99, double *max)
+struct delays {
+    double p50, p99, max;
+};
+
+static struct delays percentiles(double *ms, int n)
 {
-    double ms[VISIBILITY_SAMPLES];
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    return (struct delays){ ms[n / 2], ms[n * 99 / 100], ms[n - 1] };
+}
+
+/* Milliseconds from an acknowledged PUT to the first search that finds it
+ * (into vis), and of that search asked once more, uncached (the baseline, into base). */
+static void visibility(struct delays *vis, struct delays *base)
+{
+    double ms[VISIBILITY_SAMPLES], again[VISIBILITY_SAMPLES];
     struct httpc_conn c;
     char body[4096], target[256];
 
@@ -166,13 +185,18 @@ static void visibility(double *p50, double *p99, double *max)
             usleep(1000);
         }
         ms[i] = (now_s() - acked) * 1e3;
+        snprintf(target, sizeof target, "/search?q=tok%llux&highlight=0&limit=9",
+                 (unsigned long long)n); /* a query string not cached yet */
+        double asked = now_s();
+        if (!httpc_request(&c, "GET", target, NULL, NULL, 0, &r))
+            exit(1);
+        httpc_reply_fini(&r);
+        again[i] = (now_s() - asked) * 1e3;
         usleep(20000); /* the next write starts at a random point of the refresh cycle */
     }
     httpc_close(&c);
-    qsort(ms, VISIBILITY_SAMPLES, sizeof *ms, cmp_double);
-    *p50 = ms[VISIBILITY_SAMPLES / 2];
-    *p99 = ms[VISIBILITY_SAMPLES * 99 / 100];
-    *max = ms[VISIBILITY_SAMPLES - 1];
+    *vis = percentiles(ms, VISIBILITY_SAMPLES);
+    *base = percentiles(again, VISIBILITY_SAMPLES);
 }
 
 int main(int argc, char **argv)
@@ -207,10 +231,15 @@ int main(int argc, char **argv)
     double post = run_load(LOAD_POST, 4);
     printf("  POST batches of %d, 4 writers (docs) %11.0f %12.0f %8.1f\n", BATCH_DOCS, post,
            base, base / post);
-    double p50, p99, max;
-    visibility(&p50, &p99, &max);
+    struct delays vis, again;
+    visibility(&vis, &again);
     printf("  write to first search hit: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d writes)\n",
-           p50, p99, max, VISIBILITY_SAMPLES);
+           vis.p50, vis.p99, vis.max, VISIBILITY_SAMPLES);
+    printf("    baseline, the search again:  p50 %.2f ms, p99 %.2f ms, max %.2f ms "
+           "(refresh period %d ms)\n",
+           again.p50, again.p99, again.max, WRITER_REFRESH_MS);
+    printf("    visible within %.0f ms (API.md): %s (max %.1f ms)\n", VISIBLE_PROMISE_MS,
+           vis.max <= VISIBLE_PROMISE_MS ? "PASS" : "FAIL", vis.max);
     server_stop(srv);
     index_close(ix);
     test_rmtree(dir);
