@@ -88,6 +88,8 @@ static void start(struct fixture *f, int threads, const char *api_key, uint32_t 
     struct xerr err = { 0 };
 
     server_config_defaults(&cfg);
+
+    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
     cfg.port = 0;
     cfg.threads = threads;
     cfg.quiet = true;

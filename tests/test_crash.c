@@ -159,7 +159,8 @@ static void server_spawn(const char *bin, const char *dir, const char *log_path,
     snprintf(listen_arg, sizeof listen_arg, "127.0.0.1:%u", p->port);
     char *const argv[] = { (char *)bin, (char *)"serve", (char *)"--data", (char *)dir,
                            (char *)"--listen", listen_arg, (char *)"--quiet",
-                           (char *)"--threads", (char *)"2", NULL };
+                           (char *)"--threads", (char *)"2", (char *)"--query-timeout",
+                           (char *)"0", NULL };
     if (!log_path)
         assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
     fflush(stdout);

@@ -545,6 +545,7 @@ static void http_start(struct http_server *h, const char *dir)
 
     h->ix = open_ok(dir);
     server_config_defaults(&cfg);
+    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
     cfg.port = 0;
     cfg.threads = 2;
     cfg.quiet = true;

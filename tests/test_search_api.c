@@ -1283,6 +1283,8 @@ static int http_server_start_with(struct http_server *hs, const char *cors_origi
     if (cache_bytes != CACHE_BYTES_DEFAULT)
         cfg.cache_bytes = cache_bytes;
     cfg.query_clock_ns = query_clock;
+    if (!query_clock)
+        cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
     if (server_start(hs->ix, &cfg, &hs->srv, &err) != XE_OK) {
         fprintf(stderr, "server_start: %s\n", err.msg);
         return -1;
