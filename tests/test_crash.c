@@ -995,7 +995,9 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
         end--;
     assert_true(end > 100);
     const char *log_name = strrchr(log_path, '/') + 1;
-    for (int damage = 0; damage < 2; damage++) {
+    /* 0: a bit flipped; 1: cut inside the last batch; 2: cut exactly at its
+     * end (`truncate -s`): the file is always whole steps, so batches are lost */
+    for (int damage = 0; damage < 3; damage++) {
         write_file(log_path, good, good_len);
         if (damage == 0) {
             unsigned char flipped = good[end - 1] ^ 0x01; /* the DELETE's id */
@@ -1004,7 +1006,7 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
             assert_int_equal(pwrite(fd, &flipped, 1, (off_t)(end - 1)), 1);
             close(fd);
         } else {
-            assert_int_equal(truncate(log_path, (off_t)(end - 5)), 0);
+            assert_int_equal(truncate(log_path, (off_t)(damage == 1 ? end - 5 : end)), 0);
         }
         int status = serve_refusing(bin, f->dir, text, sizeof text);
         if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
@@ -1015,6 +1017,16 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
         if (text_has_sanitizer_error(text))
             fail_msg("damage %d: a sanitizer report: %s", damage, text);
     }
+    /* cut exactly after the last batch, then repair: every batch kept, said so */
+    write_file(log_path, good, good_len);
+    assert_int_equal(truncate(log_path, (off_t)end), 0);
+    int cut_status = run_repair(bin, f->dir, text, sizeof text);
+    if (!WIFEXITED(cut_status) || WEXITSTATUS(cut_status) != 0 ||
+        !strstr(text, "cut short after a batch") || !strstr(text, "every batch in it is kept"))
+        fail_msg("xun repair of a log cut after a batch: status 0x%x: %s", cut_status, text);
+    struct stat cut_st;
+    assert_int_equal(stat(log_path, &cut_st), 0);
+    assert_int_equal(cut_st.st_size % (1 << 20), 0); /* grown back to a whole step */
     /* the flipped bit again, then repair: the DELETE's batch is set aside, said so */
     write_file(log_path, good, good_len);
     unsigned char flipped = good[end - 1] ^ 0x01;
