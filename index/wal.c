@@ -553,9 +553,8 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
     if (sc.kind == TAIL_DAMAGED && sc.cut_after_batch) {
         rc = xerr_corrupt(err,
                           "log %s: %s: its last batch ends at byte %zu, the end of the file, "
-                          "and its size is not a whole number of steps, so acknowledged records "
-                          "after it may be lost; `xun repair --data DIR` keeps every batch and "
-                          "starts from there",
+                          "not at a whole step; acknowledged records after it are lost; `xun "
+                          "repair --data DIR` keeps every batch and starts from there",
                           name, sc.why, sc.good);
         goto out_data;
     }

@@ -403,12 +403,21 @@ static void check_count(const struct wal_set_aside *sa, const struct framed_log 
 /*
  * A refusal of damage names the offset and the records repair sets aside:
  * "batch at byte OFF ...; N acknowledged records[ (sequence A to B)] are".
- * A bad header names neither.
+ * A bad header names neither; a file cut short after a batch names where
+ * its last batch ends, and repair sets nothing aside.
  */
 static void check_refusal_count(const char *msg, const struct wal_set_aside *out)
 {
     const char *at = strstr(msg, "batch at byte ");
     const char *count = strstr(msg, " acknowledged records");
+
+    if (strstr(msg, "cut short after a batch: its last batch ends at byte ")) {
+        unsigned long long end = strtoull(strstr(msg, "ends at byte ") + 13, NULL, 10);
+        FUZZ_CHECK(!at && !out->bytes && !out->records && end == out->offset,
+                   "refused saying \"%s\"; repair set aside %llu bytes at %llu", msg,
+                   (unsigned long long)out->bytes, (unsigned long long)out->offset);
+        return;
+    }
 
     if (!at) {
         FUZZ_CHECK(!count, "a count without an offset: %s", msg);
