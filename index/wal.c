@@ -65,6 +65,7 @@ struct scan {
     size_t good;    /* end of the last whole batch replayed */
     size_t bad_end; /* the bytes from good to here are the bad tail */
     enum tail_kind kind;
+    bool cut_after_batch; /* DAMAGED with nothing bad: the file ends at a batch's end */
     uint64_t top_seq; /* the last sequence number of the whole batches; 0 when none */
     char why[128];
 };
@@ -257,6 +258,7 @@ static int scan_log(const unsigned char *data, size_t len, bool file_whole, uint
     uint64_t prev_seq = 0;
 
     sc->top_seq = 0;
+    sc->cut_after_batch = false;
     *last_seq = after_seq;
     while (at < len && !all_zero(data + at, len - at)) {
         struct batch_view b;
@@ -295,6 +297,17 @@ static int scan_log(const unsigned char *data, size_t len, bool file_whole, uint
     }
     sc->good = sc->bad_end = at < len ? at : len;
     sc->kind = TAIL_CLEAN;
+    /*
+     * The last batch ends exactly at the end of a file whose size is not a
+     * whole number of steps: the file was cut (a batch's space is always
+     * grown, and the growth made durable, before the batch is written, so a
+     * crash leaves zeros after it), and batches after this one may be gone.
+     */
+    if (at == len && !file_whole && at > WAL_HEADER_BYTES) {
+        sc->kind = TAIL_DAMAGED;
+        sc->cut_after_batch = true;
+        snprintf(sc->why, sizeof sc->why, "the file was cut short after a batch");
+    }
     return XE_OK;
 }
 
@@ -344,6 +357,9 @@ static void count_records(const unsigned char *data, size_t from, size_t to,
         }
     }
 }
+
+/* What set-aside bytes and a failed batch are overwritten with. */
+static const unsigned char zeros[64 << 10];
 
 /* Raw, past the fault hook: only the undo of a failed batch uses it (see there). */
 static int pwrite_all(int fd, const void *data, size_t len, uint64_t at)
@@ -430,12 +446,34 @@ static int kept_name(const char *path, const char *suffix, size_t from,
 }
 
 /*
- * Keeps data[from, to) in a file beside the log (kept_name(), durably),
- * then cuts the log to from and grows it back to a whole step: only then
- * are the bytes gone from the log. Fills sa.
+ * Zeros data[from, to) of the log in place and grows a file of len bytes
+ * that is not a whole number of steps to one, durably. The size never goes
+ * down: cutting the file and growing it again would leave, between the two,
+ * a size that is not a whole step ending exactly at a batch, which reads as
+ * damage (the file cut short after a batch). A crash part way leaves some of
+ * the bytes zeroed: what is left reads as the same kind of tail again.
  */
-static int set_aside(int fd, const char *path, const unsigned char *data, size_t from,
-                     size_t to, const char *suffix, struct wal_set_aside *sa, struct xerr *err)
+static int zero_tail(int fd, uint64_t from, uint64_t to, uint64_t len)
+{
+    for (uint64_t at = from; at < to;) {
+        size_t n = to - at < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
+        if (fs_pwrite_all(fd, zeros, n, at) != 0)
+            return -1;
+        at += n;
+    }
+    if (len % WAL_EXTENT_BYTES && fs_grow(fd, len, round_up_extent(len)) != 0)
+        return -1;
+    return fs_fsync(fd);
+}
+
+/*
+ * Keeps data[from, to) in a file beside the log (kept_name(), durably),
+ * then zeros them in the log (zero_tail(); the log, len bytes, ends a whole
+ * step): only then are the bytes gone from the log. Fills sa.
+ */
+static int set_aside(int fd, const char *path, const unsigned char *data, size_t len,
+                     size_t from, size_t to, const char *suffix, struct wal_set_aside *sa,
+                     struct xerr *err)
 {
     sa->offset = from;
     sa->bytes = to - from;
@@ -446,8 +484,7 @@ static int set_aside(int fd, const char *path, const unsigned char *data, size_t
         rc = fs_write_atomic(sa->kept_path, data + from, to - from, err);
     if (rc)
         return rc;
-    if (ftruncate(fd, (off_t)from) != 0 || fs_grow(fd, from, round_up_extent(from)) != 0 ||
-        fs_fsync(fd) != 0)
+    if (zero_tail(fd, from, to, len) != 0)
         return xerr_set_os(err, errno, "log %s: cannot set its tail aside: %s", path,
                         strerror(errno));
     return XE_OK;
@@ -639,6 +676,14 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
                   err);
     if (rc)
         goto out_data;
+    if (sc.kind == TAIL_DAMAGED && sc.cut_after_batch) {
+        rc = xerr_corrupt(err,
+                          "log %s: %s: its last batch ends at byte %zu, the end of the file, "
+                          "not at a whole step; acknowledged records after it are lost; `xun "
+                          "repair --data DIR` keeps every batch and starts from there",
+                          name, sc.why, sc.good);
+        goto out_data;
+    }
     if (sc.kind == TAIL_DAMAGED) {
         struct wal_set_aside lost = { 0 };
         count_records(data, sc.good, sc.bad_end, &lost);
@@ -655,10 +700,10 @@ int wal_open(const char *path, uint64_t after_seq, wal_replay_fn fn, void *ctx,
     }
     if (sc.kind == TAIL_TORN) {
         snprintf(w->torn.why, sizeof w->torn.why, "%s", sc.why);
-        rc = set_aside(w->fd, path, data, sc.good, sc.bad_end, "torn", &w->torn, err);
+        rc = set_aside(w->fd, path, data, len, sc.good, sc.bad_end, "torn", &w->torn, err);
         if (rc)
             goto out_data;
-        len = (size_t)round_up_extent(sc.good);
+        len = (size_t)round_up_extent(len);
     } else if (len % WAL_EXTENT_BYTES) {
         /* cut inside its zeros: nothing lost, but whole steps again */
         if (fs_grow(w->fd, len, round_up_extent(len)) != 0 || fs_fsync(w->fd) != 0) {
@@ -711,8 +756,8 @@ int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err)
         if (scan_v1(data, len, base_name(path), 0, NULL, NULL, &last_seq, &top_seq, &good,
                     &v1_err) == XE_CORRUPT) {
             snprintf(out->why, sizeof out->why, "%s", v1_err.msg);
-            rc = set_aside(fd, path, data, good, nonzero_end(data, good, len), "damaged", out,
-                           err);
+            rc = set_aside(fd, path, data, len, good, nonzero_end(data, good, len), "damaged",
+                           out, err);
         }
         goto out_data;
     }
@@ -720,7 +765,8 @@ int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err)
     if (check_header(data, base_name(path), &header_err)) {
         /* nothing in it can be trusted to be read as this version: all of it aside */
         snprintf(out->why, sizeof out->why, "%s", header_err.msg);
-        rc = set_aside(fd, path, data, 0, nonzero_end(data, 0, len), "damaged", out, err);
+        rc = set_aside(fd, path, data, len, 0, nonzero_end(data, 0, len), "damaged", out,
+                       err);
         if (!rc)
             rc = make_fresh(fd, path, err);
         goto out_data;
@@ -729,7 +775,15 @@ int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err)
     if (rc || sc.kind == TAIL_CLEAN)
         goto out_data;
     snprintf(out->why, sizeof out->why, "%s", sc.why);
-    rc = set_aside(fd, path, data, sc.good, sc.bad_end,
+    if (sc.cut_after_batch) {
+        /* nothing bad in the file to keep: every batch stays, the file grows back */
+        out->offset = sc.good;
+        if (zero_tail(fd, len, len, len) != 0)
+            rc = xerr_set_os(err, errno, "log %s: cannot grow it back to a whole step: %s",
+                             path, strerror(errno));
+        goto out_data;
+    }
+    rc = set_aside(fd, path, data, len, sc.good, sc.bad_end,
                    sc.kind == TAIL_TORN ? "torn" : "damaged", out, err);
 out_data:
     free(data);
@@ -796,8 +850,6 @@ void wal_discard(struct wal *w)
  */
 static void undo_partial_batch(struct wal *w, size_t len)
 {
-    static const unsigned char zeros[64 << 10];
-
     for (size_t done = 0; done < len;) {
         size_t n = len - done < sizeof zeros ? len - done : sizeof zeros;
         if (pwrite_all(w->fd, zeros, n, w->bytes + done) != 0) {

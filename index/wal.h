@@ -29,7 +29,8 @@
  * batch is written into it, so a write never changes its size: space not yet
  * written reads as zeros, a full disk fails the growth before anything is
  * written, and a file cut short later has a size that is not a multiple of
- * the step.
+ * the step. Nothing xun does makes the file smaller but starting it afresh
+ * (wal_repair() of a bad header): bytes set aside are zeroed in place.
  *
  * The file is grown, and the growth made durable (fdatasync), before a batch
  * is written into the new space.
@@ -49,15 +50,23 @@
  *     (a growth that did not become durable).
  * Anything else (a batch whose checksums fail with every sector present,
  * bytes after a bad batch, a file cut to an odd size inside a batch, a
- * sequence number that does not go up) is damage to acknowledged writes:
+ * sequence number that does not go up, a file whose size is not a whole
+ * number of steps and whose last batch, one at least, ends exactly at its
+ * end: "the file was cut short after a batch", batches after it lost) is
+ * damage to acknowledged writes:
  * opening refuses it, naming the offset and what it would lose, and only
  * wal_repair() (`xun repair`) sets those bytes aside. Neither case is ever
  * cut silently: the bytes are kept in a file beside the log first, named
  * "LOG.torn-OFFSET" or "LOG.damaged-OFFSET" ("-2", "-3"... after it when
- * that name already keeps other bytes).
+ * that name already keeps other bytes), then zeroed in the log.
+ * Harmless, and no damage: a file cut inside the zeros after its last batch
+ * (grown back to a whole step at open), a file of the header alone (a crash
+ * while the log was made), and a growth by posix_fallocate() emulated a byte
+ * per block (the size moves in pieces, but always past zeros after the last
+ * batch, since the growth is durable before a batch goes into it).
  * What the format cannot tell: damage that looks like a crash (the last
- * batch's sectors zeroed, the file cut at a whole step or at a batch's end)
- * reads as a torn tail or as a shorter log.
+ * batch's sectors zeroed, the file cut at a whole step) reads as a torn
+ * tail or as a shorter log.
  *
  * Version 1 (before batches; read for replay only, never written): the
  * same 16-byte header, then records back to back as above (each with its
@@ -146,7 +155,10 @@ const struct wal_set_aside *wal_torn_tail(const struct wal *w);
  * a version 1 log has what follows its last good record moved aside when
  * that is damage (a torn tail is left to wal_open()).
  * A torn tail goes to "PATH.torn-OFFSET", as wal_open() would put it. *out
- * says what was set aside (bytes 0: the log was sound, nothing changed).
+ * says what was set aside (bytes 0 and why "": the log was sound, nothing
+ * changed). A file cut short after a batch holds nothing bad to set aside:
+ * every batch is kept and the file grown back to a whole step (bytes 0,
+ * kept_path "", offset the end of the batches, why says so).
  * The log must not be open (the index folder's lock is the caller's).
  */
 int wal_repair(const char *path, struct wal_set_aside *out, struct xerr *err);

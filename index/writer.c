@@ -775,8 +775,10 @@ int writer_start(struct index *ix, struct writer **out, struct xerr *err)
         memcpy(w->wal_name, index_wal_name(ix), sizeof w->wal_name);
         index_path(ix, w->wal_name, path, sizeof path);
         rc = wal_open(path, w->seq, replay_record, w, &w->wal, &last, err);
-        if (!rc)
+        if (!rc && wal_torn_tail(w->wal)->bytes) {
             report_torn_tail(w->wal_name, wal_torn_tail(w->wal));
+            w->stats.wal_torn_tails++; /* no other thread yet */
+        }
         /* what the log held is searchable from the start: from memory when the
          * disk cannot take its segment (then read-only) */
         if (!rc && w->dirty)

@@ -57,6 +57,9 @@ struct write_op {
 struct writer_stats {
     uint64_t fsyncs, merges, refreshes, checkpoints;
     uint64_t write_failures; /* refreshes, checkpoints and log writes that could not write a file */
+    /* torn tails of the log set aside at start (a crash's last batch, never
+     * acknowledged; index/wal.h): 0 or 1, kept in "LOG.torn-OFFSET" */
+    uint64_t wal_torn_tails;
 };
 
 /* Whether the writer takes writes (for /health and /metrics). */

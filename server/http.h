@@ -65,7 +65,7 @@ enum http_req_method {
     HTTP_REQ_PUT,
     HTTP_REQ_DELETE,
     HTTP_REQ_OPTIONS,
-    HTTP_REQ_OTHER, /* parsed but not one xun serves (PATCH, TRACE, ...): 405 */
+    HTTP_REQ_OTHER, /* none: server/reqparse.c refuses other methods (501) */
 };
 
 enum http_req_method http_request_method(const struct http_request *req);

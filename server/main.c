@@ -531,8 +531,14 @@ static int cmd_repair(int argc, char **argv)
     index_close(ix); /* the lock is held until the log is repaired */
     if (rc)
         return fail("repair", &err);
-    if (!aside.bytes) {
+    if (!aside.bytes && !aside.why[0]) {
         printf("xun: the log %s is sound; nothing changed\n", path);
+        return 0;
+    }
+    if (!aside.bytes) {
+        printf("xun: the log %s: %s (it ended at byte %" PRIu64 "); every batch in it is kept "
+               "and the file grown back to a whole step\n",
+               path, aside.why, aside.offset);
         return 0;
     }
     printf("xun: the log %s: %s at byte %" PRIu64 "; set aside %" PRIu64 " bytes holding %" PRIu64

@@ -136,6 +136,10 @@ void metrics_render(struct metrics *m, const struct metrics_index *ix, struct bu
         { "xun_write_failures_total", "counter",
           "Refreshes, checkpoints and log writes that could not write a file.",
           ix->write_failures },
+        { "xun_wal_torn_tails_total", "counter",
+          "Torn tails of the write-ahead log (a crash's unacknowledged last batch) set aside "
+          "when the server started; kept in LOG.torn-OFFSET.",
+          ix->wal_torn_tails },
         { "xun_connections_refused_total", "counter",
           "Connections answered 503 because the server was full.",
           load(&m->connections_refused) },

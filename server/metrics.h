@@ -48,7 +48,7 @@ struct metrics_index {
     uint64_t wal_fsyncs, merges, refreshes, checkpoints;
     uint64_t cache_hits, cache_misses;
     uint64_t damaged_segments, checksum_failures; /* index/segment.h's chunk checks */
-    uint64_t writer_read_only, segments_in_memory, write_failures;
+    uint64_t writer_read_only, segments_in_memory, write_failures, wal_torn_tails;
 };
 
 /* Appends the Prometheus text exposition of everything to out. */

@@ -67,6 +67,18 @@ static int on_url(http_parser *p, const char *at, size_t len)
     struct reqparse *rp = p->data;
 
     rp->piece = PIECE_URL;
+    /*
+     * The library marks a request line that ends after its target (no
+     * version) as HTTP/0.9 as it calls here with the target's last piece;
+     * it would then wait for a blank line that an HTTP/0.9 client never
+     * sends. (Before the version the numbers are 0.0, or the previous
+     * request's 1.x.)
+     */
+    if (p->http_major == 0 && p->http_minor == 9) {
+        rp->bad_head = "a request line without an HTTP version is HTTP/0.9, which xun does "
+                       "not speak; send HTTP/1.1";
+        return -1;
+    }
     return head_append(rp, at, len) ? 0 : -1;
 }
 
@@ -164,11 +176,74 @@ static bool origin_form(struct reqparse *rp)
     return true;
 }
 
+/* Refuses the head with status and why; -1 for the library's callback. */
+static int refuse(struct reqparse *rp, int status, const char *why)
+{
+    rp->bad_head = why;
+    rp->bad_status = status;
+    return -1;
+}
+
+/*
+ * Transfer-Encoding (RFC 9112 6.1, 6.3), beyond what the library checks:
+ * one header, in HTTP/1.1 only, "chunked" last and once; xun decodes no
+ * other coding ("gzip, chunked": 501, RFC 9112 6.1). Empty list elements
+ * are skipped (RFC 9110 5.6.1); a coding's parameters are not looked at.
+ */
+static int check_transfer_encoding(struct reqparse *rp, const http_parser *p)
+{
+    size_t n = reqparse_header_count(rp, "Transfer-Encoding");
+    bool chunked_last = false, other = false;
+    unsigned n_chunked = 0;
+
+    if (!n)
+        return 0;
+    if (n > 1)
+        return refuse(rp, 400, "two Transfer-Encoding headers; send one");
+    if (p->http_major == 1 && p->http_minor == 0)
+        return refuse(rp, 400, "Transfer-Encoding in an HTTP/1.0 request, which cannot "
+                               "carry it (RFC 9112 6.1); send HTTP/1.1 or Content-Length");
+    for (const char *v = reqparse_header(rp, "Transfer-Encoding"); *v;) {
+        size_t len = strcspn(v, ",");
+        const char *e = v;
+        while (*e == ' ' || *e == '\t')
+            e++;
+        size_t coding = strcspn(e, ",; \t");
+        if (coding) {
+            chunked_last = coding == 7 && !strncasecmp(e, "chunked", 7);
+            n_chunked += chunked_last;
+            other |= !chunked_last;
+        }
+        v += len + (v[len] == ',');
+    }
+    if (!chunked_last)
+        return refuse(rp, 400, "a Transfer-Encoding whose last coding is not chunked: the "
+                               "body's length cannot be known (RFC 9112 6.3)");
+    if (n_chunked > 1)
+        return refuse(rp, 400, "Transfer-Encoding names chunked twice (RFC 9112 6.1)");
+    if (other)
+        return refuse(rp, 501, "a Transfer-Encoding other than chunked alone: xun decodes "
+                               "only chunked");
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct reqparse *rp = p->data;
 
     if (!piece_end(rp) || !rp->target_len)
+        return -1;
+    switch (p->method) {
+    case HTTP_GET: case HTTP_HEAD: case HTTP_POST: case HTTP_PUT: case HTTP_DELETE:
+    case HTTP_OPTIONS:
+        break;
+    default: /* known to the library (PATCH, CONNECT, ...), not to xun: as unknown ones */
+        return refuse(rp, 501, "a method xun does not serve; xun serves GET, HEAD, POST, "
+                               "PUT, DELETE, OPTIONS");
+    }
+    if (reqparse_header_count(rp, "Host") > 1)
+        return refuse(rp, 400, "two Host headers; send one (RFC 9112 3.2)");
+    if (check_transfer_encoding(rp, p))
         return -1;
     for (uint32_t i = 0; i < rp->target_len; i++)
         if ((unsigned char)rp->head[i] <= ' ' || rp->head[i] == 0x7f) {
@@ -252,6 +327,7 @@ void reqparse_next(struct reqparse *rp)
     rp->in_head = true;
     rp->head_whole = rp->message_whole = rp->out_of_memory = false;
     rp->bad_head = NULL;
+    rp->bad_status = 0;
 }
 
 /*
@@ -312,6 +388,10 @@ int reqparse_error(const struct reqparse *rp, char *msg, size_t cap)
     enum http_errno err = HTTP_PARSER_ERRNO(&rp->parser);
 
     if (rp->bad_head) {
+        if (rp->bad_status && rp->bad_status != 400) {
+            snprintf(msg, cap, "%s", rp->bad_head);
+            return rp->bad_status;
+        }
         snprintf(msg, cap, "malformed request: %s", rp->bad_head);
         return 400;
     }
@@ -331,6 +411,14 @@ int reqparse_error(const struct reqparse *rp, char *msg, size_t cap)
         }
         snprintf(msg, cap, "request line is over %u bytes", REQPARSE_HEAD_MAX_BYTES);
         return 414;
+    case HPE_INVALID_CONTENT_LENGTH:
+        if (!rp->in_head && (rp->parser.flags & F_CHUNKED)) {
+            /* the library's name for a chunk size past its limit (about 2^60) */
+            snprintf(msg, cap, "malformed request: a chunk size too large to be one");
+            return 400;
+        }
+        snprintf(msg, cap, "malformed request: %s", http_errno_description(err));
+        return 400;
     case HPE_INVALID_METHOD:
         snprintf(msg, cap, "unknown method (methods are case-sensitive); xun serves GET, HEAD, "
                            "POST, PUT, DELETE, OPTIONS");

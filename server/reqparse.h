@@ -3,9 +3,15 @@
  * http_parser, plus what it lets through in the non-strict build Debian
  * ships (HTTP_PARSER_STRICT=0) and RFC 9112 refuses: header names that are
  * not tokens ("Transfer-Encoding : chunked"), a bare CR taken for a line end,
- * obs-fold. Two Content-Length headers, "+2" for a length, a length together
- * with Transfer-Encoding, unknown methods and bad chunk sizes the library
- * refuses itself. No libevent here: tests/fuzz/fuzz_reqparse.c drives it.
+ * obs-fold; also what it takes and xun must not: two Host or two
+ * Transfer-Encoding headers, Transfer-Encoding in HTTP/1.0 (400), a coding
+ * other than chunked ("gzip, chunked": 501, xun decodes only chunked), a
+ * method xun does not serve (PATCH, CONNECT...: 501, as the library's
+ * unknown methods), and a request line without a version (HTTP/0.9: 400 as
+ * soon as its line ends, not after a blank line that never comes). Two
+ * Content-Length headers, "+2" for a length, a length together with
+ * Transfer-Encoding, unknown methods and bad chunk sizes the library refuses
+ * itself. No libevent here: tests/fuzz/fuzz_reqparse.c drives it.
  *
  * Feeding stops at two points of each request: when its head is whole
  * (REQPARSE_HEAD: the caller decides on it before any body byte is parsed)
@@ -60,6 +66,7 @@ struct reqparse {
     const char *scan_at;     /* in the bytes being parsed: the next to scan */
     bool in_head, head_whole, message_whole, out_of_memory;
     const char *bad_head; /* why we refused a head the library took */
+    int bad_status;       /* the status for it: 400 (or 0), 501 */
 };
 
 /* Once per process, before any parse (the library's head limit is global). */
@@ -73,7 +80,8 @@ void reqparse_next(struct reqparse *rp);
 enum reqparse_event reqparse_feed(struct reqparse *rp, const char *p, size_t len, size_t *used);
 /*
  * After REQPARSE_ERROR: the status to answer (400, 414, 431, 500 out of
- * memory, 501 unknown method; 0 when on_body stopped it) and why, in msg.
+ * memory, 501 a method or transfer coding xun does not serve; 0 when
+ * on_body stopped it) and why, in msg.
  */
 int reqparse_error(const struct reqparse *rp, char *msg, size_t cap);
 

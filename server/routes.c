@@ -782,6 +782,7 @@ static void route_metrics(struct route_ctx *ctx, struct exchange *ex,
     mi.refreshes = ws.refreshes;
     mi.checkpoints = ws.checkpoints;
     mi.write_failures = ws.write_failures;
+    mi.wal_torn_tails = ws.wal_torn_tails;
     struct writer_health wh;
     writer_get_health(ctx->writer, &wh);
     mi.writer_read_only = wh.read_only;

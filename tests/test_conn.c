@@ -244,10 +244,49 @@ static const struct {
       S("POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         "zz\r\n{}\r\n0\r\n\r\n"),
       400, "bad_request" },
+    { "Transfer-Encoding: gzip, chunked (xun decodes only chunked)",
+      S("POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        "0\r\n\r\n"),
+      501, "not_implemented" },
+    { "two Transfer-Encoding headers",
+      S("POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+      400, "bad_request" },
+    { "Transfer-Encoding: chunked, chunked",
+      S("POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+        "0\r\n\r\n"),
+      400, "bad_request" },
+    { "Transfer-Encoding in HTTP/1.0",
+      S("POST /documents HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
+      400, "bad_request" },
+    { "two Host headers", S("GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"), 400,
+      "bad_request" },
+    { "CONNECT", S("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 501,
+      "not_implemented" },
+    { "PATCH, known to the library, not to xun",
+      S("PATCH /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"), 501,
+      "not_implemented" },
+    { "a chunk size over the library's limit",
+      S("POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "fffffffffffffffff\r\n{}\r\n0\r\n\r\n"),
+      400, "bad_request" },
+    { "HTTP/0.9 without the blank line", S("GET /health\r\n"), 400, "bad_request" },
     { "two Authorization headers",
       S("GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " API_KEY
         "\r\nAuthorization: Bearer other\r\n\r\n"),
       400, "bad_request" },
+};
+
+/* What some refusals' messages must say (by the row's what). */
+static const struct {
+    const char *what, *says;
+} refusal_says[] = {
+    { "Transfer-Encoding: gzip, chunked (xun decodes only chunked)", "only chunked" },
+    { "a chunk size over the library's limit", "chunk size" },
+    { "HTTP/0.9 without the blank line", "HTTP/0.9" },
+    { "two Host headers", "Host" },
+    { "Transfer-Encoding in HTTP/1.0", "HTTP/1.0" },
 };
 
 static void test_malformed_and_ambiguous_requests_are_json_and_close(void **state)
@@ -260,6 +299,11 @@ static void test_malformed_and_ambiguous_requests_are_json_and_close(void **stat
         struct httpc_reply r;
         raw_request(f->port, refusals[i].text, refusals[i].len, &c, &r, refusals[i].what);
         assert_error_reply(&r, refusals[i].status, refusals[i].code, refusals[i].what);
+        for (size_t k = 0; k < sizeof refusal_says / sizeof *refusal_says; k++)
+            if (!strcmp(refusal_says[k].what, refusals[i].what) &&
+                !strstr(r.body, refusal_says[k].says))
+                fail_msg("%s: want \"%s\" in %.200s", refusals[i].what, refusal_says[k].says,
+                         r.body);
         assert_closes(&r, &c, refusals[i].what); /* and no second, smuggled reply */
         httpc_reply_fini(&r);
         httpc_close(&c);

@@ -997,7 +997,9 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
         end--;
     assert_true(end > 100);
     const char *log_name = strrchr(log_path, '/') + 1;
-    for (int damage = 0; damage < 2; damage++) {
+    /* 0: a bit flipped; 1: cut inside the last batch; 2: cut exactly at its
+     * end (`truncate -s`): the file is always whole steps, so batches are lost */
+    for (int damage = 0; damage < 3; damage++) {
         write_file(log_path, good, good_len);
         if (damage == 0) {
             unsigned char flipped = good[end - 1] ^ 0x01; /* the DELETE's id */
@@ -1006,7 +1008,7 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
             assert_int_equal(pwrite(fd, &flipped, 1, (off_t)(end - 1)), 1);
             close(fd);
         } else {
-            assert_int_equal(truncate(log_path, (off_t)(end - 5)), 0);
+            assert_int_equal(truncate(log_path, (off_t)(damage == 1 ? end - 5 : end)), 0);
         }
         int status = serve_refusing(bin, f->dir, text, sizeof text);
         if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
@@ -1017,6 +1019,16 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
         if (text_has_sanitizer_error(text))
             fail_msg("damage %d: a sanitizer report: %s", damage, text);
     }
+    /* cut exactly after the last batch, then repair: every batch kept, said so */
+    write_file(log_path, good, good_len);
+    assert_int_equal(truncate(log_path, (off_t)end), 0);
+    int cut_status = run_repair(bin, f->dir, text, sizeof text);
+    if (!WIFEXITED(cut_status) || WEXITSTATUS(cut_status) != 0 ||
+        !strstr(text, "cut short after a batch") || !strstr(text, "every batch in it is kept"))
+        fail_msg("xun repair of a log cut after a batch: status 0x%x: %s", cut_status, text);
+    struct stat cut_st;
+    assert_int_equal(stat(log_path, &cut_st), 0);
+    assert_int_equal(cut_st.st_size % (1 << 20), 0); /* grown back to a whole step */
     /* the flipped bit again, then repair: the DELETE's batch is set aside, said so */
     write_file(log_path, good, good_len);
     unsigned char flipped = good[end - 1] ^ 0x01;
@@ -1038,6 +1050,38 @@ static void test_damaged_log_stops_serve_until_repair(void **state)
     status = run_repair(bin, f->dir, text, sizeof text);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !strstr(text, "nothing"))
         fail_msg("xun repair on a sound log: status 0x%x: %s", status, text);
+
+    /* a torn tail (the last batch's last byte never written) is set aside at
+     * start, and /metrics counts it */
+    server_start_healthy(bin, f->dir, f->log_path, &p);
+    assert_true(http_request(p.port, "PUT", "/documents/log-4", "{\"title\":\"torn\"}", &r));
+    assert_int_equal(r.status, 201);
+    httpc_reply_fini(&r);
+    assert_true(http_request(p.port, "GET", "/metrics", NULL, &r));
+    if (!strstr(r.body, "\nxun_wal_torn_tails_total 0\n"))
+        fail_msg("no torn tail yet: %.4000s", r.body);
+    httpc_reply_fini(&r);
+    assert_int_equal(kill(p.pid, SIGKILL), 0);
+    server_wait(&p);
+    unsigned char *torn;
+    size_t torn_len;
+    manifest_log(f->dir, log_path, sizeof log_path);
+    read_file(log_path, &torn, &torn_len);
+    size_t torn_end = torn_len;
+    while (torn_end && !torn[torn_end - 1])
+        torn_end--;
+    assert_true(torn_end > 16 + 24 + 17); /* the header and a batch */
+    torn[torn_end - 1] = 0;
+    write_file(log_path, torn, torn_len);
+    free(torn);
+    server_start_healthy(bin, f->dir, f->log_path, &p);
+    assert_true(http_request(p.port, "GET", "/metrics", NULL, &r));
+    if (!strstr(r.body, "\nxun_wal_torn_tails_total 1\n"))
+        fail_msg("the torn tail is not counted: %.4000s", r.body);
+    httpc_reply_fini(&r);
+    assert_int_equal(doc_status(p.port, "log-4"), 404); /* its batch, torn by hand, is dropped */
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    server_wait(&p);
 }
 
 /*

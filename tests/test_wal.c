@@ -55,6 +55,7 @@
 #include "index/bytes.h"
 #include "index/crc32c.h"
 #include "index/error.h"
+#include "index/fsutil.h"
 #include "index/limits.h"
 #include "index/wal.h"
 #include "tests/testutil.h"
@@ -435,12 +436,14 @@ static void assert_kept(const char *kept, const unsigned char *data, size_t len)
 }
 
 /* The log at path is image[0..good), then zeros to a whole step. */
-static void assert_cut_to(const char *path, const unsigned char *image, size_t good)
+static void assert_cut_to(const char *path, const unsigned char *image, size_t good,
+                          size_t was_len)
 {
     size_t len;
     unsigned char *now = test_read_file(path, &len);
 
-    assert_int_equal(len, round_step(good));
+    /* set-aside bytes are zeroed in place: the file only grows to a whole step */
+    assert_int_equal(len, round_step(was_len > good ? was_len : good));
     assert_memory_equal(now, image, good);
     assert_int_equal(nonzero_end(now, good, len), good);
     free(now);
@@ -461,6 +464,8 @@ static void assert_torn(const char *path, const unsigned char *image, const stru
     char dir[PATH_BYTES], kept[KEPT_BYTES];
 
     dir_of(path, dir);
+    size_t was_len;
+    free(test_read_file(path, &was_len));
     assert_ok(wal_open(path, 0, record_cb, &s, &w, &last, &err), &err);
     assert_seen(&s, want, n);
     assert_int_equal(last, n ? want[n - 1].seq : 0);
@@ -474,7 +479,7 @@ static void assert_torn(const char *path, const unsigned char *image, const stru
     assert_string_equal(t->kept_path, kept);
     wal_close(w);
     assert_kept(kept, image + offset, bytes);
-    assert_cut_to(path, image, offset);
+    assert_cut_to(path, image, offset, was_len);
     assert_takes_append(path, want, n);
     assert_int_equal(unlink(kept), 0);
     assert_int_equal(files_named(dir, ".torn-"), 0);
@@ -494,6 +499,8 @@ static void assert_repairs(const char *path, const unsigned char *image, const s
     char dir[PATH_BYTES], kept[KEPT_BYTES];
 
     dir_of(path, dir);
+    size_t was_len;
+    free(test_read_file(path, &was_len));
     assert_ok(wal_repair(path, &out, &err), &err);
     assert_int_equal(out.offset, offset);
     assert_int_equal(out.bytes, bytes);
@@ -502,7 +509,7 @@ static void assert_repairs(const char *path, const unsigned char *image, const s
     snprintf(kept, sizeof kept, "%s.damaged-%zu", path, offset);
     assert_string_equal(out.kept_path, kept);
     assert_kept(kept, image + offset, bytes);
-    assert_cut_to(path, image, offset);
+    assert_cut_to(path, image, offset, was_len);
     assert_replays(path, 0, want, n, n ? want[n - 1].seq : 0);
     assert_ok(wal_repair(path, &out, &err), &err);
     assert_int_equal(out.bytes, 0);
@@ -877,7 +884,10 @@ static void test_wal_replay_callback_error_stops_replay(void **state)
 /*
  * Space after the data is zeros: a file cut inside them (a size that is not
  * a whole step, but nothing lost) opens, is grown back to a whole step, and
- * nothing is set aside. A log of zeros after its header is an empty log.
+ * nothing is set aside. A log of zeros after its header is an empty log, and
+ * so is the header alone (a crash while the log was made). A cut exactly at
+ * the end of the last batch is not harmless: see
+ * test_wal_refuses_log_cut_after_a_batch.
  */
 static void test_wal_opens_log_cut_inside_its_zeros(void **state)
 {
@@ -885,20 +895,155 @@ static void test_wal_opens_log_cut_inside_its_zeros(void **state)
     size_t len;
     struct layout lay;
     static const size_t counts[] = { 3, 2 };
-    static const size_t extra[] = { 0, 1, 4, 23, 24, 512, 4096, 65536 + 3 };
+    static const size_t extra[] = { 1, 4, 23, 24, 512, 4096, 65536 + 3 };
 
     log_path(state, path);
     unsigned char *full = write_batches(path, FIVE, counts, 2, &lay, &len);
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
         test_write_file(path, full, data_end(&lay) + extra[i]);
         assert_replays(path, 0, FIVE, 5, 5);
-        assert_cut_to(path, full, data_end(&lay));
+        assert_cut_to(path, full, data_end(&lay), 0);
         assert_takes_append(path, FIVE, 5);
         test_write_file(path, full, len);
     }
     memset(full + WAL_HEADER_BYTES, 0, len - WAL_HEADER_BYTES);
     test_write_file(path, full, len);
     assert_replays(path, 0, NULL, 0, 0);
+    test_write_file(path, full, WAL_HEADER_BYTES);
+    assert_replays(path, 0, NULL, 0, 0);
+    assert_cut_to(path, full, WAL_HEADER_BYTES, 0);
+    assert_takes_append(path, NULL, 0);
+    free(full);
+}
+
+/*
+ * path (a log cut exactly at the end of its batch at good, at least one) is
+ * refused, saying so, and left as it was; wal_repair() keeps every batch,
+ * sets nothing aside and grows the file back to a whole step; it then
+ * replays want[0..n) and takes an append.
+ */
+static void assert_cut_after_batch(const char *path, const unsigned char *image,
+                                   const struct trec *want, size_t n, size_t good)
+{
+    struct xerr err = { 0 };
+    struct wal *w = NULL;
+    struct wal_set_aside out;
+    char dir[PATH_BYTES], ends[64];
+
+    dir_of(path, dir);
+    assert_refused_at(path, -1, -1);
+    assert_int_equal(wal_open(path, 0, record_cb, &(struct seen){ 0 }, &w, &(uint64_t){ 0 },
+                              &err),
+                     XE_CORRUPT);
+    assert_non_null(strstr(err.msg, "cut short after a batch"));
+    snprintf(ends, sizeof ends, "ends at byte %zu,", good);
+    assert_non_null(strstr(err.msg, ends));
+    /* whole: not cut at the message's size */
+    assert_non_null(strstr(err.msg, "keeps every batch and starts from there"));
+    assert_ok(wal_repair(path, &out, &err), &err);
+    assert_int_equal(out.offset, good);
+    assert_int_equal(out.bytes, 0);
+    assert_int_equal(out.records, 0);
+    assert_string_equal(out.kept_path, "");
+    assert_non_null(strstr(out.why, "cut short after a batch"));
+    assert_int_equal(files_named(dir, LOG_NAME "."), 0);
+    assert_cut_to(path, image, good, good);
+    assert_replays(path, 0, want, n, want[n - 1].seq);
+    assert_ok(wal_repair(path, &out, &err), &err);
+    assert_int_equal(out.bytes, 0);
+    assert_string_equal(out.why, "");
+    assert_takes_append(path, want, n);
+}
+
+/*
+ * The file cut exactly at the end of a batch (after a kill -9, `truncate -s`
+ * to a batch's offset): the file always grows in whole steps before a batch
+ * goes in, so batches after the cut were lost: damage, refused, repairable.
+ * At a whole step it cannot be told from a full log (what the format cannot
+ * tell).
+ */
+static void test_wal_refuses_log_cut_after_a_batch(void **state)
+{
+    char path[PATH_BYTES];
+    size_t len;
+    struct layout lay;
+    static const size_t counts[] = { 3, 2 };
+
+    log_path(state, path);
+    unsigned char *full = write_batches(path, FIVE, counts, 2, &lay, &len);
+    /* after the last batch, and after the first (the second lost) */
+    test_write_file(path, full, data_end(&lay));
+    assert_cut_after_batch(path, full, FIVE, 5, data_end(&lay));
+    test_write_file(path, full, lay.batch_at[1]);
+    assert_cut_after_batch(path, full, FIVE, 3, lay.batch_at[1]);
+    free(full);
+
+    /* a batch that ends exactly at a whole step: the log is full, and sound */
+    static const size_t big_len[] = {
+        STEP - WAL_HEADER_BYTES - WAL_BATCH_HEAD_BYTES - WAL_RECORD_HEAD_BYTES
+    };
+    struct trec *big = make_recs(big_len, 1);
+    full = write_batches(path, big, (const size_t[]){ 1 }, 1, &lay, &len);
+    assert_int_equal(data_end(&lay), STEP);
+    assert_int_equal(len, STEP);
+    assert_replays(path, 0, big, 1, big[0].seq);
+    assert_takes_append(path, big, 1);
+    free(full);
+    free_recs(big, 1);
+}
+
+/*
+ * Setting a torn tail aside zeros it in place: a log of two steps keeps its
+ * size (it is not cut to the batches and grown back, which would leave,
+ * between the two, a size that reads as a cut after a batch). When the disk
+ * fails at any point of it, the log still opens after and loses nothing
+ * acknowledged.
+ */
+static void test_wal_set_aside_zeros_in_place(void **state)
+{
+    char path[PATH_BYTES], dir[PATH_BYTES];
+    size_t len;
+    struct layout lay;
+    static const size_t counts[] = { 3, 2 };
+
+    log_path(state, path);
+    dir_of(path, dir);
+    unsigned char *full = write_batches(path, FIVE, counts, 2, &lay, &len);
+    size_t at = lay.batch_at[1], end = data_end(&lay);
+    unsigned char *image = calloc(1, 2 * STEP);
+    assert_non_null(image);
+    memcpy(image, full, end);
+    image[end - 1] = 0; /* a prefix of the last batch: torn */
+    test_write_file(path, image, 2 * STEP);
+    assert_torn(path, image, FIVE, 3, at, end - at, 2);
+    size_t now_len;
+    free(test_read_file(path, &now_len));
+    assert_int_equal(now_len, 2 * STEP); /* after the append too */
+
+    for (long after = 0; after < 40; after++) {
+        test_write_file(path, image, 2 * STEP);
+        remove_named(dir, ".torn-");
+        struct xerr err = { 0 };
+        struct wal *w = NULL;
+        uint64_t last;
+        fs_fault_set(after, ENOSPC);
+        int rc = wal_open(path, 0, record_cb, &(struct seen){ 0 }, &w, &last, &err);
+        fs_fault_clear();
+        if (!rc)
+            wal_close(w);
+        else
+            assert_int_equal(rc, XE_IO);
+        /* opens (setting the tail aside now when the fault stopped it), then clean */
+        struct seen s = { 0 };
+        assert_ok(wal_open(path, 0, record_cb, &s, &w, &last, &err), &err);
+        assert_seen(&s, FIVE, 3);
+        wal_close(w);
+        assert_replays(path, 0, FIVE, 3, 3);
+        free(test_read_file(path, &now_len));
+        assert_int_equal(now_len, 2 * STEP);
+    }
+    remove_named(dir, ".torn-");
+    free(image);
     free(full);
 }
 
@@ -1135,7 +1280,7 @@ static void test_wal_restarts_log_torn_inside_header(void **state)
     /* the header alone: an empty log, grown to a whole step */
     test_write_file(path, made, WAL_HEADER_BYTES);
     assert_replays(path, 0, NULL, 0, 0);
-    assert_cut_to(path, made, WAL_HEADER_BYTES);
+    assert_cut_to(path, made, WAL_HEADER_BYTES, 0);
     free(made);
 }
 
@@ -1374,8 +1519,9 @@ static void test_wal_refuses_last_4k_replaced_by_garbage(void **state)
 /*
  * The file cut at every size inside the batches that is not a whole step:
  * damage, refused at the batch the cut falls in, with all its records
- * when its head is before the cut (none when the cut falls inside its head). Cut between batches, nothing shows: the log is shorter (what
- * the format cannot tell). One layout has a head across a sector boundary,
+ * when its head is before the cut (none when the cut falls inside its head).
+ * Cut between batches: damage too (the file was cut short after a batch),
+ * repaired by keeping every batch. One layout has a head across a sector boundary,
  * where a cut leaves a sector's share of zeros.
  */
 static void test_wal_refuses_file_cut_inside_a_batch(void **state)
@@ -1399,8 +1545,11 @@ static void test_wal_refuses_file_cut_inside_a_batch(void **state)
         for (size_t cut = WAL_HEADER_BYTES + 1; cut < data_end(&lay); cut++) {
             size_t b = batch_of(&lay, cut), at = lay.batch_at[b];
             test_write_file(path, full, cut);
-            if (cut == at) {
-                assert_replays(path, 0, recs, lay.first_rec[b], recs[lay.first_rec[b] - 1].seq);
+            if (cut == at) { /* right after a batch: batches lost */
+                if (cut % 3 == 0 || b == 1)
+                    assert_cut_after_batch(path, full, recs, lay.first_rec[b], cut);
+                else
+                    assert_refused_at(path, -1, -1);
                 continue;
             }
             size_t lose = records_in(&lay, at, cut, 0, 0);
@@ -1566,7 +1715,7 @@ static void test_wal_refuses_bad_header(void **state)
     assert_kept(kept, full, end);
     assert_replays(path, 0, NULL, 0, 0);
     memcpy(full, h, sizeof h);
-    assert_cut_to(path, full, WAL_HEADER_BYTES);
+    assert_cut_to(path, full, WAL_HEADER_BYTES, 0);
     assert_takes_append(path, NULL, 0);
     free(full);
 }
@@ -1784,6 +1933,8 @@ int main(void)
         T(test_wal_discard_drops_the_pending_batch),
         T(test_wal_replay_callback_error_stops_replay),
         T(test_wal_opens_log_cut_inside_its_zeros),
+        T(test_wal_refuses_log_cut_after_a_batch),
+        T(test_wal_set_aside_zeros_in_place),
         TSHM(test_wal_sets_aside_last_batch_cut_at_every_length),
         TSHM(test_wal_sets_aside_last_batch_with_a_sector_zeroed),
         T(test_wal_sets_aside_batch_running_past_a_whole_step),

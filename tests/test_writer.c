@@ -549,6 +549,56 @@ static void test_writer_crash_copy_replays_acknowledged_writes(void **state)
     index_close(ix);
 }
 
+/*
+ * A crash's torn tail, set aside when the writer starts, is counted in the
+ * writer's stats (for /metrics), as well as said on stderr; a clean start
+ * counts none.
+ */
+static void test_writer_counts_torn_tail_set_aside_at_start(void **state)
+{
+    const char *dir = *state;
+    char orig[PATH_BYTES], copy[PATH_BYTES], log[PATH_BYTES];
+    struct writer_stats st;
+
+    snprintf(orig, sizeof orig, "%s/ix", dir);
+    snprintf(copy, sizeof copy, "%s/copy", dir);
+    struct index *ix = open_ok(orig);
+    struct writer *w = start_ok(ix);
+    writer_get_stats(w, &st);
+    assert_int_equal(st.wal_torn_tails, 0);
+    struct batch b;
+    batch_init(&b);
+    batch_put(&b, "t1", "文档 1");
+    apply_expect(w, &b, (enum write_result[]){ WRITE_CREATED });
+    batch_reset(&b);
+    batch_put(&b, "t2", "文档 2");
+    apply_expect(w, &b, (enum write_result[]){ WRITE_CREATED });
+    batch_fini(&b);
+    copy_dir(orig, copy); /* both batches in the log */
+    writer_stop(w);
+    index_close(ix);
+
+    /* the last batch's last byte never written: a prefix of it, torn */
+    ix = open_ok(copy);
+    index_path(ix, index_wal_name(ix), log, sizeof log);
+    size_t len;
+    unsigned char *data = test_read_file(log, &len);
+    size_t end = len;
+    while (end && !data[end - 1])
+        end--;
+    assert_true(end > 0);
+    data[end - 1] = 0;
+    test_write_file(log, data, len);
+    free(data);
+    w = start_ok(ix);
+    writer_get_stats(w, &st);
+    assert_int_equal(st.wal_torn_tails, 1);
+    const struct want want[] = { { "t1", "文档 1" }, { "t2", NULL } };
+    assert_holds(ix, want, 2);
+    writer_stop(w);
+    index_close(ix);
+}
+
 /* ---- four threads ---- */
 
 struct thread_job {
@@ -852,6 +902,7 @@ int main(void)
         T(test_writer_put_delete_results_and_visibility),
         T(test_writer_stop_and_reopen_keeps_everything),
         T(test_writer_crash_copy_replays_acknowledged_writes),
+        T(test_writer_counts_torn_tail_set_aside_at_start),
         T(test_writer_concurrent_batches_from_four_threads),
         T(test_writer_merges_a_full_tier),
         T(test_writer_damaged_segment_fails_index_open),

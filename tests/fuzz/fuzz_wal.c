@@ -33,7 +33,9 @@
  * framed log, exactly a prefix of the records framed (all of them when
  * nothing happened to it). A PUT payload that decodes is turned back into
  * JSON and re-encoded, and must decode to the same fields. A log whose last
- * batch was torn as a crash tears it (5, 6) must open. A refused log is
+ * batch was torn as a crash tears it (5, 6) must open; left as framed and
+ * not padded, the file ends at its last batch and is not a whole step: cut
+ * short after a batch, refused, and repaired keeping every batch. A refused log is
  * XE_CORRUPT (or the callback's code) with a message, left as it was;
  * wal_repair() then keeps the bytes it sets aside in the file it names, and
  * the log opens. A log that opens has lost nothing silently: bytes that are
@@ -402,12 +404,21 @@ static void check_count(const struct wal_set_aside *sa, const struct framed_log 
 /*
  * A refusal of damage names the offset and the records repair sets aside:
  * "batch at byte OFF ...; N acknowledged records[ (sequence A to B)] are".
- * A bad header names neither.
+ * A bad header names neither; a file cut short after a batch names where
+ * its last batch ends, and repair sets nothing aside.
  */
 static void check_refusal_count(const char *msg, const struct wal_set_aside *out)
 {
     const char *at = strstr(msg, "batch at byte ");
     const char *count = strstr(msg, " acknowledged records");
+
+    if (strstr(msg, "cut short after a batch: its last batch ends at byte ")) {
+        unsigned long long end = strtoull(strstr(msg, "ends at byte ") + 13, NULL, 10);
+        FUZZ_CHECK(!at && !out->bytes && !out->records && end == out->offset,
+                   "refused saying \"%s\"; repair set aside %llu bytes at %llu", msg,
+                   (unsigned long long)out->bytes, (unsigned long long)out->offset);
+        return;
+    }
 
     if (!at) {
         FUZZ_CHECK(!count, "a count without an offset: %s", msg);
@@ -501,9 +512,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t last = 0;
     char kept[sizeof ((struct wal_set_aside *)0)->kept_path] = "";
     int rc = wal_open(log_path, first.after_seq, on_record, &first, &w, &last, &err);
+    /* a framed log left as framed, unpadded, ends exactly at its last batch
+     * in a file that is not a whole step: cut short after a batch (damage) */
+    bool cut_after_batch = fl.recs && op == OP_NONE && len % STEP != 0;
     /* what a crash can leave: the last batch torn, or a growth lost (then the
      * batch the cut falls in is the last in the file) */
-    bool crash_only = fl.recs && !fl.damaged_seqs &&
+    bool crash_only = fl.recs && !fl.damaged_seqs && !cut_after_batch &&
                       ((op == OP_NONE && (mode & MODE_STEP_CUT)) ||
                        (!(mode & MODE_STEP_CUT) &&
                         (op == OP_NONE || op == OP_CRASH_SECTORS || op == OP_KILLED)));
@@ -529,11 +543,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(rc == XE_OK, "repair: %s", err.msg);
         check_refusal_count(refusal, &out);
         check_count(&out, &fl, head_intact);
-        FUZZ_CHECK(out.bytes > 0, "repair found nothing in a refused log: %s", out.why);
+        /* a file cut short after a batch: every batch kept, nothing set aside */
+        bool kept_all = !out.bytes && out.why[0] && out.offset == len && len % STEP;
+        FUZZ_CHECK(out.bytes > 0 || kept_all, "repair found nothing in a refused log: %s",
+                   out.why);
         FUZZ_CHECK(out.offset + out.bytes <= len, "set aside past the end");
         FUZZ_CHECK(nonzero_end(file, len) <= out.offset + out.bytes, "bytes left behind");
-        check_kept(out.kept_path, file + out.offset, (size_t)out.bytes);
-        unlink(out.kept_path);
+        if (!kept_all) {
+            check_kept(out.kept_path, file + out.offset, (size_t)out.bytes);
+            unlink(out.kept_path);
+        } else {
+            FUZZ_CHECK(!out.kept_path[0], "a kept file for nothing: %s", out.kept_path);
+        }
         first = (struct replayed){ .after_seq = first.after_seq, .strict = first.strict,
                                    .expect = fl.recs, .n_expect = fl.n_recs };
         rc = wal_open(log_path, first.after_seq, on_record, &first, &w, &last, &err);
