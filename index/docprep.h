@@ -20,18 +20,16 @@
 #include "index/buf.h"
 #include "index/doc.h"
 #include "index/limits.h"
+#include "index/segment.h"
 
 struct xerr;
 
 /*
  * The position space of a document: the title from 0, then the body, then
  * source and tags, each FIELD_GAP positions after the last position before
- * it; where each field starts is kept in the doc table (segment.h). The gap
- * is wider than any query phrase can span (QUERY_MAX_TERMS terms, each at
- * most one position apart plus one for a separator), so no phrase matches
- * across two fields or two tags.
+ * it (FIELD_GAP is part of the segment format: see "Positions" in
+ * segment.h); where each field starts is kept in the doc table.
  */
-#define FIELD_GAP (2 * QUERY_MAX_TERMS + 2)
 
 /*
  * One token: its term's bytes are in the batch's bytes. A hidden

@@ -24,8 +24,8 @@
 
 #include "index/bytes.h"
 #include "index/error.h"
+#include "index/limits.h"
 
-#define DOCSTORE_MAX_SECTION ((size_t)1 << 40)
 #define DOCSTORE_HEAD_BYTES 16
 /* A symbol in the table: its UTF-8 bytes (at most 4), zero padded. */
 #define SYMBOL_BYTES 4
@@ -188,8 +188,8 @@ struct docstore_writer *docstore_writer_new(void)
 
     if (!w)
         return NULL;
-    buf_init(&w->raw, DOCSTORE_MAX_SECTION);
-    buf_init(&w->lengths, DOCSTORE_MAX_SECTION);
+    buf_init(&w->raw, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&w->lengths, SEGMENT_SECTION_MAX_BYTES);
     return w;
 }
 
@@ -232,9 +232,9 @@ static void build_init(struct store_build *b)
     memset(b, 0, sizeof *b);
     /* a block short of full, then a record of the largest recoding */
     buf_init(&b->block, DOCSTORE_BLOCK_BYTES + DOCSTORE_RECODED_MAX);
-    buf_init(&b->offsets, DOCSTORE_MAX_SECTION);
-    buf_init(&b->firsts, DOCSTORE_MAX_SECTION);
-    buf_init(&b->starts, DOCSTORE_MAX_SECTION);
+    buf_init(&b->offsets, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&b->firsts, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&b->starts, SEGMENT_SECTION_MAX_BYTES);
 }
 
 static void build_fini(struct store_build *b)

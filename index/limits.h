@@ -40,4 +40,21 @@
  * the work of a hit whatever the document's size (DOC_MAX_BYTES). */
 #define SNIPPET_SCAN_BYTES (64u << 10)
 
+/*
+ * Internal caps of the index writer. They are not limits anyone should meet:
+ * they turn a runaway length (a damaged input, a bug) into XE_LIMIT instead
+ * of the process eating all memory, while staying far above real data.
+ */
+
+/* One growing work buffer of the writer: a memindex's term or id bytes, one
+ * posting list being re-encoded, one stored record read back by a merge.
+ * 64 GiB: the poetry corpus's whole term arena is under 100 MiB. */
+#define WRITE_SCRATCH_MAX_BYTES ((size_t)1 << 36)
+
+/* One section of a segment file (terms, postings, docs, store) or of its
+ * document store, as built in memory before it is written: 1 TiB. Offsets in
+ * the file are u64, so nothing in the format stops there; a segment that
+ * large would be far past what one machine's merge should build. */
+#define SEGMENT_SECTION_MAX_BYTES ((size_t)1 << 40)
+
 #endif

@@ -24,11 +24,11 @@
 #include "index/docprep.h"
 #include "index/docstore.h"
 #include "index/error.h"
+#include "index/limits.h"
 #include "index/postings.h"
 #include "index/segment.h"
 #include "index/tokenizer.h"
 
-#define MEMINDEX_ARENA_MAX ((size_t)1 << 36)
 /* Code points below this have their hidden term in a direct table (all CJK planes). */
 #define MEMINDEX_CHAR_TERMS 0x40000
 
@@ -134,8 +134,8 @@ struct memindex *memindex_new(unsigned tokenize_flags)
     if (!mi)
         return NULL;
     mi->tokenize_flags = tokenize_flags;
-    buf_init(&mi->term_bytes, MEMINDEX_ARENA_MAX);
-    buf_init(&mi->id_bytes, MEMINDEX_ARENA_MAX);
+    buf_init(&mi->term_bytes, WRITE_SCRATCH_MAX_BYTES);
+    buf_init(&mi->id_bytes, WRITE_SCRATCH_MAX_BYTES);
     docprep_init(&mi->own, tokenize_flags);
     buf_init(&mi->entry, SIZE_MAX);
     mi->term_slots_cap = 1u << 16;
@@ -785,8 +785,8 @@ static int write_to(struct memindex *mi, const char *path, bool durable, struct 
     int rc = XE_OK;
 
     postings_writer_init(&pw, mi->block_docs);
-    buf_init(&list, (size_t)1 << 36);
-    buf_init(&store.out, (size_t)1 << 40);
+    buf_init(&list, WRITE_SCRATCH_MAX_BYTES);
+    buf_init(&store.out, SEGMENT_SECTION_MAX_BYTES);
     if (!sw || !new_id || !order || !lengths) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
         goto out;

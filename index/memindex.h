@@ -1,7 +1,7 @@
 /*
  * The in-memory inverted index a bulk load fills before it writes a segment.
  * A document's fields share one position space (FIELD_GAP in
- * index/docprep.h); adding it appends its postings to per-term lists and its
+ * index/segment.h); adding it appends its postings to per-term lists and its
  * stored record to a document store.
  * A document whose id was added before replaces the earlier one.
  *

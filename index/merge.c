@@ -15,10 +15,9 @@
 #include "index/deletions.h"
 #include "index/docstore.h"
 #include "index/error.h"
+#include "index/limits.h"
 #include "index/postings.h"
 #include "index/segment.h"
-
-#define MERGE_SCRATCH_MAX ((size_t)1 << 36)
 
 /* Copies the live documents; fills the maps. */
 /* Documents are about a third of a merge's work, terms the rest. */
@@ -42,7 +41,7 @@ static int merge_docs(struct segment *const *segs, struct deletions *const *dels
 
     for (uint32_t i = 0; i < n; i++)
         total += segment_n_docs(segs[i]);
-    buf_init(&scratch, MERGE_SCRATCH_MAX);
+    buf_init(&scratch, WRITE_SCRATCH_MAX_BYTES);
     for (uint32_t i = 0; i < n && !rc; i++) {
         uint32_t n_docs = segment_n_docs(segs[i]);
         for (uint32_t d = 0; d < n_docs && !rc; d++) {
@@ -120,7 +119,7 @@ static int merge_terms(struct segment *const *segs, uint32_t n, uint32_t *const 
 
     postings_writer_init(&pw, POSTINGS_BLOCK_DOCS);
     postings_writer_set_lengths(&pw, lengths);
-    buf_init(&list, MERGE_SCRATCH_MAX);
+    buf_init(&list, WRITE_SCRATCH_MAX_BYTES);
     if (!its || !cur || !live) {
         rc = xerr_set(err, XE_NOMEM, "out of memory");
         goto out;
@@ -220,7 +219,7 @@ int merge_segments(struct segment *const *segs, struct deletions *const *dels, u
     struct buf store_bytes;
     int rc = XE_OK;
 
-    buf_init(&store_bytes, (size_t)1 << 40);
+    buf_init(&store_bytes, SEGMENT_SECTION_MAX_BYTES);
     /* a large input was opened without its body checked: never merge damage */
     for (uint32_t i = 0; i < n && !rc; i++)
         rc = segment_verify(segs[i], err);

@@ -26,14 +26,13 @@
 #include "index/crc32c.h"
 #include "index/error.h"
 #include "index/fsutil.h"
+#include "index/limits.h"
 #include "index/postings.h"
 
 _Static_assert(sizeof SEGMENT_MAGIC - 1 == 8, "magic is 8 bytes");
 _Static_assert(N_FIELDS + 5 == SEGMENT_RANK_ENTRY_BYTES, "rank entry: length codes, i40 date");
 
 enum { SECTION_TERMS, SECTION_POSTINGS, SECTION_DOCS, SECTION_STORE, N_SECTIONS };
-
-#define SEGMENT_SECTION_MAX ((size_t)1 << 40)
 
 _Static_assert((SEGMENT_CHUNK_BYTES & (SEGMENT_CHUNK_BYTES - 1)) == 0, "chunks: a power of two");
 
@@ -97,12 +96,12 @@ struct segment_writer *segment_writer_new(void)
 
     if (!w)
         return NULL;
-    buf_init(&w->terms, SEGMENT_SECTION_MAX);
-    buf_init(&w->block_offs, SEGMENT_SECTION_MAX);
-    buf_init(&w->postings, SEGMENT_SECTION_MAX);
-    buf_init(&w->docs, SEGMENT_SECTION_MAX);
-    buf_init(&w->ranks, SEGMENT_SECTION_MAX);
-    buf_init(&w->ids, SEGMENT_SECTION_MAX);
+    buf_init(&w->terms, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&w->block_offs, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&w->postings, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&w->docs, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&w->ranks, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&w->ids, SEGMENT_SECTION_MAX_BYTES);
     w->newest_date = DOC_DATE_NONE;
     w->chunk_bytes = segment_chunk_bytes();
     if (!chunk_bytes_ok(w->chunk_bytes))
@@ -307,9 +306,9 @@ int segment_writer_finish_kept(struct segment_writer *w, const struct buf *store
 
     if (kept)
         *kept = NULL;
-    buf_init(&head, SEGMENT_SECTION_MAX);
-    buf_init(&id_order, SEGMENT_SECTION_MAX);
-    buf_init(&crcs, SEGMENT_SECTION_MAX);
+    buf_init(&head, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&id_order, SEGMENT_SECTION_MAX_BYTES);
+    buf_init(&crcs, SEGMENT_SECTION_MAX_BYTES);
     if (buf_reserve(&head, SEGMENT_HEADER_BYTES)) {
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
         goto out;

@@ -78,7 +78,17 @@
  *   12 u32 stored record number, 16 i64 date (seconds since the epoch,
  *   INT64_MIN when absent), 24 u32 id offset in the ids area, 28 u16 id
  *   bytes, 30 u16 zero, 32 u32 first position of the body, 36 u32 first
- *   position of the meta field (the title starts at 0; see memindex.h)
+ *   position of the meta field (the title starts at 0; see Positions below)
+ *
+ * Positions: a document's fields share one position space. The title starts
+ * at 0; the body, then the meta field's source and each of its tags start
+ * FIELD_GAP (130) positions after the position that follows the last one
+ * before them, and the doc entry records where the body and meta start.
+ * FIELD_GAP is a constant of the format, fixed with version 8: changing it
+ * changes the bytes of every posting list, so it takes a new version. It is
+ * what keeps a phrase query from matching across two fields or two tags, so
+ * the query side may never let a phrase span more positions than it (see the
+ * _Static_assert below it).
  *
  * Store section: the document store, as in index/docstore.h.
  */
@@ -92,6 +102,7 @@
 #include "index/buf.h"
 #include "index/doc.h"
 #include "index/docstore.h"
+#include "index/limits.h"
 
 struct xerr;
 struct segment;
@@ -103,6 +114,13 @@ struct segment;
 #define SEGMENT_RANK_ENTRY_BYTES 8
 #define SEGMENT_TERMS_PER_BLOCK 32
 #define SEGMENT_BLOCK_ENTRY_BYTES 12
+
+/* The gap between fields in the position space (see "Positions" above). */
+#define FIELD_GAP 130
+/* A phrase of QUERY_MAX_TERMS terms, each at most one position apart plus
+ * one for a separator, must span fewer positions than the gap. */
+_Static_assert(2 * QUERY_MAX_TERMS + 2 <= FIELD_GAP,
+               "a phrase query could match across two fields: raise FIELD_GAP (a new format version)");
 /* Checksummed chunks of the body (see "Chunk size" above). */
 #define SEGMENT_CHUNK_BYTES (64u << 10)
 #define SEGMENT_CHUNK_MIN_BYTES (1u << 6)
