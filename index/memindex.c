@@ -1,11 +1,12 @@
 /*
  * In-memory index for bulk loads (see memindex.h).
  *
- * Terms live in one hash table (open addressing, term bytes in an arena);
- * each term has a growing byte list of its raw postings: varint docid delta,
- * three varint field frequencies, then position deltas. Writing a segment
- * sorts the terms and re-encodes each list into the block format, dropping
- * documents that a later one with the same id replaced.
+ * Terms live in a term table (index/termtable.h); each term's list there
+ * holds its raw postings: per document, varint docid delta, three varint
+ * field frequencies, then position deltas. Writing a segment sorts the terms
+ * and re-encodes each list into the block format through the segment builder
+ * (index/segbuild.h), dropping documents that a later one with the same id
+ * replaced.
  *
  * Documents come prepared (index/docprep.h: tokens with their term hashes).
  * Adding one is bound by cache misses, not arithmetic: a corpus has millions
@@ -16,7 +17,6 @@
  */
 #include "index/memindex.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,58 +26,10 @@
 #include "index/error.h"
 #include "index/limits.h"
 #include "index/postings.h"
+#include "index/segbuild.h"
 #include "index/segment.h"
+#include "index/termtable.h"
 #include "index/tokenizer.h"
-
-/* Code points below this have their hidden term in a direct table (all CJK planes). */
-#define MEMINDEX_CHAR_TERMS 0x40000
-
-/*
- * A term's raw postings are a chain of chunks cut from large slabs, each
- * chunk twice the one before up to LIST_CHUNK_MAX: a list grows without
- * realloc's copies, and the millions of short lists (most terms occur in a
- * document or two) cost no malloc each. A document's entry is never split
- * across chunks, so each chunk decodes alone.
- */
-struct lchunk {
-    struct lchunk *next;
-    uint32_t len; /* bytes used: set when the next chunk starts (the last's is its term's) */
-    uint32_t cap;
-    unsigned char data[];
-};
-
-#define LIST_FIRST_CHUNK 24
-#define LIST_CHUNK_MAX (64u << 10)
-#define LIST_SLAB_BYTES (4u << 20)
-
-struct slab {
-    struct slab *next;
-    size_t used, cap;
-    unsigned char bytes[];
-};
-
-struct mterm {
-    uint64_t term_off; /* in the terms arena */
-    uint16_t term_len;
-    bool has_positions;
-    uint32_t df;
-    uint32_t last_doc; /* UINT32_MAX before the first */
-    uint32_t tail_len; /* bytes used in the last chunk */
-    struct lchunk *head, *tail;
-};
-
-/*
- * A slot of the term table. It holds a term's first 8 bytes, its length and
- * part of its hash, so that a lookup of a term of 8 bytes or fewer (every
- * CJK bigram, most words) is decided in the slot without touching the term
- * bytes, which would be a second cache miss.
- */
-struct term_slot {
-    uint64_t key;     /* the first 8 bytes, big-endian, zero-padded */
-    uint32_t id_plus1; /* 0: empty */
-    uint16_t len;
-    uint16_t hash_hi; /* the hash's high bits (the low ones chose the slot) */
-};
 
 struct mdoc {
     uint32_t field_tokens[N_FIELDS];
@@ -97,12 +49,7 @@ struct dterm {
 
 struct memindex {
     unsigned tokenize_flags;
-    struct buf term_bytes;
-    struct mterm *terms;
-    uint32_t n_terms, terms_cap;
-    struct term_slot *term_slots; /* open addressing, linear probing */
-    uint32_t term_slots_cap;
-    uint32_t *char_terms; /* hidden one-character terms by code point: term_id + 1 */
+    struct termtable tt;
 
     struct buf id_bytes;
     struct mdoc *docs;
@@ -119,8 +66,6 @@ struct memindex {
     struct docprep_batch own; /* memindex_add's */
 
     struct docstore_writer *store;
-    struct slab *slabs; /* the newest first: chunks come from it */
-    size_t list_bytes;
     bool broken; /* a failed add left part of a document in the lists */
     struct buf entry; /* one document's entry of a list, being encoded */
     uint32_t block_docs;
@@ -134,18 +79,15 @@ struct memindex *memindex_new(unsigned tokenize_flags)
     if (!mi)
         return NULL;
     mi->tokenize_flags = tokenize_flags;
-    buf_init(&mi->term_bytes, WRITE_SCRATCH_MAX_BYTES);
+    int tt_rc = termtable_init(&mi->tt);
     buf_init(&mi->id_bytes, WRITE_SCRATCH_MAX_BYTES);
     docprep_init(&mi->own, tokenize_flags);
     buf_init(&mi->entry, SIZE_MAX);
-    mi->term_slots_cap = 1u << 16;
     mi->id_slots_cap = 1u << 12;
-    mi->term_slots = calloc(mi->term_slots_cap, sizeof *mi->term_slots);
-    mi->char_terms = calloc(MEMINDEX_CHAR_TERMS, sizeof *mi->char_terms);
     mi->id_slots = calloc(mi->id_slots_cap, sizeof *mi->id_slots);
     mi->store = docstore_writer_new();
     mi->block_docs = POSTINGS_BLOCK_DOCS;
-    if (!mi->term_slots || !mi->char_terms || !mi->id_slots || !mi->store) {
+    if (tt_rc || !mi->id_slots || !mi->store) {
         memindex_free(mi);
         return NULL;
     }
@@ -156,15 +98,8 @@ void memindex_free(struct memindex *mi)
 {
     if (!mi)
         return;
-    while (mi->slabs) {
-        struct slab *next = mi->slabs->next;
-        free(mi->slabs);
-        mi->slabs = next;
-    }
     buf_fini(&mi->entry);
-    free(mi->terms);
-    free(mi->term_slots);
-    free(mi->char_terms);
+    termtable_fini(&mi->tt);
     free(mi->docs);
     free(mi->id_slots);
     free(mi->tok_term);
@@ -172,7 +107,6 @@ void memindex_free(struct memindex *mi)
     free(mi->dterms);
     free(mi->dterm_slots);
     docprep_fini(&mi->own);
-    buf_fini(&mi->term_bytes);
     buf_fini(&mi->id_bytes);
     docstore_writer_free(mi->store);
     free(mi);
@@ -195,8 +129,7 @@ uint32_t memindex_n_docs(const struct memindex *mi)
 
 size_t memindex_bytes(const struct memindex *mi)
 {
-    return mi->list_bytes + mi->term_bytes.len + (size_t)mi->n_terms * sizeof(struct mterm) +
-           docstore_writer_bytes(mi->store) + (size_t)mi->n_docs * sizeof(struct mdoc);
+    return termtable_bytes(&mi->tt) + docstore_writer_bytes(mi->store) + (size_t)mi->n_docs * sizeof(struct mdoc);
 }
 
 /* Doubles an open-addressing table of id + 1 entries; key_of gives each entry's hash. */
@@ -230,71 +163,6 @@ static uint64_t id_hash_of(const struct memindex *mi, uint32_t docid)
     return term_hash(mi->id_bytes.data + mi->docs[docid].id_off, mi->docs[docid].id_len);
 }
 
-/* Doubles the term table at three quarters full; slots move by their stored hash. */
-static bool term_table_grow(struct memindex *mi)
-{
-    if ((uint64_t)(mi->n_terms + 1) * 4 < (uint64_t)mi->term_slots_cap * 3)
-        return true;
-    uint32_t cap = mi->term_slots_cap * 2;
-    struct term_slot *fresh = calloc(cap, sizeof *fresh);
-    if (!fresh)
-        return false;
-    for (uint32_t i = 0; i < mi->term_slots_cap; i++) {
-        const struct term_slot *v = &mi->term_slots[i];
-        if (!v->id_plus1)
-            continue;
-        const struct mterm *t = &mi->terms[v->id_plus1 - 1];
-        uint32_t s = (uint32_t)term_hash(mi->term_bytes.data + t->term_off, t->term_len) &
-                     (cap - 1);
-        while (fresh[s].id_plus1)
-            s = (s + 1) & (cap - 1);
-        fresh[s] = *v;
-    }
-    free(mi->term_slots);
-    mi->term_slots = fresh;
-    mi->term_slots_cap = cap;
-    return true;
-}
-
-/* Finds or adds a term, given its hash and key; UINT32_MAX when out of memory. */
-static uint32_t term_intern(struct memindex *mi, const char *term, size_t len, uint64_t hash,
-                            uint64_t key, bool positions)
-{
-    if (!term_table_grow(mi))
-        return UINT32_MAX;
-    uint32_t mask = mi->term_slots_cap - 1;
-    uint16_t hash_hi = (uint16_t)(hash >> 48);
-    uint32_t s = (uint32_t)hash & mask;
-    for (;; s = (s + 1) & mask) {
-        const struct term_slot *v = &mi->term_slots[s];
-        if (!v->id_plus1)
-            break;
-        if (v->hash_hi != hash_hi || v->len != len || v->key != key)
-            continue;
-        if (len <= 8)
-            return v->id_plus1 - 1; /* the key is the whole term */
-        const struct mterm *t = &mi->terms[v->id_plus1 - 1];
-        if (!memcmp(mi->term_bytes.data + t->term_off, term, len))
-            return v->id_plus1 - 1;
-    }
-    if (mi->n_terms == mi->terms_cap) {
-        uint32_t cap = mi->terms_cap ? mi->terms_cap * 2 : 4096;
-        struct mterm *grown = realloc(mi->terms, cap * sizeof *grown);
-        if (!grown)
-            return UINT32_MAX;
-        mi->terms = grown;
-        mi->terms_cap = cap;
-    }
-    uint64_t off = mi->term_bytes.len;
-    if (buf_append(&mi->term_bytes, term, len))
-        return UINT32_MAX;
-    mi->terms[mi->n_terms] = (struct mterm){ .term_off = off, .term_len = (uint16_t)len,
-                                             .has_positions = positions,
-                                             .last_doc = UINT32_MAX };
-    mi->term_slots[s] = (struct term_slot){ key, ++mi->n_terms, (uint16_t)len, hash_hi };
-    return mi->n_terms - 1;
-}
-
 /* Room for the tokens of a document of n. */
 static bool doc_tokens_reserve(struct memindex *mi, size_t n)
 {
@@ -320,13 +188,6 @@ static bool doc_tokens_reserve(struct memindex *mi, size_t n)
     return true;
 }
 
-/* A hidden one-character term found in the direct table, or UINT32_MAX. */
-static uint32_t char_term(const struct memindex *mi, int32_t cp)
-{
-    return cp >= 0 && cp < MEMINDEX_CHAR_TERMS && mi->char_terms[cp] ? mi->char_terms[cp] - 1
-                                                                      : UINT32_MAX;
-}
-
 /*
  * Looks up the terms of a document's tokens into mi->tok_term, adding new
  * ones: first every hash slot is fetched, then each is read, and each term
@@ -335,77 +196,29 @@ static uint32_t char_term(const struct memindex *mi, int32_t cp)
 static int resolve_tokens(struct memindex *mi, const struct docprep_batch *b,
                           const struct prep_token *toks, size_t n)
 {
-    uint32_t mask = mi->term_slots_cap - 1;
+    uint32_t mask = mi->tt.slots_cap - 1;
 
     for (size_t i = 0; i < n; i++) {
-        mi->tok_term[i] = char_term(mi, toks[i].char_cp); /* half of all CJK tokens */
+        mi->tok_term[i] = termtable_char(&mi->tt, toks[i].char_cp); /* half of all CJK tokens */
         if (mi->tok_term[i] == UINT32_MAX && toks[i].char_cp < 0)
-            __builtin_prefetch(&mi->term_slots[toks[i].hash & mask]);
+            __builtin_prefetch(&mi->tt.slots[toks[i].hash & mask]);
     }
     for (size_t i = 0; i < n; i++) {
         const struct prep_token *t = &toks[i];
         uint32_t id = mi->tok_term[i];
-        if (id == UINT32_MAX && (id = char_term(mi, t->char_cp)) == UINT32_MAX) {
+        if (id == UINT32_MAX && (id = termtable_char(&mi->tt, t->char_cp)) == UINT32_MAX) {
             const char *term = prep_token_term(b, t);
             bool hashed = t->char_cp < 0; /* else a character met for the first time */
-            id = term_intern(mi, term, t->len, hashed ? t->hash : term_hash(term, t->len),
+            id = termtable_intern(&mi->tt, term, t->len, hashed ? t->hash : term_hash(term, t->len),
                              hashed ? t->key : term_key(term, t->len), t->positions);
             if (id == UINT32_MAX)
                 return XE_NOMEM;
-            if (t->char_cp >= 0 && t->char_cp < MEMINDEX_CHAR_TERMS)
-                mi->char_terms[t->char_cp] = id + 1;
+            if (t->char_cp >= 0)
+                termtable_set_char(&mi->tt, t->char_cp, id);
         }
         mi->tok_term[i] = id;
-        __builtin_prefetch(&mi->terms[id]);
+        __builtin_prefetch(&mi->tt.terms[id]);
     }
-    return XE_OK;
-}
-
-/* A chunk of cap bytes of data, from the newest slab or a new one. */
-static struct lchunk *chunk_new(struct memindex *mi, size_t cap)
-{
-    size_t bytes = (sizeof(struct lchunk) + cap + 7) & ~(size_t)7;
-    struct slab *sl = mi->slabs;
-
-    if (!sl || sl->cap - sl->used < bytes) {
-        size_t slab_cap = bytes > LIST_SLAB_BYTES ? bytes : LIST_SLAB_BYTES;
-        if (!(sl = malloc(sizeof *sl + slab_cap)))
-            return NULL;
-        *sl = (struct slab){ .next = mi->slabs, .cap = slab_cap };
-        mi->slabs = sl;
-    }
-    struct lchunk *c = (struct lchunk *)(void *)(sl->bytes + sl->used);
-    sl->used += bytes;
-    mi->list_bytes += bytes; /* what is used, not the slab: a small budget is honoured */
-    *c = (struct lchunk){ .cap = (uint32_t)cap };
-    return c;
-}
-
-/* Appends one document's entry (mi->entry) to t's list. */
-static int list_append(struct memindex *mi, struct mterm *t)
-{
-    const struct buf *e = &mi->entry;
-    struct lchunk *c = t->tail;
-
-    if (e->len > UINT32_MAX)
-        return XE_LIMIT;
-    if (!c || c->cap - t->tail_len < e->len) {
-        size_t cap = !c ? LIST_FIRST_CHUNK : c->cap >= LIST_CHUNK_MAX / 2 ? LIST_CHUNK_MAX
-                                                                            : 2 * c->cap;
-        struct lchunk *fresh = chunk_new(mi, cap > e->len ? cap : e->len);
-        if (!fresh)
-            return XE_NOMEM;
-        if (c) {
-            c->len = t->tail_len;
-            c->next = fresh;
-        } else {
-            t->head = fresh;
-        }
-        t->tail = c = fresh;
-        t->tail_len = 0;
-    }
-    memcpy(c->data + t->tail_len, e->data, e->len);
-    t->tail_len += (uint32_t)e->len;
     return XE_OK;
 }
 
@@ -465,7 +278,7 @@ static int flush_tokens(struct memindex *mi, const struct prep_token *toks, size
 
     /* independent loads: the misses overlap */
     for (size_t g = 0; g < n; g++) {
-        const struct mterm *t = &mi->terms[mi->dterms[g].term_id];
+        const struct tt_term *t = &mi->tt.terms[mi->dterms[g].term_id];
         if (t->tail) {
             __builtin_prefetch(t->tail, 1);
             __builtin_prefetch(t->tail->data + t->tail_len, 1);
@@ -473,7 +286,7 @@ static int flush_tokens(struct memindex *mi, const struct prep_token *toks, size
     }
     for (size_t g = 0; g < n; g++) {
         const struct dterm *d = &mi->dterms[g];
-        struct mterm *t = &mi->terms[d->term_id];
+        struct tt_term *t = &mi->tt.terms[d->term_id];
         uint32_t n_tf = d->tf[FIELD_TITLE] + d->tf[FIELD_BODY] + d->tf[FIELD_META];
         struct buf *e = &mi->entry;
         buf_reset(e);
@@ -491,7 +304,7 @@ static int flush_tokens(struct memindex *mi, const struct prep_token *toks, size
                 k = mi->next_tok[k];
             }
         }
-        int rc = list_append(mi, t);
+        int rc = termtable_append(&mi->tt, t, e->data, e->len);
         if (rc)
             return rc;
         t->last_doc = docid;
@@ -618,84 +431,24 @@ int memindex_add(struct memindex *mi, const struct doc_fields *d, struct xerr *e
     return rc ? rc : memindex_add_batch(mi, &mi->own, err);
 }
 
-/*
- * Terms sorted by their bytes. Each carries its first 8 bytes as a big-endian
- * key, so most comparisons are one integer compare with no memory access;
- * only terms sharing 8 bytes compare the rest.
- */
-struct term_order {
-    uint64_t prefix;
-    uint32_t id;
-};
-
-static int term_key_cmp(const struct memindex *mi, const struct term_order *a,
-                        const struct term_order *b)
-{
-    if (a->prefix != b->prefix)
-        return a->prefix < b->prefix ? -1 : 1;
-    const struct mterm *x = &mi->terms[a->id], *y = &mi->terms[b->id];
-    return bytes_cmp(mi->term_bytes.data + x->term_off, x->term_len,
-                     mi->term_bytes.data + y->term_off, y->term_len);
-}
-
-/* Sorts terms by their bytes: quicksort with the comparison inlined (qsort's
- * indirect calls cost more than the comparisons), insertion sort for short runs. */
-static void sort_terms(const struct memindex *mi, struct term_order *keys, size_t n)
-{
-    while (n > 16) {
-        struct term_order pivot = keys[n / 2];
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (term_key_cmp(mi, &keys[i], &pivot) < 0)
-                i++;
-            while (term_key_cmp(mi, &keys[j], &pivot) > 0)
-                j--;
-            if (i >= j)
-                break;
-            struct term_order t = keys[i];
-            keys[i++] = keys[j];
-            keys[j--] = t;
-        }
-        /* recurse into the smaller side, loop on the larger */
-        if (j + 1 < n - j - 1) {
-            sort_terms(mi, keys, j + 1);
-            keys += j + 1;
-            n -= j + 1;
-        } else {
-            sort_terms(mi, keys + j + 1, n - j - 1);
-            n = j + 1;
-        }
-    }
-    for (size_t i = 1; i < n; i++) {
-        struct term_order k = keys[i];
-        size_t j = i;
-        for (; j > 0 && term_key_cmp(mi, &keys[j - 1], &k) > 0; j--)
-            keys[j] = keys[j - 1];
-        keys[j] = k;
-    }
-}
-
 /* How many terms ahead memindex_write fetches a term's list and bytes. */
 #define TERM_PREFETCH_AHEAD 8
 
-/* Re-encodes term t's raw list into w, renumbering docids by new_id. */
-static int encode_term(const struct mterm *t, const uint32_t *new_id, struct postings_writer *w,
-                       uint32_t **positions, size_t *positions_cap, uint32_t *df)
+/* Re-encodes term t's raw list into b, renumbering docids by new_id. */
+static int encode_term(const struct tt_term *t, const uint32_t *new_id, struct segbuild *b,
+                       struct xerr *err)
 {
-    const struct lchunk *c = t->head;
+    struct tt_list_iter it;
     const unsigned char *p = NULL, *end = NULL;
-    uint32_t docid = 0;
+    uint32_t docid = 0, *positions = NULL;
     bool first = true;
 
-    postings_writer_begin(w, t->has_positions);
-    *df = 0;
+    segbuild_term_begin(b, t->has_positions);
+    tt_list_iter_init(&it, t);
     for (;;) {
         if (p == end) {
-            if (!c)
+            if (!tt_list_iter_next(&it, &p, &end))
                 break;
-            p = c->data;
-            end = c->data + (c == t->tail ? t->tail_len : c->len);
-            c = c->next;
             continue;
         }
         uint64_t delta = 0, n = 0;
@@ -710,44 +463,24 @@ static int encode_term(const struct mterm *t, const uint32_t *new_id, struct pos
             n += v;
         }
         if (t->has_positions) {
-            if (n > *positions_cap) {
-                uint32_t *grown = realloc(*positions, n * sizeof *grown);
-                if (!grown)
-                    return XE_NOMEM;
-                *positions = grown;
-                *positions_cap = n;
-            }
+            int rc = segbuild_positions(b, n, &positions, err);
+            if (rc)
+                return rc;
             int64_t prev = -1;
             for (uint64_t i = 0; i < n; i++) {
                 uint64_t d = 0;
                 varint_get(&p, end, &d);
                 prev += (int64_t)d + 1;
-                (*positions)[i] = (uint32_t)prev;
+                positions[i] = (uint32_t)prev;
             }
         }
         if (new_id[docid] == UINT32_MAX)
             continue;
-        int rc = postings_writer_add(w, new_id[docid], tf, *positions, (uint32_t)n);
+        int rc = segbuild_term_add(b, new_id[docid], tf, positions, (uint32_t)n, err);
         if (rc)
             return rc;
-        (*df)++;
     }
     return XE_OK;
-}
-
-/* Compressing the stored documents: a job for a second thread (memindex_set_parallel_write). */
-struct store_job {
-    struct docstore_writer *store;
-    struct buf out;
-    int rc;
-    struct xerr err;
-};
-
-static void *store_job_run(void *arg)
-{
-    struct store_job *job = arg;
-    job->rc = docstore_writer_finish(job->store, &job->out, &job->err);
-    return NULL;
 }
 
 static int write_to(struct memindex *mi, const char *path, bool durable, struct segment **kept,
@@ -771,27 +504,16 @@ static int write_to(struct memindex *mi, const char *path, bool durable, struct 
         *kept = NULL;
     if (mi->broken)
         return xerr_set(err, XE_NOMEM, "segment %s: in-memory index left incomplete", path);
-    struct segment_writer *sw = segment_writer_new();
+    const struct termtable *tt = &mi->tt;
     uint32_t *new_id = malloc(sizeof *new_id * ((size_t)mi->n_docs + 1));
-    uint32_t *lengths = malloc(sizeof *lengths * N_FIELDS * ((size_t)mi->n_docs + 1));
-    struct term_order *order = malloc(sizeof *order * ((size_t)mi->n_terms + 1));
-    uint32_t *positions = NULL;
-    size_t positions_cap = 0;
-    struct postings_writer pw;
-    struct buf list;
-    struct store_job store = { .store = mi->store };
-    pthread_t store_thread;
-    bool store_threaded = false;
-    int rc = XE_OK;
+    struct tt_order *order = malloc(sizeof *order * ((size_t)tt->n_terms + 1));
+    struct segbuild b;
+    int rc = segbuild_init(&b, path, mi->n_docs, mi->block_docs, err);
 
-    postings_writer_init(&pw, mi->block_docs);
-    buf_init(&list, WRITE_SCRATCH_MAX_BYTES);
-    buf_init(&store.out, SEGMENT_SECTION_MAX_BYTES);
-    if (!sw || !new_id || !order || !lengths) {
+    if (!rc && (!new_id || !order))
         rc = xerr_set(err, XE_NOMEM, "segment %s: out of memory", path);
+    if (rc)
         goto out;
-    }
-    postings_writer_set_lengths(&pw, lengths);
     uint32_t next = 0;
     for (uint32_t i = 0; i < mi->n_docs && !rc; i++) {
         const struct mdoc *d = &mi->docs[i];
@@ -808,59 +530,32 @@ static int write_to(struct memindex *mi, const char *path, bool durable, struct 
         };
         memcpy(sd.field_tokens, d->field_tokens, sizeof sd.field_tokens);
         memcpy(sd.field_start, d->field_start, sizeof sd.field_start);
-        memcpy(lengths + (size_t)new_id[i] * N_FIELDS, d->field_tokens, sizeof d->field_tokens);
-        rc = segment_writer_add_doc(sw, &sd, err);
+        rc = segbuild_add_doc(&b, &sd, err);
     }
-    for (uint32_t i = 0; i < mi->n_terms; i++)
-        order[i] = (struct term_order){
-            term_key(mi->term_bytes.data + mi->terms[i].term_off, mi->terms[i].term_len), i };
+    if (rc)
+        goto out;
     /* the store shares nothing with the postings: compress it meanwhile */
-    store_threaded = !rc && mi->parallel_write &&
-                     pthread_create(&store_thread, NULL, store_job_run, &store) == 0;
-    sort_terms(mi, order, mi->n_terms);
-    for (uint32_t i = 0; i < mi->n_terms && !rc; i++) {
+    segbuild_store(&b, mi->store, mi->parallel_write);
+    termtable_sort(tt, order);
+    for (uint32_t i = 0; i < tt->n_terms && !rc; i++) {
         /* the terms are visited out of the order they were made in: fetch ahead */
-        if (i + 2 * TERM_PREFETCH_AHEAD < mi->n_terms)
-            __builtin_prefetch(&mi->terms[order[i + 2 * TERM_PREFETCH_AHEAD].id]);
-        if (i + TERM_PREFETCH_AHEAD < mi->n_terms) {
-            const struct mterm *ahead = &mi->terms[order[i + TERM_PREFETCH_AHEAD].id];
+        if (i + 2 * TERM_PREFETCH_AHEAD < tt->n_terms)
+            __builtin_prefetch(&tt->terms[order[i + 2 * TERM_PREFETCH_AHEAD].id]);
+        if (i + TERM_PREFETCH_AHEAD < tt->n_terms) {
+            const struct tt_term *ahead = &tt->terms[order[i + TERM_PREFETCH_AHEAD].id];
             __builtin_prefetch(ahead->head);
-            __builtin_prefetch(mi->term_bytes.data + ahead->term_off);
+            __builtin_prefetch(termtable_term(tt, ahead));
         }
-        const struct mterm *t = &mi->terms[order[i].id];
-        uint32_t df;
-        rc = encode_term(t, new_id, &pw, &positions, &positions_cap, &df);
-        if (rc) {
-            xerr_set(err, rc, "segment %s: out of memory", path);
-            break;
-        }
-        if (!df)
-            continue; /* only replaced documents had it */
-        buf_reset(&list);
-        rc = postings_writer_finish(&pw, &list);
-        if (rc) {
-            xerr_set(err, rc, "segment %s: posting list too large", path);
-            break;
-        }
-        rc = segment_writer_add_term(sw, (const char *)mi->term_bytes.data + t->term_off,
-                                     t->term_len, df, t->has_positions, list.data, list.len, err);
+        const struct tt_term *t = &tt->terms[order[i].id];
+        rc = encode_term(t, new_id, &b, err);
+        if (!rc)
+            rc = segbuild_term_end(&b, termtable_term(tt, t), t->term_len, err);
     }
-    if (store_threaded)
-        pthread_join(store_thread, NULL);
-    else if (!rc)
-        store_job_run(&store);
-    if (!rc && store.rc)
-        rc = xerr_set(err, store.rc, "%s", store.err.msg);
     if (!rc)
-        rc = segment_writer_finish_kept(sw, &store.out, path, durable, kept, err);
+        rc = segbuild_finish(&b, durable, kept, err);
 out:
-    postings_writer_fini(&pw);
-    buf_fini(&list);
-    buf_fini(&store.out);
-    free(positions);
+    segbuild_fini(&b);
     free(order);
-    free(lengths);
     free(new_id);
-    segment_writer_free(sw);
     return rc;
 }
