@@ -31,13 +31,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "index/arena.h"
-#include "index/bytes.h"
-#include "index/deletions.h"
-#include "index/error.h"
+#include "index/base/arena.h"
+#include "index/base/bytes.h"
+#include "index/format/deletions.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "query/qparse.h"
 
 #define SEARCH_ARENA_BYTES (64u << 20)

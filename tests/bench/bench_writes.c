@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 #include "index/index.h"
 #include "server/http.h"
 #include "tests/httpc.h"
