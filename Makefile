@@ -23,12 +23,18 @@ DATA    ?= data
 LISTEN  ?= 127.0.0.1:8080
 CORPUS  ?= corpus/news.jsonl
 
-INDEX_SRC  = $(filter-out index/variants_gen.c,$(wildcard index/*.c))
+# The layers of index/, lowest first (README.md, "Layout"): a file includes
+# headers of its own layer and lower ones only; index/*.[ch] above them all
+# (the index folder and the live writer) is the front door. make check
+# enforces it.
+INDEX_LAYERS = base text format write
+
+INDEX_SRC  = $(filter-out index/text/variants_gen.c,$(wildcard index/*.c $(INDEX_LAYERS:%=index/%/*.c)))
 QUERY_SRC  = $(wildcard query/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
 GEN_SRC    = build/gen/page_html.c build/gen/variants_table.c
 LIB_SRC    = $(INDEX_SRC) $(QUERY_SRC) $(SERVER_SRC) $(GEN_SRC)
-HEADERS    = $(wildcard index/*.h query/*.h server/*.h tests/*.h)
+HEADERS    = $(wildcard index/*.h $(INDEX_LAYERS:%=index/%/*.h) query/*.h server/*.h tests/*.h)
 TESTS      = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 # Debian packages the build and tests need (header -> package; opencc gives the
@@ -66,8 +72,8 @@ build/gen/page_html.c: server/page.html Makefile
 	   echo '0 };'; \
 	   echo 'const size_t page_html_len = sizeof page_html - 1;'; } > $@
 
-# Simplified/traditional folding (index/variants.h), from OpenCC's table.
-build/gen/variants_table.c: index/variants_gen.c
+# Simplified/traditional folding (index/text/variants.h), from OpenCC's table.
+build/gen/variants_table.c: index/text/variants_gen.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -std=c11 -I. $< -o build/gen/variants_gen -lutf8proc
 	opencc_dict -i $(OPENCC_TS) -o build/gen/TSCharacters.txt -f ocd2 -t text
@@ -139,12 +145,24 @@ uninstall:
 test-browser: all
 	bash tests/browser/run.sh
 
-# Include rules of STYLE.md and banned functions.
+# Include rules of STYLE.md, the layers of index/ (INDEX_LAYERS) and banned functions.
+INDEX_FILES = index/*.[ch] $(INDEX_LAYERS:%=index/%/*.[ch])
 check:
 	@bad=0; \
-	if grep -nE '#include "(query|server)/' index/*.[ch]; then echo "index/ may not include query/ or server/"; bad=1; fi; \
+	if grep -nE '#include "(query|server)/' $(INDEX_FILES); then echo "index/ may not include query/ or server/"; bad=1; fi; \
 	if grep -nE '#include "server/' query/*.[ch]; then echo "query/ may not include server/"; bad=1; fi; \
-	if grep -nE '(^|[^[:alnum:]_])(strcpy|strcat|sprintf|strtok|atoi|gets)[[:space:]]*\(' index/*.[ch] query/*.[ch] server/*.[ch] tests/*.[ch] tests/*/*.c; then \
+	set -- $(INDEX_LAYERS); \
+	for layer in $(INDEX_LAYERS); do \
+	    shift; up='[a-z_]+\.h"'; for l in "$$@"; do up="$$up|$$l/"; done; \
+	    if grep -nE "#include \"index/($$up)" index/$$layer/*.[ch]; then \
+	        echo "index/$$layer/ may include only index/$$layer/ and the layers below it ($(INDEX_LAYERS), lowest first)"; bad=1; fi; \
+	done; \
+	if grep -nE '#include "index/[a-z_]+/' $(INDEX_FILES) query/*.[ch] server/*.[ch] tests/*.[ch] tests/*/*.c | \
+	        grep -vE '#include "index/($(shell echo $(INDEX_LAYERS) | tr ' ' '|'))/'; then \
+	    echo "index/ has no such layer"; bad=1; fi; \
+	if grep -nE '#include[[:space:]]*<(event2/|jansson\.h)' $(INDEX_FILES) query/*.[ch]; then \
+	    echo "libevent and jansson belong to server/"; bad=1; fi; \
+	if grep -nE '(^|[^[:alnum:]_])(strcpy|strcat|sprintf|strtok|atoi|gets)[[:space:]]*\(' $(INDEX_FILES) query/*.[ch] server/*.[ch] tests/*.[ch] tests/*/*.c; then \
 	    echo "banned function (see STYLE.md)"; bad=1; fi; \
 	exit $$bad
 

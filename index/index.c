@@ -17,14 +17,14 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "index/buf.h"
-#include "index/crc32c.h"
-#include "index/deletions.h"
-#include "index/error.h"
-#include "index/fsutil.h"
-#include "index/merge.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/base/buf.h"
+#include "index/base/crc32c.h"
+#include "index/format/deletions.h"
+#include "index/base/error.h"
+#include "index/base/fsutil.h"
+#include "index/write/merge.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 
 #define MANIFEST_MAX_BYTES (INDEX_MAX_SEGMENTS * 128 + 256)
 

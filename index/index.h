@@ -2,15 +2,15 @@
  * An index is a folder: segment files, their deletion files, a write-ahead
  * log and a MANIFEST naming which of them are live.
  *
- * MANIFEST, version 1, text, replaced atomically (index/fsutil.h):
+ * MANIFEST, version 1, text, replaced atomically (index/base/fsutil.h):
  *   line 1: "xun-manifest 1"
  *   "seq N": the last log sequence number whose writes the segments hold
  *   "wal NAME": the log to replay from after N (absent: none yet)
- *   "analyzer [fold-variants]": how text was tokenized (tokenizer.h); an
+ *   "analyzer [fold-variants]": how text was tokenized (text/tokenizer.h); an
  *       index without this line predates folding and has none
  *   one line per segment, oldest first: "segment NAME" or
  *       "segment NAME DELETIONS" where NAME is "seg-NNNNNNNN.xseg" and
- *       DELETIONS its tombstones file "del-NNNNNNNN.xdel" (deletions.h)
+ *       DELETIONS its tombstones file "del-NNNNNNNN.xdel" (format/deletions.h)
  *   last line: "crc32c XXXXXXXX", hex, of all bytes before this line
  * Files in the folder that the manifest does not name are left over from a
  * crash or a replaced state, and are removed at open.
@@ -27,8 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "index/doc.h"
-#include "index/tokenizer.h"
+#include "index/format/doc.h"
+#include "index/text/tokenizer.h"
 
 struct deletions;
 struct segment;
@@ -91,7 +91,7 @@ int snapshot_find(const struct snapshot *snap, const char *id, size_t len, uint3
 
 /*
  * Segments of snap found damaged (a chunk whose checksum did not match;
- * segment.h): returns how many, and puts the first cap of their indexes in
+ * format/segment.h): returns how many, and puts the first cap of their indexes in
  * which. Thread-safe (for /health and /metrics).
  */
 uint32_t snapshot_damaged_segments(const struct snapshot *snap, uint32_t *which, uint32_t cap);

@@ -25,15 +25,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/deletions.h"
-#include "index/docstore.h"
-#include "index/doc.h"
-#include "index/error.h"
+#include "index/format/deletions.h"
+#include "index/format/docstore.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/memindex.h"
-#include "index/merge.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/write/memindex.h"
+#include "index/write/merge.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 
 /* What a caller queues: a batch of writes, or a request to refresh or checkpoint now. */
 enum submission_kind { SUBMIT_WRITES, SUBMIT_REFRESH, SUBMIT_CHECKPOINT };

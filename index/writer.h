@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "index/wal.h"
+#include "index/format/wal.h"
 
 struct index;
 struct xerr;

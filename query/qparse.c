@@ -11,9 +11,9 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "index/error.h"
-#include "index/limits.h"
-#include "index/tokenizer.h"
+#include "index/base/error.h"
+#include "index/base/limits.h"
+#include "index/text/tokenizer.h"
 
 struct chunk {
     const char *text;

@@ -38,13 +38,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "index/arena.h"
-#include "index/bytes.h"
-#include "index/deletions.h"
-#include "index/error.h"
+#include "index/base/arena.h"
+#include "index/base/bytes.h"
+#include "index/format/deletions.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "query/qparse.h"
 
 #define SEARCH_ARENA_BYTES (64u << 20)
@@ -262,7 +262,7 @@ struct phrase_iter {
 
 /*
  * Which field the k-th position of a term in the current document falls in:
- * fields take increasing positions (index/docprep.h), so its first
+ * fields take increasing positions (index/format/segment.h, FIELD_GAP), so its first
  * tf[title] positions are in the title, the next tf[body] in the body.
  */
 static enum doc_field field_of_nth(const struct postings_cursor *c, uint32_t k)

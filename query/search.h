@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "index/doc.h"
+#include "index/format/doc.h"
 
 struct query;
 struct snapshot;

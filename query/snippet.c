@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/error.h"
-#include "index/tokenizer.h"
+#include "index/base/error.h"
+#include "index/text/tokenizer.h"
 #include "query/qparse.h"
 
 #define SNIPPET_MAX_TOKENS (1u << 20)

@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "index/buf.h"
-#include "index/limits.h"
+#include "index/base/buf.h"
+#include "index/base/limits.h"
 
 struct query;
 

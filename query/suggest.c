@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/segment.h"
-#include "index/tokenizer.h"
+#include "index/format/segment.h"
+#include "index/text/tokenizer.h"
 #include "query/qparse.h"
 #include "query/search.h"
 

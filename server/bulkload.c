@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/docprep.h"
-#include "index/error.h"
+#include "index/write/docprep.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
-#include "index/memindex.h"
-#include "index/merge.h"
+#include "index/base/limits.h"
+#include "index/write/memindex.h"
+#include "index/write/merge.h"
 #include "server/docjson.h"
 #include "server/respond.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/hash.h"
+#include "index/base/hash.h"
 
 #define CACHE_SHARDS 16
 #define CACHE_BUCKETS 1024 /* per shard; chains stay short at the default budget */

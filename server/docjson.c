@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/error.h"
-#include "index/limits.h"
+#include "index/base/error.h"
+#include "index/base/limits.h"
 
 static int get_string(json_t *obj, const char *name, struct text *out, struct xerr *err)
 {
@@ -33,7 +33,7 @@ int docjson_fields(json_t *obj, const char *json_text, size_t json_len, struct d
     memset(d, 0, sizeof *d);
     d->date_s = DOC_DATE_NONE;
     /* jansson stops at a NUL byte between tokens; the stored form uses NUL as
-     * its field marker (index/doc.h), so such text is refused outright */
+     * its field marker (index/format/doc.h), so such text is refused outright */
     if (memchr(json_text, '\0', json_len))
         return xerr_set(err, XE_INPUT, "invalid JSON: a NUL byte");
     if (!json_is_object(obj))

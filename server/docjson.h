@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "index/doc.h"
+#include "index/format/doc.h"
 
 struct xerr;
 

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/error.h"
-#include "index/limits.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
+#include "index/base/limits.h"
 #include "index/writer.h"
 #include "server/docjson.h"
 #include "server/http.h"

@@ -36,8 +36,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "index/docstore.h"
-#include "index/error.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
 #include "query/search.h"
 #include "server/cache.h"
 #include "server/conn.h"

@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/docstore.h"
-#include "index/error.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
-#include "index/tokenizer.h"
-#include "index/wal.h"
+#include "index/base/limits.h"
+#include "index/text/tokenizer.h"
+#include "index/format/wal.h"
 #include "index/writer.h"
 #include "server/bulkload.h"
 #include "server/http.h"

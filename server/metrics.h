@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "index/buf.h"
+#include "index/base/buf.h"
 
 enum route_id {
     ROUTE_PAGE,
@@ -47,7 +47,7 @@ struct metrics_index {
     uint64_t documents, segments, index_bytes, terms, queries, uptime_s;
     uint64_t wal_fsyncs, merges, refreshes, checkpoints;
     uint64_t cache_hits, cache_misses;
-    uint64_t damaged_segments, checksum_failures; /* index/segment.h's chunk checks */
+    uint64_t damaged_segments, checksum_failures; /* index/format/segment.h's chunk checks */
     uint64_t writer_read_only, segments_in_memory, write_failures, wal_torn_tails;
 };
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 #include "server/http.h"
 
 #define LOG_INPUT_MAX_BYTES 64

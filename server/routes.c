@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
-#include "index/segment.h"
-#include "index/tokenizer.h"
+#include "index/base/limits.h"
+#include "index/format/segment.h"
+#include "index/text/tokenizer.h"
 #include "index/writer.h"
 #include "query/qparse.h"
 #include "query/search.h"

@@ -1,7 +1,7 @@
 /*
- * Tests of the shared basics: index/buf.h (growable buffer with a cap and a
- * sticky error), index/bytes.h (little-endian integers, LEB128 varints) and
- * index/crc32c.h, plus the tests' own helpers in tests/testutil.h.
+ * Tests of the shared basics: index/base/buf.h (growable buffer with a cap and a
+ * sticky error), index/base/bytes.h (little-endian integers, LEB128 varints) and
+ * index/base/crc32c.h, plus the tests' own helpers in tests/testutil.h.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "index/buf.h"
-#include "index/bytes.h"
-#include "index/crc32c.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/base/bytes.h"
+#include "index/base/crc32c.h"
+#include "index/base/error.h"
 #include "tests/testutil.h"
 
 /* ---- buf ---- */

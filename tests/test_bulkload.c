@@ -42,13 +42,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/docstore.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/segment.h"
-#include "index/tokenizer.h"
+#include "index/format/segment.h"
+#include "index/text/tokenizer.h"
 #include "query/qparse.h"
 #include "query/search.h"
 #include "server/bulkload.h"

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 #include "index/index.h"
 #include "server/documents.h"
 #include "server/http.h"

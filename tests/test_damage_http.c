@@ -1,6 +1,6 @@
 /*
  * End to end: a segment damaged on disk, served. The index is bulk-loaded
- * with small chunks (index/segment.h), one bit is flipped in the file, and
+ * with small chunks (index/format/segment.h), one bit is flipped in the file, and
  * the server opens it without checking it whole (as it would a segment over
  * SEGMENT_VERIFY_AT_OPEN_BYTES). A bit of a document entry: that document
  * must then be an error, by id and as a search hit, never another
@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/bytes.h"
-#include "index/error.h"
+#include "index/base/bytes.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/segment.h"
+#include "index/format/segment.h"
 #include "server/bulkload.h"
 #include "server/http.h"
 #include "tests/httpc.h"

@@ -1,5 +1,5 @@
 /*
- * Tests of index/deletions.h: tombstone bitmaps made by deletions_copy(),
+ * Tests of index/format/deletions.h: tombstone bitmaps made by deletions_copy(),
  * marked with deletions_add() and queried with deletions_has(); copies that
  * do not share bits with their source; reference counts; the file written by
  * deletions_write() read back bit for bit, for sizes around word boundaries;
@@ -21,10 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "index/bytes.h"
-#include "index/crc32c.h"
-#include "index/deletions.h"
-#include "index/error.h"
+#include "index/base/bytes.h"
+#include "index/base/crc32c.h"
+#include "index/format/deletions.h"
+#include "index/base/error.h"
 #include "tests/testutil.h"
 
 #define PATH_BYTES 4096

@@ -1,7 +1,7 @@
 /*
  * A full disk never hides an acknowledged write and never takes reads down
  * (index/writer.h). The disk "fills" through the fault hook of
- * index/fsutil.h: after N more writes or fsyncs, every one fails with
+ * index/base/fsutil.h: after N more writes or fsyncs, every one fails with
  * ENOSPC until cleared. No clock decides anything: writer_refresh_now() and
  * writer_checkpoint_now() stand in for the writer's timers.
  *
@@ -34,14 +34,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/error.h"
-#include "index/fsutil.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
+#include "index/base/fsutil.h"
 #include "index/index.h"
-#include "index/memindex.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/write/memindex.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "index/writer.h"
 #include "query/qparse.h"
 #include "query/search.h"

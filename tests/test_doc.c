@@ -1,5 +1,5 @@
 /*
- * Tests of index/doc.h: stored document records (encode, decode, damage),
+ * Tests of index/format/doc.h: stored document records (encode, decode, damage),
  * the JSON template that doc_json() rebuilds the original JSON from byte for
  * byte, and date parsing.
  */
@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/error.h"
-#include "index/limits.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
+#include "index/base/limits.h"
 
 #define REC_MAX_BYTES (1u << 20)
 

@@ -1,5 +1,5 @@
 /*
- * Tests of index/docstore.h, format version 3 (records recoded by symbol
+ * Tests of index/format/docstore.h, format version 3 (records recoded by symbol
  * rank, grouped into blocks of about DOCSTORE_BLOCK_BYTES, one zstd frame per
  * block, with a dictionary when there is enough input): writer -> reader
  * round trips with records of 0, 1, 100 and 20,000 bytes and of exactly
@@ -33,10 +33,10 @@
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_f_zstd1_magicless */
 #include <zstd.h>
 
-#include "index/buf.h"
-#include "index/bytes.h"
-#include "index/docstore.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/base/bytes.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
 #include "tests/testutil.h"
 
 #define SECTION_MAX_BYTES ((size_t)1 << 30)
@@ -1742,7 +1742,7 @@ static void test_docstore_flipped_frame_bytes_never_crash(void **state)
      * (ZSTD_c_checksumFlag is off, as in version 2), so a flip in a frame's
      * literals can decode to other bytes of the right length and
      * docstore_read() returns XE_OK; the segment's crc32c over its sections
-     * (index/segment.h) is what catches such damage.
+     * (index/format/segment.h) is what catches such damage.
      */
     if (all.n_wrong)
         print_message("frame flips read back as wrong bytes: %zu of %zu\n", all.n_wrong,

@@ -1,5 +1,5 @@
 /*
- * Tests of index/index.h and index/fsutil.h: an index folder made on first
+ * Tests of index/index.h and index/base/fsutil.h: an index folder made on first
  * open, segments reserved, written and committed, seen again after a reopen;
  * the newest segment winning for an id; snapshots that keep their view while
  * commits publish new ones (and outlive the index); a damaged MANIFEST or a
@@ -21,17 +21,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "index/buf.h"
-#include "index/crc32c.h"
-#include "index/doc.h"
-#include "index/docstore.h"
-#include "index/error.h"
-#include "index/fsutil.h"
+#include "index/base/buf.h"
+#include "index/base/crc32c.h"
+#include "index/format/doc.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
+#include "index/base/fsutil.h"
 #include "index/index.h"
-#include "index/memindex.h"
-#include "index/merge.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/write/memindex.h"
+#include "index/write/merge.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "tests/testutil.h"
 
 #define TEST_BLOCK_DOCS 2

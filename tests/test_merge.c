@@ -1,5 +1,5 @@
 /*
- * Tests of index/merge.h: three small segments (two documents per postings
+ * Tests of index/write/merge.h: three small segments (two documents per postings
  * block, so lists cross blocks), some of their documents deleted, merged into
  * one. The merge must hold exactly the live documents in order, findable by
  * id, with every term's postings, frequencies and positions equal to those of
@@ -18,15 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/deletions.h"
-#include "index/doc.h"
-#include "index/docstore.h"
-#include "index/error.h"
-#include "index/memindex.h"
-#include "index/merge.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/base/buf.h"
+#include "index/format/deletions.h"
+#include "index/format/doc.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
+#include "index/write/memindex.h"
+#include "index/write/merge.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "tests/testutil.h"
 
 #define TEST_BLOCK_DOCS 2

@@ -1,5 +1,5 @@
 /*
- * Tests of index/postings.h: writer -> cursor round trips with small blocks so
+ * Tests of index/format/postings.h: writer -> cursor round trips with small blocks so
  * that a few documents cross block boundaries, every list checked against the
  * version 3 format by a parser of its own (one-block and several-block forms,
  * the four document shapes), postings_advance() to every kind of target,
@@ -18,12 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/bytes.h"
-#include "index/error.h"
-#include "index/doc.h"
-#include "index/limits.h"
-#include "index/postings.h"
+#include "index/base/buf.h"
+#include "index/base/bytes.h"
+#include "index/base/error.h"
+#include "index/format/doc.h"
+#include "index/base/limits.h"
+#include "index/format/postings.h"
 
 #define PDOC_MAX_POSITIONS 16
 #define LIST_MAX_BYTES (1u << 24)

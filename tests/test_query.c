@@ -25,14 +25,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
-#include "index/memindex.h"
-#include "index/segment.h"
-#include "index/tokenizer.h"
+#include "index/base/limits.h"
+#include "index/write/memindex.h"
+#include "index/format/segment.h"
+#include "index/text/tokenizer.h"
 #include "query/qparse.h"
 #include "query/search.h"
 #include "query/snippet.h"

@@ -47,13 +47,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "index/deletions.h"
-#include "index/doc.h"
-#include "index/error.h"
+#include "index/format/deletions.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
-#include "index/memindex.h"
-#include "index/segment.h"
+#include "index/base/limits.h"
+#include "index/write/memindex.h"
+#include "index/format/segment.h"
 #include "query/qparse.h"
 #include "query/search.h"
 #include "query/suggest.h"

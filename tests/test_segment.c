@@ -1,6 +1,6 @@
 /*
- * Tests of index/segment.h, with segments built the way a bulk load builds
- * them (index/memindex.h) and posting blocks of two documents so that even a
+ * Tests of index/format/segment.h, with segments built the way a bulk load builds
+ * them (index/write/memindex.h) and posting blocks of two documents so that even a
  * few documents cross block boundaries: counts, dictionary lookups, hidden
  * one-character terms, the exact-value terms of sources and tags (doc.h: no
  * positions, df in documents), postings contents and positions (fields FIELD_GAP
@@ -23,16 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/bytes.h"
-#include "index/crc32c.h"
-#include "index/doc.h"
-#include "index/docprep.h"
-#include "index/docstore.h"
-#include "index/error.h"
-#include "index/memindex.h"
-#include "index/merge.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/base/bytes.h"
+#include "index/base/crc32c.h"
+#include "index/format/doc.h"
+#include "index/write/docprep.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
+#include "index/write/memindex.h"
+#include "index/write/merge.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "tests/testutil.h"
 
 #define TEST_BLOCK_DOCS 2 /* posting lists cross block boundaries every two documents */
@@ -1480,7 +1480,7 @@ static void test_segment_damaged_stored_record_fails_its_load_not_open(void **st
 
     /* the reserved bit in the header of the store's one frame, which follows
      * the four counts and the symbols (the small store has one block and no
-     * dictionary; index/docstore.h) */
+     * dictionary; index/format/docstore.h) */
     size_t store = section_offset(data, 3);
     assert_int_equal(get_u32le(data + store + 4), 1);
     assert_int_equal(get_u32le(data + store + 12), 0);

@@ -1,5 +1,5 @@
 /*
- * Tests of index/tokenizer.h: terms, positions and offsets of tokenize(), the
+ * Tests of index/text/tokenizer.h: terms, positions and offsets of tokenize(), the
  * hidden one-character CJK terms, the position gap between CJK runs, word
  * splitting at TOKEN_MAX_BYTES, early stop, and the UTF-8 helpers
  * utf8_check() and utf8_count_chars().
@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/limits.h"
+#include "index/base/limits.h"
 #include <utf8proc.h>
 
-#include "index/tokenizer.h"
-#include "index/variants.h"
+#include "index/text/tokenizer.h"
+#include "index/text/variants.h"
 
 #define LIST_MAX_BYTES 8192
 

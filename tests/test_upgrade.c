@@ -6,7 +6,7 @@
  * version 2 log. Every document is found by id and by search afterwards, the
  * MANIFEST names version 8 segments and a version 2 log, a second open
  * upgrades nothing, and a write failing at any point of the upgrade (the
- * fault hook, index/fsutil.h) leaves an index that opens and upgrades on the
+ * fault hook, index/base/fsutil.h) leaves an index that opens and upgrades on the
  * next try. A version 6 segment and a damaged version 7 one are refused,
  * the files left as they were. The version 1 reader keeps version 1's rules:
  * a cut last record is a torn tail (kept beside, replay stops there), a bad
@@ -26,12 +26,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "index/bytes.h"
-#include "index/error.h"
-#include "index/fsutil.h"
+#include "index/base/bytes.h"
+#include "index/base/error.h"
+#include "index/base/fsutil.h"
 #include "index/index.h"
-#include "index/segment.h"
-#include "index/wal.h"
+#include "index/format/segment.h"
+#include "index/format/wal.h"
 #include "index/writer.h"
 #include "query/qparse.h"
 #include "query/search.h"

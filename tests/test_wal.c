@@ -1,5 +1,5 @@
 /*
- * Tests of index/wal.h, log version 2.
+ * Tests of index/format/wal.h, log version 2.
  *
  * Format and replay: a new log is a valid header and one step of zeros;
  * batches (one per commit) replay in order with each record's type, sequence
@@ -52,12 +52,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "index/bytes.h"
-#include "index/crc32c.h"
-#include "index/error.h"
-#include "index/fsutil.h"
-#include "index/limits.h"
-#include "index/wal.h"
+#include "index/base/bytes.h"
+#include "index/base/crc32c.h"
+#include "index/base/error.h"
+#include "index/base/fsutil.h"
+#include "index/base/limits.h"
+#include "index/format/wal.h"
 #include "tests/testutil.h"
 
 #define PATH_BYTES 4200

@@ -30,14 +30,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/docstore.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/base/limits.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "index/writer.h"
 #include "tests/testutil.h"
 

@@ -29,9 +29,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/limits.h"
+#include "index/base/limits.h"
 #include "server/http.h"
 #include "tests/httpc.h"
 #include "tests/testutil.h"

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/segment.h"
+#include "index/format/segment.h"
 
 #define TEST_TMP_TEMPLATE "/tmp/xun-test-XXXXXX"
 #define TEST_RMTREE_FDS 16 /* directories nftw may hold open at once */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 
 /* Asserts that call returns XE_OK, printing err's message when it does not
  * (for files that include cmocka.h). */

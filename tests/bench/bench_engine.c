@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 #include "index/index.h"
 #include "query/suggest.h"
 #include "server/routes.h"

@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/buf.h"
-#include "index/error.h"
+#include "index/base/buf.h"
+#include "index/base/error.h"
 #include "index/index.h"
-#include "index/segment.h"
-#include "index/tokenizer.h"
-#include "index/variants.h"
+#include "index/format/segment.h"
+#include "index/text/tokenizer.h"
+#include "index/text/variants.h"
 #include "query/qparse.h"
 
 #include <utf8proc.h>
@@ -37,7 +37,7 @@ static size_t split_runs(char *q, char **runs, size_t cap)
     return n;
 }
 
-/* text with every character folded (index/variants.h), into out; returns its length. */
+/* text with every character folded (index/text/variants.h), into out; returns its length. */
 static size_t fold_copy(const char *text, size_t len, char *out, size_t cap)
 {
     size_t n = 0;

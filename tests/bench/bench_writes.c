@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index/error.h"
+#include "index/base/error.h"
 #include "index/index.h"
 #include "index/writer.h"
 #include "server/http.h"

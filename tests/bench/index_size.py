@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Index size on disk by section (format in index/segment.h), and its ratio to the input.
+"""Index size on disk by section (format in index/format/segment.h), and its ratio to the input.
 
 usage: index_size.py INDEX_DIR INPUT_BYTES
 """

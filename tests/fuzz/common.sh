@@ -6,7 +6,7 @@
 # The library, as the Makefile's LIB_SRC, without the HTTP side of server/
 # (a fuzz target needs urlquery.c, docjson.c and reqparse.c only; so no
 # generated page, but the generated folding table, which the Makefile makes first).
-FUZZ_LIB_SRC="$(ls index/*.c query/*.c | grep -v index/variants_gen.c) server/urlquery.c \
+FUZZ_LIB_SRC="$(ls index/*.c index/*/*.c query/*.c | grep -v index/text/variants_gen.c) server/urlquery.c \
 server/docjson.c server/reqparse.c build/gen/variants_table.c"
 FUZZ_LIBS="-levent -levent_pthreads -lhttp_parser -ljansson -lutf8proc -lzstd -lm -pthread"
 # The Makefile's warnings; -Werror with WERROR=1, as there.
@@ -16,7 +16,7 @@ FUZZ_ALL_TARGETS="$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')"
 
 # The newest header: an object older than it is rebuilt (the Makefile's rule too).
 fuzz_newest_header() {
-    ls -t index/*.h query/*.h server/*.h tests/fuzz/*.h | head -n 1
+    ls -t index/*.h index/*/*.h query/*.h server/*.h tests/fuzz/*.h | head -n 1
 }
 
 # fuzz_compile_lib CC "FLAGS" OBJDIR: compiles FUZZ_LIB_SRC into OBJDIR, two at a

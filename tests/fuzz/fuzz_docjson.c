@@ -1,6 +1,6 @@
 /*
  * Fuzz target: JSON document ingestion, server/docjson.h and the stored
- * record of index/doc.h.
+ * record of index/format/doc.h.
  *
  * The input is a document's JSON. When docjson_parse() accepts it, the
  * fields are checked against what was parsed (ids of 1..DOC_ID_MAX_BYTES,
@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "index/buf.h"
-#include "index/doc.h"
-#include "index/error.h"
-#include "index/limits.h"
+#include "index/base/buf.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
+#include "index/base/limits.h"
 #include "server/docjson.h"
 
 #define RECORD_MAX_BYTES (4 * (size_t)DOC_MAX_BYTES)

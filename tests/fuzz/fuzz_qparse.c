@@ -16,10 +16,10 @@
  */
 #include "tests/fuzz/fuzz.h"
 
-#include "index/buf.h"
-#include "index/error.h"
-#include "index/limits.h"
-#include "index/tokenizer.h"
+#include "index/base/buf.h"
+#include "index/base/error.h"
+#include "index/base/limits.h"
+#include "index/text/tokenizer.h"
 #include "query/qparse.h"
 #include "query/snippet.h"
 

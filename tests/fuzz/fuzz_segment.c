@@ -1,7 +1,7 @@
 /*
- * Fuzz target: the segment reader (index/segment.h) and, behind it, posting
- * lists (index/postings.h), the document store (index/docstore.h) and stored
- * records (index/doc.h), fed damaged files.
+ * Fuzz target: the segment reader (index/format/segment.h) and, behind it, posting
+ * lists (index/format/postings.h), the document store (index/format/docstore.h) and stored
+ * records (index/format/doc.h), fed damaged files.
  *
  * A small valid segment is written once (memindex, posting blocks of two
  * documents, more than one dictionary block, a replaced id, tags, sources,
@@ -44,15 +44,15 @@
 
 #include <jansson.h>
 
-#include "index/buf.h"
-#include "index/bytes.h"
-#include "index/crc32c.h"
-#include "index/doc.h"
-#include "index/docstore.h"
-#include "index/error.h"
-#include "index/memindex.h"
-#include "index/postings.h"
-#include "index/segment.h"
+#include "index/base/buf.h"
+#include "index/base/bytes.h"
+#include "index/base/crc32c.h"
+#include "index/format/doc.h"
+#include "index/format/docstore.h"
+#include "index/base/error.h"
+#include "index/write/memindex.h"
+#include "index/format/postings.h"
+#include "index/format/segment.h"
 #include "server/docjson.h"
 
 #define MODE_FIX_CRC 0x01

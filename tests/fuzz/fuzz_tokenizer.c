@@ -1,5 +1,5 @@
 /*
- * Fuzz target: index/tokenizer.h on arbitrary bytes.
+ * Fuzz target: index/text/tokenizer.h on arbitrary bytes.
  *
  * The input is the text. Checked for every token: offsets inside the text
  * (start < end), code-point offsets inside the text and, for valid UTF-8,
@@ -7,7 +7,7 @@
  * non-decreasing from first_position and visible start offsets
  * non-decreasing; terms non-empty, at most TOKEN_MAX_BYTES (+1 for the
  * hidden prefix), valid UTF-8 without control characters, so that no term
- * can collide with the hidden, source and tag prefixes of index/doc.h.
+ * can collide with the hidden, source and tag prefixes of index/format/doc.h.
  * Then the text is tokenized again with a callback that stops at the k-th
  * token: tokenize() must return the callback's value, call nothing after
  * it, and have given the same tokens up to there. utf8_check() and
@@ -15,7 +15,7 @@
  */
 #include "tests/fuzz/fuzz.h"
 
-#include "index/tokenizer.h"
+#include "index/text/tokenizer.h"
 
 #define FIRST_POSITION 7 /* not 0, so that an ignored first_position shows */
 #define STOP_VALUE 42

@@ -1,7 +1,7 @@
 /*
- * Fuzz target: write-ahead log replay and repair (index/wal.h, version 2; a
- * version 1 log, read for replay only, takes no append)
- * fed damaged and torn logs, and the stored records (index/doc.h) that PUT
+ * Fuzz target: write-ahead log replay and repair (index/format/wal.h, version 2;
+ * a version 1 log, read for replay only, takes no append)
+ * fed damaged and torn logs, and the stored records (index/format/doc.h) that PUT
  * records carry.
  *
  *   byte 0     mode bits:
@@ -51,12 +51,12 @@
  */
 #include "tests/fuzz/fuzz.h"
 
-#include "index/buf.h"
-#include "index/bytes.h"
-#include "index/crc32c.h"
-#include "index/doc.h"
-#include "index/error.h"
-#include "index/wal.h"
+#include "index/base/buf.h"
+#include "index/base/bytes.h"
+#include "index/base/crc32c.h"
+#include "index/format/doc.h"
+#include "index/base/error.h"
+#include "index/format/wal.h"
 
 #define MODE_RAW 0x01
 #define MODE_STRICT 0x08
