@@ -40,6 +40,9 @@ int fs_write_all(int fd, const void *p, size_t len);
 
 /* Writes all of p at offset, retrying short writes and EINTR; -1 with errno on failure. */
 int fs_pwrite_all(int fd, const void *p, size_t len, uint64_t offset);
+/* The same past the fault hook below: for undoing a failed write in space the
+ * file already holds, which a full disk cannot refuse either. */
+int fs_pwrite_unhooked(int fd, const void *p, size_t len, uint64_t offset);
 /*
  * Grows the file from `from` to `to` bytes with space allocated (so that a
  * full disk fails here, not in a later write), or by ftruncate where the

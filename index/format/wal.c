@@ -361,25 +361,6 @@ static void count_records(const unsigned char *data, size_t from, size_t to,
 /* What set-aside bytes and a failed batch are overwritten with. */
 static const unsigned char zeros[64 << 10];
 
-/* Raw, past the fault hook: only the undo of a failed batch uses it (see there). */
-static int pwrite_all(int fd, const void *data, size_t len, uint64_t at)
-{
-    const unsigned char *p = data;
-
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)at);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        at += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int read_whole(int fd, const char *path, unsigned char **out, size_t *len,
                       struct xerr *err)
 {
@@ -852,7 +833,7 @@ static void undo_partial_batch(struct wal *w, size_t len)
 {
     for (size_t done = 0; done < len;) {
         size_t n = len - done < sizeof zeros ? len - done : sizeof zeros;
-        if (pwrite_all(w->fd, zeros, n, w->bytes + done) != 0) {
+        if (fs_pwrite_unhooked(w->fd, zeros, n, w->bytes + done) != 0) {
             w->broken = true;
             return;
         }
