@@ -11,15 +11,27 @@
 #define XUN_QUERY_EXEC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "index/arena.h"
 #include "index/error.h"
 #include "index/segment.h"
 #include "query/qparse.h"
-#include "query/rank.h"
 
+struct postings_cursor;
 struct snapshot;
+
+/* A word or phrase of the query, for proximity (rank.c). */
+struct prox_leaf {
+    struct postings_cursor *cursor; /* a word's postings (positions read per document);
+                                     * NULL for a phrase, whose iterator keeps its starts */
+    bool is_phrase;
+    uint32_t span; /* positions it covers */
+    double idf;
+    uint32_t *pos; /* where it starts in the current document */
+    uint32_t n_pos, cap;
+};
 
 /* A term of the query in one segment. */
 struct term_lookup {

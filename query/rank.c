@@ -189,16 +189,12 @@ double rank_recency_max(const struct search_options *o, double scale, const stru
 
 /* ---- the gate ---- */
 
-double rank_with_bonuses(struct exec *ex, const struct topk *top, uint32_t docid, double score,
-                         double boost, double forms_max)
+double rank_bonuses(struct exec *ex, uint32_t docid, double score, double *boost,
+                    double forms_max)
 {
-    if ((ex->n_prox || forms_max > 1) && top->k &&
-        (top->n < top->k ||
-         rank_may_reach(ex->prox_max, score, boost * forms_max, topk_threshold(top)))) {
-        if (ex->n_prox)
-            score += prox_bonus(ex);
-        if (forms_max > 1)
-            boost *= forms_factor(ex, docid);
-    }
-    return score * boost;
+    if (ex->n_prox)
+        score += prox_bonus(ex);
+    if (forms_max > 1)
+        *boost *= forms_factor(ex, docid);
+    return score;
 }

@@ -4,9 +4,9 @@
  * pruning (prune.c) and the driver's gating read the same numbers as the
  * scores they bound. The formulas and weights are documented in search.h.
  *
- * The per-document pieces (bm25f, the length norms, freshness, may_reach)
- * are static inline: they run once per leaf or per match, and the iterators
- * and the driver that call them live in other files.
+ * The per-document pieces (bm25f, the length norms, freshness, may_reach,
+ * the gate of the bonuses) are static inline: they run once per leaf or per
+ * match, and the iterators and the driver that call them live in other files.
  */
 #ifndef XUN_QUERY_RANK_H
 #define XUN_QUERY_RANK_H
@@ -17,14 +17,12 @@
 
 #include "index/doc.h"
 #include "index/segment.h"
+#include "query/exec.h"
 #include "query/search.h"
+#include "query/topk.h"
 
-struct exec;
-struct postings_cursor;
-struct iter;
 struct qnode;
 struct query;
-struct topk;
 
 static const double rank_field_weight[N_FIELDS] = { BM25_WEIGHT_TITLE, BM25_WEIGHT_BODY,
                                                     BM25_WEIGHT_META };
@@ -32,17 +30,6 @@ static const double rank_field_weight[N_FIELDS] = { BM25_WEIGHT_TITLE, BM25_WEIG
 /* Length normalization of the current document, per field. */
 struct doc_norms {
     double inv_norm[N_FIELDS]; /* 1 / (1 - b + b * len / avg_len) */
-};
-
-/* A word or phrase of the query, for proximity. */
-struct prox_leaf {
-    struct postings_cursor *cursor; /* a word's postings (positions read per document);
-                                     * NULL for a phrase, whose iterator keeps its starts */
-    bool is_phrase;
-    uint32_t span; /* positions it covers */
-    double idf;
-    uint32_t *pos; /* where it starts in the current document */
-    uint32_t n_pos, cap;
 };
 
 /*
@@ -146,13 +133,25 @@ void rank_forms_plan(struct exec *ex, const struct query *q);
 /* The largest written-form factor (1 when the query has none or hits sort by date). */
 double rank_forms_max(const struct exec *ex, const struct search_options *o);
 
+/* Adds the proximity bonus to score and multiplies the written-form factor into *boost. */
+double rank_bonuses(struct exec *ex, uint32_t docid, double score, double *boost,
+                    double forms_max);
+
 /*
  * The final score of a document with BM25F score `score` and freshness
  * factor boost: the proximity bonus added and the written-form factor
  * multiplied in, but only where they could lift it into top (reading
- * positions costs; the ranking stays exact), then times the boosts.
+ * positions costs; the ranking stays exact), then times the boosts. Run
+ * per match: the gate is inline, the bonuses are not.
  */
-double rank_with_bonuses(struct exec *ex, const struct topk *top, uint32_t docid, double score,
-                         double boost, double forms_max);
+static inline double rank_with_bonuses(struct exec *ex, const struct topk *top, uint32_t docid,
+                                       double score, double boost, double forms_max)
+{
+    if ((ex->n_prox || forms_max > 1) && top->k &&
+        (top->n < top->k ||
+         rank_may_reach(ex->prox_max, score, boost * forms_max, topk_threshold(top))))
+        score = rank_bonuses(ex, docid, score, &boost, forms_max);
+    return score * boost;
+}
 
 #endif
