@@ -1,8 +1,8 @@
 /*
  * Ranking beyond the iterators' BM25F (rank.h has BM25F itself and the
  * per-document factors): proximity, the preference for the written forms a
- * query typed, freshness's largest factor, and the gate that decides which
- * documents get the bonuses.
+ * query typed, and freshness's largest factor (the gate that decides which
+ * documents get the bonuses is inline in rank.h).
  *
  * Design: each boost comes with the largest factor or bonus it can give
  * (prox_max, rank_forms_max, rank_recency_max), next to the code that gives
@@ -21,7 +21,6 @@
 #include "index/segment.h"
 #include "query/exec.h"
 #include "query/qparse.h"
-#include "query/topk.h"
 
 /* ---- proximity ---- */
 
