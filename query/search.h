@@ -55,7 +55,7 @@ struct xerr;
  * Totals are exact up to this many matches; past it, blocks of postings whose
  * highest possible score cannot reach the top k are skipped (Block-Max), an
  * OR takes its candidates only from the terms that could lift a document into
- * the top k (MaxScore, search.c) and drops a candidate as soon as its score
+ * the top k (MaxScore, prune.c) and drops a candidate as soon as its score
  * so far and the bounds of the terms left cannot reach it, and the total
  * becomes a lower bound, unless exact_total asks for every match. The hits
  * and their scores are those of a search that scores every match.
