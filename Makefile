@@ -93,7 +93,7 @@ xun: $(patsubst %.c,build/opt/%.o,$(LIB_SRC) server/main.c)
 build/san/xun: $(patsubst %.c,build/san/%.o,$(LIB_SRC) server/main.c)
 	$(CC) $(SANITIZE) $^ -o $@ $(LIBS)
 
-TEST_SUPPORT = tests/testutil.c tests/httpc.c
+TEST_SUPPORT = tests/testutil.c tests/httpc.c tests/testserver.c
 
 build/san/test_%: build/san/tests/test_%.o $(patsubst %.c,build/san/%.o,$(LIB_SRC) $(TEST_SUPPORT))
 	$(CC) $(SANITIZE) $^ -o $@ $(TEST_LIBS)

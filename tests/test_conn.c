@@ -34,33 +34,25 @@
 #include "server/documents.h"
 #include "server/http.h"
 #include "tests/httpc.h"
+#include "tests/testserver.h"
 #include "tests/testutil.h"
 
-#define HTTP_IO_TIMEOUT_S 10 /* a hung server fails the test, not the run */
 #define API_KEY "k3y"
 #define POLL_SLEEP_MS 20
 #define POLL_MAX_ROUNDS 500 /* 10 s: only a hang gets there */
 #define HOLD_TIMEOUT_S 20
 
 struct fixture {
-    char *dir;
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
+    struct test_server ts; /* started by each test, with its own settings */
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    struct xerr err = { 0 };
 
-    if (!f || !(f->dir = test_mkdtemp()))
+    if (!f)
         return -1;
     *state = f;
-    if (index_open(f->dir, TOKENIZE_DEFAULT, &f->ix, &err) != XE_OK) {
-        fprintf(stderr, "index_open: %s\n", err.msg);
-        return -1;
-    }
     return 0;
 }
 
@@ -71,37 +63,27 @@ static int teardown(void **state)
     documents_before_write_hook = NULL;
     if (!f)
         return 0;
-    server_stop(f->srv);
-    if (f->ix)
-        index_close(f->ix);
-    test_rmtree(f->dir);
-    free(f->dir);
+    test_server_fini(&f->ts);
     free(f);
     return 0;
 }
 
-/* Starts f's server with the defaults and these changes. */
+/* Starts f's server over a fresh folder with the defaults and these changes
+ * (max_connections and max_body_bytes 0 keep the default, per_client 0 is no limit). */
 static void start(struct fixture *f, int threads, const char *api_key, uint32_t max_connections,
                   uint32_t per_client, size_t max_body_bytes)
 {
-    struct server_config cfg;
-    struct xerr err = { 0 };
+    struct test_server_options o = {
+        .threads = threads,
+        .api_key = api_key,
+        .max_connections = max_connections,
+        .max_connections_per_client = per_client,
+        .no_client_limit = !per_client,
+        .max_body_bytes = max_body_bytes,
+    };
 
-    server_config_defaults(&cfg);
-
-    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    cfg.port = 0;
-    cfg.threads = threads;
-    cfg.quiet = true;
-    cfg.api_key = api_key;
-    if (max_connections)
-        cfg.max_connections = max_connections;
-    cfg.max_connections_per_client = per_client;
-    if (max_body_bytes)
-        cfg.max_body_bytes = max_body_bytes;
-    if (server_start(f->ix, &cfg, &f->srv, &err) != XE_OK)
-        fail_msg("server_start: %s", err.msg);
-    f->port = server_port(f->srv);
+    if (test_server_start(&f->ts, NULL, &o) != 0)
+        fail_msg("starting the server failed");
 }
 
 static void sleep_ms(long ms)
@@ -168,22 +150,12 @@ static void assert_closes(const struct httpc_reply *r, struct httpc_conn *c, con
 static void raw_request(uint16_t port, const char *text, size_t len, struct httpc_conn *c,
                         struct httpc_reply *r, const char *what)
 {
-    if (!httpc_open(c, port, HTTP_IO_TIMEOUT_S))
+    if (!httpc_open(c, port, TEST_SERVER_IO_TIMEOUT_S))
         fail_msg("%s: cannot connect", what);
     if (!httpc_send(c, text, len))
         fail_msg("%s: send failed", what);
     if (!httpc_read_reply(c, r))
         fail_msg("%s: no reply", what);
-}
-
-static json_t *reply_json(const struct httpc_reply *r)
-{
-    json_error_t jerr;
-    json_t *v = json_loadb(r->body, r->body_len, 0, &jerr);
-
-    if (!v)
-        fail_msg("reply %d: not JSON: %.200s", r->status, r->body);
-    return v;
 }
 
 /* ---- what is refused ---- */
@@ -297,7 +269,7 @@ static void test_malformed_and_ambiguous_requests_are_json_and_close(void **stat
     for (size_t i = 0; i < sizeof refusals / sizeof *refusals; i++) {
         struct httpc_conn c;
         struct httpc_reply r;
-        raw_request(f->port, refusals[i].text, refusals[i].len, &c, &r, refusals[i].what);
+        raw_request(f->ts.port, refusals[i].text, refusals[i].len, &c, &r, refusals[i].what);
         assert_error_reply(&r, refusals[i].status, refusals[i].code, refusals[i].what);
         for (size_t k = 0; k < sizeof refusal_says / sizeof *refusal_says; k++)
             if (!strcmp(refusal_says[k].what, refusals[i].what) &&
@@ -325,10 +297,10 @@ static void test_chunk_extensions_and_absolute_targets_are_served(void **state)
     struct httpc_reply r;
 
     start(f, 2, NULL, 0, 0, 0);
-    raw_request(f->port, chunked, sizeof chunked - 1, &c, &r, "chunk extensions");
+    raw_request(f->ts.port, chunked, sizeof chunked - 1, &c, &r, "chunk extensions");
     if (r.status != 200)
         fail_msg("chunk extensions: want 200, got %d: %.200s", r.status, r.body);
-    json_t *v = reply_json(&r);
+    json_t *v = test_parse_body(&r);
     assert_int_equal(json_integer_value(json_object_get(v, "indexed")), 1);
     json_decref(v);
     httpc_reply_fini(&r);
@@ -368,18 +340,18 @@ static void test_writes_are_refused_on_their_head_before_the_body(void **state)
 
     start(f, 2, API_KEY, 0, 0, 4096);
     /* 60 MiB announced, not one byte sent: the replies come anyway */
-    raw_request(f->port, no_key, sizeof no_key - 1, &c, &r, "no key");
+    raw_request(f->ts.port, no_key, sizeof no_key - 1, &c, &r, "no key");
     assert_error_reply(&r, 401, "unauthorized", "no key");
     assert_closes(&r, &c, "no key");
     httpc_reply_fini(&r);
     httpc_close(&c);
-    raw_request(f->port, too_big, sizeof too_big - 1, &c, &r, "over --max-body");
+    raw_request(f->ts.port, too_big, sizeof too_big - 1, &c, &r, "over --max-body");
     assert_error_reply(&r, 413, "payload_too_large", "over --max-body");
     assert_closes(&r, &c, "over --max-body");
     httpc_reply_fini(&r);
     httpc_close(&c);
     /* a chunked body is cut at the chunk that passes the limit */
-    assert_true(httpc_open(&c, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, chunked_too_big_head, sizeof chunked_too_big_head - 1));
     memset(chunk, ' ', sizeof chunk);
     memcpy(chunk, "800\r\n", 5);
@@ -393,7 +365,7 @@ static void test_writes_are_refused_on_their_head_before_the_body(void **state)
     httpc_reply_fini(&r);
     httpc_close(&c);
     /* Expect: 100-continue gets its 100 once the head is accepted */
-    raw_request(f->port, expect, sizeof expect - 1, &c, &r, "100-continue");
+    raw_request(f->ts.port, expect, sizeof expect - 1, &c, &r, "100-continue");
     assert_int_equal(r.status, 100);
     httpc_reply_fini(&r);
     assert_true(httpc_send(&c, doc, sizeof doc - 1));
@@ -410,7 +382,7 @@ static void open_served(uint16_t port, struct httpc_conn *c)
 {
     struct httpc_reply r;
 
-    assert_true(httpc_open(c, port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(c, port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_request(c, "GET", "/health", NULL, NULL, 0, &r));
     if (r.status != 200)
         fail_msg("want 200, got %d: %.200s", r.status, r.body);
@@ -426,8 +398,8 @@ static void test_one_client_past_its_limit_gets_429(void **state)
 
     start(f, 2, NULL, 0, 3, 0);
     for (size_t i = 0; i < 3; i++)
-        open_served(f->port, &held[i]);
-    assert_true(httpc_open(&extra, f->port, HTTP_IO_TIMEOUT_S));
+        open_served(f->ts.port, &held[i]);
+    assert_true(httpc_open(&extra, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_request(&extra, "GET", "/health", NULL, NULL, 0, &r));
     assert_error_reply(&r, 429, "too_many_connections", "the fourth connection");
     assert_true(httpc_reply_header(&r, "Retry-After", retry, sizeof retry));
@@ -440,7 +412,7 @@ static void test_one_client_past_its_limit_gets_429(void **state)
     for (int round = 0; round < POLL_MAX_ROUNDS && status != 200; round++) {
         if (round)
             sleep_ms(POLL_SLEEP_MS);
-        assert_true(httpc_request_once(f->port, HTTP_IO_TIMEOUT_S, "GET", "/health", NULL, NULL,
+        assert_true(httpc_request_once(f->ts.port, TEST_SERVER_IO_TIMEOUT_S, "GET", "/health", NULL, NULL,
                                        0, &r));
         status = r.status;
         httpc_reply_fini(&r);
@@ -459,9 +431,9 @@ static void test_idle_keep_alive_connections_make_room_oldest_first(void **state
     /* two workers: the oldest may sit on either, so the close may be another's */
     start(f, 2, NULL, 3, 0, 0);
     for (size_t i = 0; i < 3; i++)
-        open_served(f->port, &held[i]);
+        open_served(f->ts.port, &held[i]);
     /* all three idle at the limit: the newcomer is served, not refused */
-    open_served(f->port, &late);
+    open_served(f->ts.port, &late);
     /* the one idle longest was closed for it; the others still serve */
     assert_true(peer_closed(&held[0]));
     for (size_t i = 1; i < 3; i++) {
@@ -563,9 +535,9 @@ static void test_reads_are_answered_while_a_write_runs(void **state)
     char *body = many_docs(&len);
 
     start(f, 1, NULL, 0, 0, 0); /* one worker: it serves both connections */
-    open_served(f->port, &reader);
+    open_served(f->ts.port, &reader);
     hold_arm();
-    assert_true(httpc_open(&writer, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&writer, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     send_post(&writer, body, len);
     hold_wait_entered();
     /* the write is in flight; the worker still answers the other connection */
@@ -576,7 +548,7 @@ static void test_reads_are_answered_while_a_write_runs(void **state)
     hold_release();
     assert_true(httpc_read_reply(&writer, &r));
     assert_int_equal(r.status, 200);
-    json_t *v = reply_json(&r);
+    json_t *v = test_parse_body(&r);
     assert_int_equal(json_integer_value(json_object_get(v, "indexed")), 5000);
     json_decref(v);
     httpc_reply_fini(&r);
@@ -596,7 +568,7 @@ static long connections_open(uint16_t port)
     struct httpc_reply r;
     long n = -1;
 
-    if (!httpc_request_once(port, HTTP_IO_TIMEOUT_S, "GET", "/metrics", NULL, NULL, 0, &r))
+    if (!httpc_request_once(port, TEST_SERVER_IO_TIMEOUT_S, "GET", "/metrics", NULL, NULL, 0, &r))
         return -1;
     const char *at = strstr(r.body, "\nxun_connections_open ");
     if (at)
@@ -615,7 +587,7 @@ static void test_client_gone_during_a_write_is_freed_after_it(void **state)
 
     start(f, 1, NULL, 0, 0, 0);
     hold_arm();
-    assert_true(httpc_open(&writer, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&writer, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     send_post(&writer, doc, sizeof doc - 1);
     hold_wait_entered();
     /* the client resets its connection while its write is held */
@@ -626,7 +598,7 @@ static void test_client_gone_during_a_write_is_freed_after_it(void **state)
     for (int round = 0; round < POLL_MAX_ROUNDS && open != 1; round++) {
         if (round)
             sleep_ms(POLL_SLEEP_MS);
-        open = connections_open(f->port);
+        open = connections_open(f->ts.port);
     }
     assert_int_equal(open, 1);
     hold_release();
@@ -635,7 +607,7 @@ static void test_client_gone_during_a_write_is_freed_after_it(void **state)
     for (int round = 0; round < POLL_MAX_ROUNDS && status != 200; round++) {
         if (round)
             sleep_ms(POLL_SLEEP_MS);
-        assert_true(httpc_request_once(f->port, HTTP_IO_TIMEOUT_S, "GET", "/documents/gone",
+        assert_true(httpc_request_once(f->ts.port, TEST_SERVER_IO_TIMEOUT_S, "GET", "/documents/gone",
                                        NULL, NULL, 0, &r));
         status = r.status;
         httpc_reply_fini(&r);
@@ -653,10 +625,10 @@ static void test_at_the_limit_with_none_idle_a_newcomer_gets_503(void **state)
 
     start(f, 1, NULL, 1, 0, 0);
     hold_arm();
-    assert_true(httpc_open(&busy, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&busy, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     send_post(&busy, doc, sizeof doc - 1);
     hold_wait_entered(); /* the one connection is answering, not idle */
-    assert_true(httpc_open(&late, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&late, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_request(&late, "GET", "/health", NULL, NULL, 0, &r));
     assert_error_reply(&r, 503, "unavailable", "past the limit");
     assert_true(httpc_reply_header(&r, "Retry-After", retry, sizeof retry));
@@ -674,7 +646,7 @@ static void *stop_main(void *arg)
 {
     struct fixture *f = arg;
 
-    server_stop(f->srv);
+    server_stop(f->ts.srv);
     return NULL;
 }
 
@@ -688,7 +660,7 @@ static void test_stop_finishes_the_write_in_flight(void **state)
 
     start(f, 1, NULL, 0, 0, 0);
     hold_arm();
-    assert_true(httpc_open(&writer, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&writer, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     send_post(&writer, doc, sizeof doc - 1);
     hold_wait_entered();
     assert_int_equal(pthread_create(&stopper, NULL, stop_main, f), 0);
@@ -697,21 +669,21 @@ static void test_stop_finishes_the_write_in_flight(void **state)
     for (int round = 0; round < POLL_MAX_ROUNDS && !refused; round++) {
         if (round)
             sleep_ms(POLL_SLEEP_MS);
-        refused = !httpc_open(&probe, f->port, HTTP_IO_TIMEOUT_S);
+        refused = !httpc_open(&probe, f->ts.port, TEST_SERVER_IO_TIMEOUT_S);
         httpc_close(&probe);
     }
     assert_true(refused);
     hold_release();
     assert_true(httpc_read_reply(&writer, &r));
     assert_int_equal(r.status, 200);
-    json_t *v = reply_json(&r);
+    json_t *v = test_parse_body(&r);
     assert_int_equal(json_integer_value(json_object_get(v, "indexed")), 1);
     json_decref(v);
     assert_closes(&r, &writer, "the reply during a stop");
     httpc_reply_fini(&r);
     httpc_close(&writer);
     pthread_join(stopper, NULL);
-    f->srv = NULL;
+    f->ts.srv = NULL;
 }
 
 int main(void)

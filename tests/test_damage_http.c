@@ -28,22 +28,18 @@
 #include "server/bulkload.h"
 #include "server/http.h"
 #include "tests/httpc.h"
+#include "tests/testserver.h"
 #include "tests/testutil.h"
 
 #define N_DOCS 400
 #define CHUNK_BYTES 256 /* the doc entries span dozens of chunks */
-#define SERVER_THREADS 2
-#define HTTP_IO_TIMEOUT_S 10 /* a hung server fails the test, not the run */
 #define NAME_BYTES 64
 
 enum damage { DAMAGE_DOC_ENTRY, DAMAGE_POSTINGS };
 
 struct fixture {
     enum damage damage;
-    char *dir;
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
+    struct test_server ts;
     char segment[NAME_BYTES]; /* the one segment's file name */
     char damaged_id[16];      /* the document whose entry is damaged */
     char damaged_word[16];    /* a word only it has */
@@ -82,7 +78,7 @@ static void write_corpus(const char *path)
 
 static void find_segment(struct fixture *fx)
 {
-    DIR *d = opendir(fx->dir);
+    DIR *d = opendir(fx->ts.dir);
     struct dirent *e;
     int n = 0;
 
@@ -105,7 +101,7 @@ static void damage_a_document_entry(struct fixture *fx)
     char path[4096];
     size_t len;
 
-    snprintf(path, sizeof path, "%s/%s", fx->dir, fx->segment);
+    snprintf(path, sizeof path, "%s/%s", fx->ts.dir, fx->segment);
     unsigned char *file = test_read_file(path, &len);
     assert_non_null(file);
     uint32_t n_docs = get_u32le(file + 16);
@@ -131,7 +127,7 @@ static void damage_postings(struct fixture *fx)
     char path[4096];
     size_t len;
 
-    snprintf(path, sizeof path, "%s/%s", fx->dir, fx->segment);
+    snprintf(path, sizeof path, "%s/%s", fx->ts.dir, fx->segment);
     unsigned char *file = test_read_file(path, &len);
     assert_non_null(file);
     size_t postings = (size_t)get_u64le(file + 56 + 16 * 1);
@@ -141,34 +137,49 @@ static void damage_postings(struct fixture *fx)
     free(file);
 }
 
+/* test_server_options.opened: the damaged index is open; later opens verify as before. */
+static int verified_at_open(struct test_server *ts, void *arg)
+{
+    (void)ts;
+    (void)arg;
+    segment_set_verify_at_open_bytes(0);
+    return 0;
+}
+
 static int setup(void **state, enum damage damage)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     struct bulkload_stats stats;
-    struct server_config cfg;
+    struct index *ix;
     struct xerr err = { 0 };
     char corpus[4096];
+    char *dir;
 
-    if (!fx || !(fx->dir = test_mkdtemp()))
+    if (!fx || !(dir = test_mkdtemp()))
         return -1;
     *state = fx;
     fx->damage = damage;
-    snprintf(corpus, sizeof corpus, "%s.jsonl", fx->dir);
+    snprintf(corpus, sizeof corpus, "%s.jsonl", dir);
     write_corpus(corpus);
     char *files[] = { corpus };
     segment_set_chunk_bytes(CHUNK_BYTES);
-    int rc = index_open(fx->dir, TOKENIZE_DEFAULT, &fx->ix, &err);
+    int rc = index_open(dir, TOKENIZE_DEFAULT, &ix, &err);
     if (!rc)
-        rc = bulkload_files(fx->ix, files, 1, &(struct bulkload_options){ .threads = 1 }, &stats,
+        rc = bulkload_files(ix, files, 1, &(struct bulkload_options){ .threads = 1 }, &stats,
                             &err);
     segment_set_chunk_bytes(0);
     remove(corpus);
     if (rc) {
         fprintf(stderr, "building the index: %s\n", err.msg);
+        test_rmtree(dir);
+        free(dir);
         return -1;
     }
-    index_close(fx->ix);
-    fx->ix = NULL;
+    index_close(ix);
+
+    /* the folder is the test server's, removed by the teardown (test_server_start copies it) */
+    fx->ts.dir = dir;
+    fx->ts.scratch = true;
     find_segment(fx);
     if (damage == DAMAGE_DOC_ENTRY)
         damage_a_document_entry(fx);
@@ -177,23 +188,12 @@ static int setup(void **state, enum damage damage)
 
     /* opened as a large segment is: only what opening reads is checked */
     segment_set_verify_at_open_bytes(1);
-    rc = index_open(fx->dir, TOKENIZE_DEFAULT, &fx->ix, &err);
+    rc = test_server_start(&fx->ts, dir, &(struct test_server_options){
+                                             .opened = verified_at_open });
     segment_set_verify_at_open_bytes(0);
-    if (rc) {
-        fprintf(stderr, "opening the damaged index: %s\n", err.msg);
-        return -1;
-    }
-    server_config_defaults(&cfg);
-    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    cfg.port = 0;
-    cfg.threads = SERVER_THREADS;
-    cfg.quiet = true;
-    if (server_start(fx->ix, &cfg, &fx->srv, &err) != XE_OK) {
-        fprintf(stderr, "server_start: %s\n", err.msg);
-        return -1;
-    }
-    fx->port = server_port(fx->srv);
-    return fx->port ? 0 : -1;
+    fx->ts.scratch = true;
+    free(dir);
+    return rc;
 }
 
 static int setup_doc_entry(void **state)
@@ -212,12 +212,7 @@ static int teardown(void **state)
 
     if (!fx)
         return 0;
-    if (fx->srv)
-        server_stop(fx->srv);
-    if (fx->ix)
-        index_close(fx->ix);
-    test_rmtree(fx->dir);
-    free(fx->dir);
+    test_server_fini(&fx->ts);
     free(fx);
     return 0;
 }
@@ -228,7 +223,7 @@ static int get(const struct fixture *fx, const char *target, json_t **json, char
     struct httpc_reply r;
     json_error_t jerr;
 
-    if (!httpc_request_once(fx->port, HTTP_IO_TIMEOUT_S, "GET", target, NULL, NULL, 0, &r))
+    if (!test_http_request(fx->ts.port, "GET", target, NULL, NULL, 0, &r))
         fail_msg("GET %s: no reply", target);
     int status = r.status;
     if (json) {

@@ -47,6 +47,7 @@
 #include "query/search.h"
 #include "server/http.h"
 #include "tests/httpc.h"
+#include "tests/testserver.h"
 #include "tests/testutil.h"
 
 #define N_IDS 24
@@ -59,7 +60,6 @@
 #define SWEEP_MAX_CALLS 2000
 #define SWEEP_ROUNDS 6
 /* The HTTP test: polls only detect a hang (the writer retries every WRITER_RETRY_MS). */
-#define HTTP_IO_TIMEOUT_S 10
 #define HTTP_POLL_MS 20
 #define HTTP_POLL_MAX 1000 /* x 20 ms: 20 s */
 
@@ -532,42 +532,19 @@ static void test_diskfull_fault_swept_over_every_write(void **state)
 
 /* ---- over HTTP ---- */
 
-struct http_server {
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
-};
-
-static void http_start(struct http_server *h, const char *dir)
+/* A server over dir, the test's folder, with the tests' settings (tests/testserver.h). */
+static void http_start(struct test_server *h, const char *dir)
 {
-    struct server_config cfg;
-    struct xerr err = { 0 };
-
-    h->ix = open_ok(dir);
-    server_config_defaults(&cfg);
-    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    cfg.port = 0;
-    cfg.threads = 2;
-    cfg.quiet = true;
-    assert_ok(server_start(h->ix, &cfg, &h->srv, &err), &err);
-    h->port = server_port(h->srv);
-    assert_true(h->port != 0);
-}
-
-static void http_stop(struct http_server *h)
-{
-    server_stop(h->srv);
-    index_close(h->ix);
+    assert_int_equal(test_server_start(h, dir, NULL), 0);
 }
 
 /* The status of one request; *body (the caller frees) gets the reply's body when not NULL. */
-static int http(const struct http_server *h, const char *method, const char *target,
+static int http(const struct test_server *h, const char *method, const char *target,
                 const char *body, char **reply_body)
 {
     struct httpc_reply r;
 
-    if (!httpc_request_once(h->port, HTTP_IO_TIMEOUT_S, method, target, NULL, body,
-                            body ? strlen(body) : 0, &r))
+    if (!test_http_request(h->port, method, target, NULL, body, body ? strlen(body) : 0, &r))
         fail_msg("%s %s: no reply", method, target);
     int status = r.status;
     if (reply_body)
@@ -577,7 +554,7 @@ static int http(const struct http_server *h, const char *method, const char *tar
 }
 
 /* Polls GET target until the reply is `status` with `needle` in its body; fails on a hang. */
-static void http_wait_for(const struct http_server *h, const char *target, int status,
+static void http_wait_for(const struct test_server *h, const char *target, int status,
                           const char *needle)
 {
     char *body = NULL;
@@ -598,7 +575,7 @@ static void http_wait_for(const struct http_server *h, const char *target, int s
 static void test_diskfull_http_update_found_then_503_then_writes_again(void **state)
 {
     const char *dir = *state;
-    struct http_server h;
+    struct test_server h;
     char *body = NULL;
 
     http_start(&h, dir);
@@ -643,12 +620,12 @@ static void test_diskfull_http_update_found_then_503_then_writes_again(void **st
     assert_int_equal(status, 201);
     http_wait_for(&h, "/health", 200, "\"status\":\"ok\"");
     http_wait_for(&h, "/metrics", 200, "\nxun_writer_read_only 0\n");
-    http_stop(&h);
+    test_server_fini(&h);
 
     http_start(&h, dir);
     http_wait_for(&h, "/documents/d1", 200, "bravo");
     http_wait_for(&h, "/documents/d2", 200, "charlie");
-    http_stop(&h);
+    test_server_fini(&h);
 }
 
 static int fault_teardown(void **state)

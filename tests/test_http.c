@@ -39,12 +39,11 @@
 #include "server/bulkload.h"
 #include "server/http.h"
 #include "tests/httpc.h"
+#include "tests/testserver.h"
 #include "tests/testutil.h"
 
 #define CORPUS_PATH "corpus/news.jsonl"
 #define CORPUS_DOCS 3
-#define SERVER_THREADS 2
-#define HTTP_IO_TIMEOUT_S 10            /* a hung server fails the test, not the run */
 #define TARGET_MAX_BYTES 4096
 #define STOP_WATCHDOG_S 20
 #define LOAD_THREADS 8
@@ -67,19 +66,7 @@
 #define SPLIT_PAUSE_MS 200              /* between the parts of a split request */
 #define KEEP_ALIVE_REQUESTS 50
 
-/* ---- requests, through tests/httpc.h ---- */
-
-/* One request on a fresh connection, closed after the reply. */
-static bool http_request(uint16_t port, const char *method, const char *target,
-                         struct httpc_reply *r)
-{
-    struct httpc_conn c;
-    bool ok = httpc_open(&c, port, HTTP_IO_TIMEOUT_S) &&
-              httpc_request(&c, method, target, "Connection: close\r\n", NULL, 0, r);
-
-    httpc_close(&c);
-    return ok;
-}
+/* ---- requests, through tests/httpc.h and tests/testserver.h ---- */
 
 /* One request on an open keep-alive connection. */
 static bool conn_request(struct httpc_conn *c, const char *method, const char *target,
@@ -90,26 +77,19 @@ static bool conn_request(struct httpc_conn *c, const char *method, const char *t
 
 /* ---- the server under test ---- */
 
-struct fixture {
-    char *dir;
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
-};
+static struct test_server fx; /* the group's server; set by group_setup */
 
-static struct fixture *fx; /* the group's server; set by group_setup */
-
+/*
+ * A second server on ix, the group's index, already open: test_server_start
+ * opens an index of its own, so this one is started by hand with the same
+ * settings.
+ */
 static int start_server(struct index *ix, struct server **srv, uint16_t *port)
 {
     struct server_config cfg;
     struct xerr err = { 0 };
 
-    server_config_defaults(&cfg);
-
-    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    cfg.port = 0;
-    cfg.threads = SERVER_THREADS;
-    cfg.quiet = true;
+    test_server_config(&cfg, NULL);
     if (server_start(ix, &cfg, srv, &err) != XE_OK) {
         fprintf(stderr, "server_start: %s\n", err.msg);
         return -1;
@@ -118,19 +98,16 @@ static int start_server(struct index *ix, struct server **srv, uint16_t *port)
     return *port ? 0 : -1;
 }
 
-static int group_setup(void **state)
+/* test_server_options.opened: loads the corpus, one segment. */
+static int load_corpus(struct test_server *ts, void *arg)
 {
     static char corpus[] = CORPUS_PATH;
     char *files[] = { corpus };
     struct bulkload_stats stats;
     struct xerr err = { 0 };
 
-    (void)state;
-    fx = calloc(1, sizeof *fx);
-    if (!fx || !(fx->dir = test_mkdtemp()))
-        return -1;
-    if (index_open(fx->dir, TOKENIZE_DEFAULT, &fx->ix, &err) != XE_OK ||
-        bulkload_files(fx->ix, files, 1, &(struct bulkload_options){ .errors = stderr },
+    (void)arg;
+    if (bulkload_files(ts->ix, files, 1, &(struct bulkload_options){ .errors = stderr },
                        &stats, &err) != XE_OK) {
         fprintf(stderr, "building the index from %s: %s\n", CORPUS_PATH, err.msg);
         return -1;
@@ -141,65 +118,34 @@ static int group_setup(void **state)
                 stats.segments);
         return -1;
     }
-    return start_server(fx->ix, &fx->srv, &fx->port);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return test_server_start(&fx, NULL, &(struct test_server_options){ .opened = load_corpus });
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (!fx)
-        return 0;
-    server_stop(fx->srv);
-    index_close(fx->ix);
-    test_rmtree(fx->dir);
-    free(fx->dir);
-    free(fx);
-    fx = NULL;
+    test_server_fini(&fx);
     return 0;
 }
 
 /* ---- cmocka helpers ---- */
 
-static void assert_json_content_type(const struct httpc_reply *r)
-{
-    char type[128];
-
-    if (!httpc_reply_header(r, "Content-Type", type, sizeof type))
-        fail_msg("reply %d has no Content-Type", r->status);
-    if (strncmp(type, "application/json", 16) != 0)
-        fail_msg("reply %d has Content-Type %s", r->status, type);
-}
-
-static json_t *parse_body(const struct httpc_reply *r)
-{
-    json_error_t jerr;
-    json_t *v = json_loadb(r->body, r->body_len, 0, &jerr);
-
-    if (!v)
-        fail_msg("reply %d: body is not JSON (%s): %.200s", r->status, jerr.text, r->body);
-    return v;
-}
-
 /* Sends one request to port and returns its JSON body, checking status and Content-Type. */
 static json_t *request_json_at(uint16_t port, const char *method, const char *target,
                                int want_status)
 {
-    struct httpc_reply r;
-
-    if (!http_request(port, method, target, &r))
-        fail_msg("%s %.100s: no reply", method, target);
-    if (r.status != want_status)
-        fail_msg("%s %.100s: want %d, got %d: %.300s", method, target, want_status, r.status,
-                 r.body);
-    assert_json_content_type(&r);
-    json_t *v = parse_body(&r);
-    httpc_reply_fini(&r);
-    return v;
+    return test_request_json(port, method, target, NULL, NULL, 0, want_status);
 }
 
 static json_t *request_json(const char *method, const char *target, int want_status)
 {
-    return request_json_at(fx->port, method, target, want_status);
+    return request_json_at(fx.port, method, target, want_status);
 }
 
 static json_t *get_json(const char *target, int want_status)
@@ -207,21 +153,10 @@ static json_t *get_json(const char *target, int want_status)
     return request_json("GET", target, want_status);
 }
 
-/* An error reply: the status, JSON, {"error": {"code": code, "message": "..."}}. */
-static void assert_error_body(json_t *v, const char *code)
-{
-    json_t *error = json_object_get(v, "error");
-    assert_true(json_is_object(error));
-    assert_string_equal(json_string_value(json_object_get(error, "code")), code);
-    const char *message = json_string_value(json_object_get(error, "message"));
-    assert_non_null(message);
-    assert_true(strlen(message) > 0);
-}
-
 static void expect_error(const char *method, const char *target, int status, const char *code)
 {
     json_t *v = request_json(method, target, status);
-    assert_error_body(v, code);
+    test_assert_error_body(v, code);
     json_decref(v);
 }
 
@@ -239,15 +174,7 @@ static json_t *search_at(uint16_t port, const char *q, const char *extra, int wa
 
 static json_t *search(const char *q, const char *extra, int want_status)
 {
-    return search_at(fx->port, q, extra, want_status);
-}
-
-static json_int_t json_int_field(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v))
-        fail_msg("field \"%s\" is not an integer", key);
-    return json_integer_value(v);
+    return search_at(fx.port, q, extra, want_status);
 }
 
 static const char *hit_id(json_t *body, size_t i)
@@ -293,9 +220,9 @@ static void assert_search_shape(json_t *body, const char *q)
     assert_true(json_is_number(json_object_get(body, "took_ms")));
     assert_true(json_number_value(json_object_get(body, "took_ms")) >= 0);
     assert_true(json_is_array(json_object_get(body, "hits")));
-    json_int_field(body, "total");
-    json_int_field(body, "offset");
-    json_int_field(body, "limit");
+    test_json_int_field(body, "total");
+    test_json_int_field(body, "offset");
+    test_json_int_field(body, "limit");
 }
 
 /* ---- /search ---- */
@@ -306,9 +233,9 @@ static void test_search_bedrock_finds_aws_with_snippet(void **state)
     /* highlighting on (the default): the title matches nothing of the query */
     json_t *body = search("Bedrock 普惠化", NULL, 200);
     assert_search_shape(body, "Bedrock 普惠化");
-    assert_int_equal(json_int_field(body, "total"), 1);
-    assert_int_equal(json_int_field(body, "offset"), 0);
-    assert_int_equal(json_int_field(body, "limit"), 10);
+    assert_int_equal(test_json_int_field(body, "total"), 1);
+    assert_int_equal(test_json_int_field(body, "offset"), 0);
+    assert_int_equal(test_json_int_field(body, "limit"), 10);
     assert_int_equal(json_array_size(json_object_get(body, "hits")), 1);
     assert_string_equal(hit_id(body, 0), "cbj-aws-bedrock");
     json_t *hit = json_array_get(json_object_get(body, "hits"), 0);
@@ -331,7 +258,7 @@ static void test_search_bedrock_finds_aws_with_snippet(void **state)
     /* and with a word that the title has too */
     body = search("Bedrock 普惠化 亚马逊", NULL, 200);
     assert_search_shape(body, "Bedrock 普惠化 亚马逊");
-    assert_int_equal(json_int_field(body, "total"), 1);
+    assert_int_equal(test_json_int_field(body, "total"), 1);
     assert_string_equal(hit_id(body, 0), "cbj-aws-bedrock");
     hit = json_array_get(json_object_get(body, "hits"), 0);
     assert_string_equal(json_string_value(json_object_get(hit, "title_html")),
@@ -384,7 +311,7 @@ static void test_search_totals_and_first_hits_match_corpus(void **state)
     for (size_t i = 0; i < sizeof search_cases / sizeof *search_cases; i++) {
         json_t *body = search(search_cases[i].q, "&highlight=0", 200);
         assert_search_shape(body, search_cases[i].q);
-        json_int_t total = json_int_field(body, "total");
+        json_int_t total = test_json_int_field(body, "total");
         if (total != search_cases[i].total)
             fail_msg("row %zu \"%s\": want total %lld, got %lld", i, search_cases[i].q,
                      (long long)search_cases[i].total, (long long)total);
@@ -460,36 +387,36 @@ static void test_search_limit_offset_page_through_hits(void **state)
 {
     (void)state;
     json_t *all = search("马斯克", "&highlight=0", 200);
-    assert_int_equal(json_int_field(all, "total"), 2);
+    assert_int_equal(test_json_int_field(all, "total"), 2);
     const char *first = hit_id(all, 0), *second = hit_id(all, 1);
     assert_string_not_equal(first, second);
 
     json_t *page = search("马斯克", "&highlight=0&limit=1", 200);
-    assert_int_equal(json_int_field(page, "total"), 2);
-    assert_int_equal(json_int_field(page, "limit"), 1);
+    assert_int_equal(test_json_int_field(page, "total"), 2);
+    assert_int_equal(test_json_int_field(page, "limit"), 1);
     assert_int_equal(json_array_size(json_object_get(page, "hits")), 1);
     assert_string_equal(hit_id(page, 0), first);
     json_decref(page);
 
     page = search("马斯克", "&highlight=0&limit=1&offset=1", 200);
-    assert_int_equal(json_int_field(page, "total"), 2);
-    assert_int_equal(json_int_field(page, "offset"), 1);
+    assert_int_equal(test_json_int_field(page, "total"), 2);
+    assert_int_equal(test_json_int_field(page, "offset"), 1);
     assert_int_equal(json_array_size(json_object_get(page, "hits")), 1);
     assert_string_equal(hit_id(page, 0), second);
     json_decref(page);
 
     page = search("马斯克", "&highlight=0&offset=2", 200);
-    assert_int_equal(json_int_field(page, "total"), 2);
+    assert_int_equal(test_json_int_field(page, "total"), 2);
     assert_int_equal(json_array_size(json_object_get(page, "hits")), 0);
     json_decref(page);
 
     page = search("马斯克", "&highlight=0&limit=0", 200);
-    assert_int_equal(json_int_field(page, "total"), 2);
+    assert_int_equal(test_json_int_field(page, "total"), 2);
     assert_int_equal(json_array_size(json_object_get(page, "hits")), 0);
     json_decref(page);
 
     page = search("马斯克", "&highlight=0&limit=100&offset=10000", 200);
-    assert_int_equal(json_int_field(page, "total"), 2);
+    assert_int_equal(test_json_int_field(page, "total"), 2);
     assert_int_equal(json_array_size(json_object_get(page, "hits")), 0);
     json_decref(page);
     json_decref(all);
@@ -531,14 +458,14 @@ static void test_bad_requests_get_json_errors(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof bad_requests / sizeof *bad_requests; i++) {
         struct httpc_reply r;
-        if (!http_request(fx->port, "GET", bad_requests[i].target, &r))
+        if (!test_http_request(fx.port, "GET", bad_requests[i].target, NULL, NULL, 0, &r))
             fail_msg("row %zu %s: no reply", i, bad_requests[i].target);
         if (r.status != bad_requests[i].status)
             fail_msg("row %zu %s: want %d, got %d: %.200s", i, bad_requests[i].target,
                      bad_requests[i].status, r.status, r.body);
-        assert_json_content_type(&r);
-        json_t *v = parse_body(&r);
-        assert_error_body(v, bad_requests[i].code);
+        test_assert_json_content_type(&r);
+        json_t *v = test_parse_body(&r);
+        test_assert_error_body(v, bad_requests[i].code);
         json_decref(v);
         httpc_reply_fini(&r);
     }
@@ -584,14 +511,14 @@ static void test_huge_uri_is_414_json(void **state)
                          target) > 0);
     struct httpc_conn c;
     struct httpc_reply r;
-    assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, fx.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, text, strlen(text)));
     assert_true(httpc_read_reply(&c, &r));
     httpc_close(&c);
     assert_int_equal(r.status, 414);
-    assert_json_content_type(&r);
-    json_t *v = parse_body(&r);
-    assert_error_body(v, "uri_too_long");
+    test_assert_json_content_type(&r);
+    json_t *v = test_parse_body(&r);
+    test_assert_error_body(v, "uri_too_long");
     json_decref(v);
     httpc_reply_fini(&r);
     free(text);
@@ -662,7 +589,7 @@ static void test_index_twice_finds_each_document_once(void **state)
     char *files[] = { corpus };
     char *dir = test_mkdtemp();
     struct index *ix;
-    struct server *srv;
+    struct test_server ts;
     struct bulkload_stats stats;
     struct xerr err = { 0 };
     uint16_t port;
@@ -678,18 +605,17 @@ static void test_index_twice_finds_each_document_once(void **state)
         assert_int_equal(stats.docs, CORPUS_DOCS);
         index_close(ix);
     }
-    if (index_open(dir, TOKENIZE_DEFAULT, &ix, &err) != XE_OK)
-        fail_msg("reopening: %s", err.msg);
-    assert_int_equal(start_server(ix, &srv, &port), 0);
+    assert_int_equal(test_server_start(&ts, dir, NULL), 0); /* reopens the folder */
+    port = ts.port;
 
     json_t *v = request_json_at(port, "GET", "/stats", 200);
-    assert_int_equal(json_int_field(v, "documents"), CORPUS_DOCS);
-    assert_int_equal(json_int_field(v, "segments"), 1);
+    assert_int_equal(test_json_int_field(v, "documents"), CORPUS_DOCS);
+    assert_int_equal(test_json_int_field(v, "segments"), 1);
     json_decref(v);
 
     /* the example: one hit, highlighted */
     v = search_at(port, "Bedrock 普惠化", NULL, 200);
-    assert_int_equal(json_int_field(v, "total"), 1);
+    assert_int_equal(test_json_int_field(v, "total"), 1);
     assert_int_equal(json_array_size(json_object_get(v, "hits")), 1);
     assert_string_equal(hit_id(v, 0), "cbj-aws-bedrock");
     const char *snippet =
@@ -701,7 +627,7 @@ static void test_index_twice_finds_each_document_once(void **state)
     /* every row of the corpus table, as for one load */
     for (size_t i = 0; i < sizeof search_cases / sizeof *search_cases; i++) {
         v = search_at(port, search_cases[i].q, "&highlight=0", 200);
-        json_int_t total = json_int_field(v, "total");
+        json_int_t total = test_json_int_field(v, "total");
         if (total != search_cases[i].total)
             fail_msg("row %zu \"%s\": want total %lld, got %lld", i, search_cases[i].q,
                      (long long)search_cases[i].total, (long long)total);
@@ -729,8 +655,7 @@ static void test_index_twice_finds_each_document_once(void **state)
     json_decref(v);
     json_decref(want);
 
-    server_stop(srv);
-    index_close(ix);
+    test_server_fini(&ts);
     test_rmtree(dir);
     free(dir);
 }
@@ -785,12 +710,12 @@ static void test_stats_count_documents_segments_queries(void **state)
 {
     (void)state;
     json_t *before = get_json("/stats", 200);
-    assert_int_equal(json_int_field(before, "documents"), CORPUS_DOCS);
-    assert_int_equal(json_int_field(before, "segments"), 1);
-    assert_true(json_int_field(before, "terms") > 0);
-    assert_true(json_int_field(before, "index_bytes") > 0);
-    assert_true(json_int_field(before, "uptime_s") >= 0);
-    json_int_t queries = json_int_field(before, "queries");
+    assert_int_equal(test_json_int_field(before, "documents"), CORPUS_DOCS);
+    assert_int_equal(test_json_int_field(before, "segments"), 1);
+    assert_true(test_json_int_field(before, "terms") > 0);
+    assert_true(test_json_int_field(before, "index_bytes") > 0);
+    assert_true(test_json_int_field(before, "uptime_s") >= 0);
+    json_int_t queries = test_json_int_field(before, "queries");
     assert_true(queries >= 0);
     json_decref(before);
 
@@ -800,8 +725,8 @@ static void test_stats_count_documents_segments_queries(void **state)
     json_decref(get_json("/health", 200)); /* not a search */
 
     json_t *after = get_json("/stats", 200);
-    assert_int_equal(json_int_field(after, "queries"), queries + 3);
-    assert_int_equal(json_int_field(after, "documents"), CORPUS_DOCS);
+    assert_int_equal(test_json_int_field(after, "queries"), queries + 3);
+    assert_int_equal(test_json_int_field(after, "documents"), CORPUS_DOCS);
     json_decref(after);
 }
 
@@ -827,7 +752,7 @@ static void head_request(struct httpc_conn *c, const char *target, int want, siz
         fail_msg("HEAD %s: no reply", target);
     if (r.status != want)
         fail_msg("HEAD %s: want %d, got %d", target, want, r.status);
-    assert_json_content_type(&r);
+    test_assert_json_content_type(&r);
     if (!httpc_reply_header(&r, "Content-Length", value, sizeof value))
         fail_msg("HEAD %s: no Content-Length in %s", target, r.head);
     char *num_end;
@@ -855,7 +780,7 @@ static void test_head_sends_headers_only_on_keep_alive(void **state)
     size_t length;
 
     (void)state;
-    assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, fx.port, TEST_SERVER_IO_TIMEOUT_S));
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         /* GET, then HEAD, then GET again on the same connection */
         assert_true(conn_request(&c, "GET", cases[i].target, &r));
@@ -884,7 +809,7 @@ static void test_head_sends_headers_only_on_keep_alive(void **state)
     assert_true(length > 0);
     assert_true(conn_request(&c, "GET", "/search?q=TruthGPT&highlight=0", &r));
     assert_int_equal(r.status, 200);
-    json_t *v = parse_body(&r);
+    json_t *v = test_parse_body(&r);
     assert_string_equal(hit_id(v, 0), "cbj-musk-xai");
     json_decref(v);
     httpc_reply_fini(&r);
@@ -894,7 +819,7 @@ static void test_head_sends_headers_only_on_keep_alive(void **state)
     head_request(&c, "/health", 200, &length);
     assert_true(conn_request(&c, "GET", "/health", &r));
     assert_int_equal(r.status, 200);
-    v = parse_body(&r);
+    v = test_parse_body(&r);
     assert_json_equals_text(v, "{\"status\": \"ok\"}");
     json_decref(v);
     httpc_reply_fini(&r);
@@ -909,14 +834,14 @@ static void test_head_then_get_pipelined(void **state)
     struct httpc_reply r;
 
     (void)state;
-    assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, fx.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, two, sizeof two - 1));
     assert_true(httpc_read_head_reply(&c, &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 200);
-    json_t *v = parse_body(&r);
+    json_t *v = test_parse_body(&r);
     assert_string_equal(hit_id(v, 0), "video-musk-ai-safety");
     json_decref(v);
     httpc_reply_fini(&r);
@@ -938,16 +863,16 @@ static void test_wrong_method_is_405_with_allow(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct httpc_reply r;
         char allow[128];
-        if (!http_request(fx->port, cases[i].method, cases[i].target, &r))
+        if (!test_http_request(fx.port, cases[i].method, cases[i].target, NULL, NULL, 0, &r))
             fail_msg("%s %s: no reply", cases[i].method, cases[i].target);
         if (r.status != 405)
             fail_msg("%s %s: want 405, got %d", cases[i].method, cases[i].target, r.status);
-        assert_json_content_type(&r);
+        test_assert_json_content_type(&r);
         if (!httpc_reply_header(&r, "Allow", allow, sizeof allow))
             fail_msg("%s %s: 405 without Allow", cases[i].method, cases[i].target);
         assert_non_null(strstr(allow, "GET"));
-        json_t *v = parse_body(&r);
-        assert_error_body(v, "method_not_allowed");
+        json_t *v = test_parse_body(&r);
+        test_assert_error_body(v, "method_not_allowed");
         json_decref(v);
         httpc_reply_fini(&r);
     }
@@ -961,13 +886,13 @@ static void test_keep_alive_serves_two_requests_on_one_connection(void **state)
     struct httpc_reply r;
 
     (void)state;
-    assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, fx.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(conn_request(&c, "GET", "/health", &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
     assert_true(conn_request(&c, "GET", "/search?q=TruthGPT&highlight=0", &r));
     assert_int_equal(r.status, 200);
-    json_t *v = parse_body(&r);
+    json_t *v = test_parse_body(&r);
     assert_string_equal(hit_id(v, 0), "cbj-musk-xai");
     json_decref(v);
     httpc_reply_fini(&r);
@@ -977,7 +902,7 @@ static void test_keep_alive_serves_two_requests_on_one_connection(void **state)
     httpc_reply_fini(&r);
     assert_true(conn_request(&c, "GET", "/search?q=DeepMind&highlight=0", &r));
     assert_int_equal(r.status, 200);
-    v = parse_body(&r);
+    v = test_parse_body(&r);
     assert_string_equal(hit_id(v, 0), "video-musk-ai-safety");
     json_decref(v);
     httpc_reply_fini(&r);
@@ -992,17 +917,17 @@ static void test_pipelined_requests_answer_in_order(void **state)
     struct httpc_reply r;
 
     (void)state;
-    assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, fx.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, two, sizeof two - 1));
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 200);
-    json_t *v = parse_body(&r);
+    json_t *v = test_parse_body(&r);
     assert_string_equal(hit_id(v, 0), "cbj-musk-xai");
     json_decref(v);
     httpc_reply_fini(&r);
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 200);
-    v = parse_body(&r);
+    v = test_parse_body(&r);
     assert_string_equal(hit_id(v, 0), "video-musk-ai-safety");
     json_decref(v);
     httpc_reply_fini(&r);
@@ -1030,13 +955,13 @@ static void test_server_stop_returns_with_idle_keep_alive_open(void **state)
     struct httpc_reply r;
 
     (void)state;
-    assert_int_equal(start_server(fx->ix, &srv, &port), 0);
-    assert_int_not_equal(port, fx->port);
-    assert_true(httpc_open(&idle, port, HTTP_IO_TIMEOUT_S));
+    assert_int_equal(start_server(fx.ix, &srv, &port), 0);
+    assert_int_not_equal(port, fx.port);
+    assert_true(httpc_open(&idle, port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(conn_request(&idle, "GET", "/health", &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    assert_true(httpc_open(&partial, port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&partial, port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&partial, "GET /hea", 8)); /* half a request */
 
     alarm(STOP_WATCHDOG_S); /* a stop that hangs kills the run instead of blocking it */
@@ -1048,7 +973,7 @@ static void test_server_stop_returns_with_idle_keep_alive_open(void **state)
     httpc_close(&idle);
     httpc_close(&partial);
     /* nothing listens there any more */
-    assert_false(httpc_open(&late, port, HTTP_IO_TIMEOUT_S));
+    assert_false(httpc_open(&late, port, TEST_SERVER_IO_TIMEOUT_S));
     httpc_close(&late);
 
     /* the group's server is untouched */
@@ -1081,7 +1006,7 @@ static void *load_main(void *arg)
     struct httpc_conn c;
     size_t n_targets = sizeof load_requests / sizeof *load_requests;
 
-    if (!httpc_open(&c, w->port, HTTP_IO_TIMEOUT_S)) {
+    if (!httpc_open(&c, w->port, TEST_SERVER_IO_TIMEOUT_S)) {
         snprintf(w->why, sizeof w->why, "worker %u: cannot connect", w->index);
         w->failed = LOAD_REQUESTS;
         return NULL;
@@ -1092,7 +1017,7 @@ static void *load_main(void *arg)
         /* every tenth request on a new connection: connects race with requests */
         if (i % 10 == 9) {
             httpc_close(&c);
-            if (!httpc_open(&c, w->port, HTTP_IO_TIMEOUT_S)) {
+            if (!httpc_open(&c, w->port, TEST_SERVER_IO_TIMEOUT_S)) {
                 w->failed++;
                 continue;
             }
@@ -1101,7 +1026,7 @@ static void *load_main(void *arg)
             snprintf(w->why, sizeof w->why, "worker %u request %u: no reply", w->index, i);
             w->failed++;
             httpc_close(&c);
-            if (!httpc_open(&c, w->port, HTTP_IO_TIMEOUT_S))
+            if (!httpc_open(&c, w->port, TEST_SERVER_IO_TIMEOUT_S))
                 break;
             continue;
         }
@@ -1124,7 +1049,7 @@ static void test_concurrent_clients_all_get_200(void **state)
 
     (void)state;
     for (unsigned i = 0; i < LOAD_THREADS; i++) {
-        workers[i] = (struct load_worker){ .port = fx->port, .index = i };
+        workers[i] = (struct load_worker){ .port = fx.port, .index = i };
         assert_int_equal(pthread_create(&workers[i].thread, NULL, load_main, &workers[i]), 0);
     }
     for (unsigned i = 0; i < LOAD_THREADS; i++)
@@ -1160,11 +1085,11 @@ static void expect_refusal(struct httpc_conn *c, int status, const char *code)
         fail_msg("no %d reply before the close (bytes: %.80s)", status, c->buf ? c->buf : "");
     if (r.status != status)
         fail_msg("want %d, got %d: %.200s", status, r.status, r.body);
-    assert_json_content_type(&r);
+    test_assert_json_content_type(&r);
     if (!httpc_reply_header(&r, "Connection", value, sizeof value) || strcasecmp(value, "close"))
         fail_msg("%d without Connection: close: %s", status, r.head);
-    json_t *v = parse_body(&r);
-    assert_error_body(v, code);
+    json_t *v = test_parse_body(&r);
+    test_assert_error_body(v, code);
     json_decref(v);
     httpc_reply_fini(&r);
     assert_true(peer_closed(c->fd));
@@ -1172,51 +1097,25 @@ static void expect_refusal(struct httpc_conn *c, int status, const char *code)
 
 /* A server with --request-timeout DEADLINE_S and one worker, over a fresh
  * empty index of its own (the tests write to it). */
-struct deadline_server {
-    char *dir;
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
-};
-
 static int deadline_setup(void **state)
 {
-    struct deadline_server *ds = calloc(1, sizeof *ds);
-    struct server_config cfg;
-    struct xerr err = { 0 };
+    struct test_server *ds = calloc(1, sizeof *ds);
 
-    if (!ds || !(ds->dir = test_mkdtemp()))
+    if (!ds)
         return -1;
     *state = ds;
-    if (index_open(ds->dir, TOKENIZE_DEFAULT, &ds->ix, &err) != XE_OK) {
-        fprintf(stderr, "%s: %s\n", ds->dir, err.msg);
-        return -1;
-    }
-    server_config_defaults(&cfg);
-    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    cfg.port = 0;
-    cfg.threads = DEADLINE_THREADS;
-    cfg.quiet = true;
-    cfg.request_timeout_s = DEADLINE_S;
-    if (server_start(ds->ix, &cfg, &ds->srv, &err) != XE_OK) {
-        fprintf(stderr, "server_start: %s\n", err.msg);
-        return -1;
-    }
-    ds->port = server_port(ds->srv);
-    return ds->port ? 0 : -1;
+    return test_server_start(ds, NULL,
+                             &(struct test_server_options){ .threads = DEADLINE_THREADS,
+                                                            .request_timeout_s = DEADLINE_S });
 }
 
 static int deadline_teardown(void **state)
 {
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
 
     if (!ds)
         return 0;
-    server_stop(ds->srv);
-    if (ds->ix)
-        index_close(ds->ix);
-    test_rmtree(ds->dir);
-    free(ds->dir);
+    test_server_fini(ds);
     free(ds);
     return 0;
 }
@@ -1224,7 +1123,7 @@ static int deadline_teardown(void **state)
 static void test_slow_request_is_408_and_closed_while_others_are_answered(void **state)
 {
     static const char head[] = "GET /health HTTP/1.1\r\nHost: x\r\n"; /* 9 s at this pace */
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
     struct httpc_conn slow;
     size_t sent = 0;
     unsigned answered_meanwhile = 0;
@@ -1232,7 +1131,7 @@ static void test_slow_request_is_408_and_closed_while_others_are_answered(void *
 
     /* before the connect: the server's deadline cannot start before start */
     uint64_t start = test_now_ms();
-    assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&slow, ds->port, TEST_SERVER_IO_TIMEOUT_S));
     while (!closed && sent < sizeof head - 1) {
         if (!httpc_send(&slow, head + sent, 1))
             fail_msg("byte %zu: the server reset the connection without a reply", sent);
@@ -1261,7 +1160,7 @@ static void test_slow_request_is_408_and_closed_while_others_are_answered(void *
 static void test_slow_body_is_408_and_not_stored(void **state)
 {
     static const char body[] = "{\"title\":\"sent one byte at a time\"}";
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
     struct httpc_conn slow;
     char head[256];
     size_t sent = 0;
@@ -1271,7 +1170,7 @@ static void test_slow_body_is_408_and_not_stored(void **state)
                      "PUT /documents/slow HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
                      sizeof body - 1);
     assert_true(n > 0 && (size_t)n < sizeof head);
-    assert_true(httpc_open(&slow, ds->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&slow, ds->port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&slow, head, (size_t)n));
     while (!closed && sent < sizeof body - 1) {
         closed = readable_within(slow.fd, SLOW_BYTE_MS);
@@ -1285,7 +1184,7 @@ static void test_slow_body_is_408_and_not_stored(void **state)
     expect_refusal(&slow, 408, "request_timeout");
     httpc_close(&slow);
     json_t *v = request_json_at(ds->port, "GET", "/documents/slow", 404);
-    assert_error_body(v, "not_found");
+    test_assert_error_body(v, "not_found");
     json_decref(v);
 }
 
@@ -1306,11 +1205,11 @@ static void keep_alive_step(struct httpc_conn *c, unsigned i, const char *method
 
 static void test_keep_alive_serves_50_requests_with_bodies(void **state)
 {
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
     struct httpc_conn c;
     char target[64], body[128];
 
-    assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, ds->port, TEST_SERVER_IO_TIMEOUT_S));
     for (unsigned i = 0; i < KEEP_ALIVE_REQUESTS; i++) {
         unsigned doc = i / 4;
         snprintf(target, sizeof target, "/documents/ka-%u", doc);
@@ -1351,10 +1250,10 @@ static void test_keep_alive_serves_50_requests_with_bodies(void **state)
 
 static void test_idle_keep_alive_outlives_request_timeout(void **state)
 {
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
     struct httpc_conn c;
 
-    assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, ds->port, TEST_SERVER_IO_TIMEOUT_S));
     keep_alive_step(&c, 0, "GET", "/health", NULL, 200, "\"ok\"");
     /* idle between requests is --idle-timeout's (30 s here), not the deadline's. Not
      * sleep-and-hope: the pause need only be longer than the deadline, which a busy
@@ -1367,16 +1266,16 @@ static void test_idle_keep_alive_outlives_request_timeout(void **state)
 static void test_pipelined_partial_request_is_408_after_the_first_reply(void **state)
 {
     static const char one_and_a_half[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /hea";
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
     struct httpc_conn c;
     struct httpc_reply r;
 
-    assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, ds->port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, one_and_a_half, sizeof one_and_a_half - 1));
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 200);
     httpc_reply_fini(&r);
-    /* the 408 is the assertion; HTTP_IO_TIMEOUT_S (10 s) on the read only detects a hang */
+    /* the 408 is the assertion; TEST_SERVER_IO_TIMEOUT_S (10 s) on the read only detects a hang */
     expect_refusal(&c, 408, "request_timeout");
     httpc_close(&c);
 }
@@ -1401,7 +1300,7 @@ static const struct {
 
 static void test_request_split_across_writes_is_answered(void **state)
 {
-    struct deadline_server *ds = *state;
+    struct test_server *ds = *state;
 
     for (size_t i = 0; i < sizeof split_cases / sizeof *split_cases; i++) {
         const char *text = split_cases[i].text;
@@ -1409,7 +1308,7 @@ static void test_request_split_across_writes_is_answered(void **state)
         struct httpc_conn c;
         struct httpc_reply r;
 
-        assert_true(httpc_open(&c, ds->port, HTTP_IO_TIMEOUT_S));
+        assert_true(httpc_open(&c, ds->port, TEST_SERVER_IO_TIMEOUT_S));
         for (size_t k = 0; k < 2 && split_cases[i].split_at[k]; k++) {
             size_t to = split_cases[i].split_at[k];
             assert_true(to > at && to < len);
@@ -1482,7 +1381,7 @@ static void test_oversized_head_is_json_431_or_414(void **state)
         char *text = big_request(head_cases[i].uri_bytes, head_cases[i].header_bytes,
                                  head_cases[i].n_headers, &len);
 
-        assert_true(httpc_open(&c, fx->port, HTTP_IO_TIMEOUT_S));
+        assert_true(httpc_open(&c, fx.port, TEST_SERVER_IO_TIMEOUT_S));
         if (head_cases[i].after_a_request)
             keep_alive_step(&c, 0, "GET", "/health", NULL, 200, "\"ok\"");
         if (!httpc_send(&c, text, len))

@@ -14,7 +14,7 @@
  * - suggest_run() (query/suggest.h) on a small hand-made index: exact lists
  *   for CJK prefixes, single characters, Latin prefix expansion with the
  *   typed case kept, the errors it refuses with, and deleted documents.
- * - HTTP end to end (server_start on 127.0.0.1 port 0, tests/httpc.h): the
+ * - HTTP end to end (tests/testserver.h on 127.0.0.1 port 0): the
  *   /search parameters source, tag, from, to, sort and facets with their 400
  *   errors, /suggest, OPTIONS preflight and CORS headers with and without
  *   server_config.cors_origin, and the search page at GET / and HEAD /.
@@ -61,6 +61,7 @@
 #include "server/http.h"
 #include "server/routes.h"
 #include "tests/httpc.h"
+#include "tests/testserver.h"
 #include "tests/testutil.h"
 
 #define TEST_BLOCK_DOCS 2 /* posting blocks of two documents: lists cross blocks */
@@ -68,8 +69,6 @@
 #define FACETS_MAX_BYTES 2048
 #define MAX_TEST_HITS 64
 #define SCORE_EPSILON 1e-12
-#define SERVER_THREADS 2
-#define HTTP_IO_TIMEOUT_S 10 /* a hung server fails the test, not the run */
 #define TARGET_MAX_BYTES 4096
 #define CORS_ORIGIN "https://news.example"
 
@@ -1228,45 +1227,29 @@ static const char http_corpus[] =
     "\"date\":\"2024-03-02\"}\n";
 #define HTTP_CORPUS_DOCS 5
 
-struct http_server {
-    char *dir;
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
-};
-
-static struct http_server plain_srv; /* the group's server, without CORS */
+static struct test_server plain_srv; /* the group's server, without CORS */
 
 #define CACHE_BYTES_DEFAULT SIZE_MAX /* http_server_start_with(): server_config_defaults()'s */
 
-/*
- * Loads http_corpus into a fresh index and serves it; cors_origin may be
- * NULL; cache_bytes is server_config.cache_bytes, or CACHE_BYTES_DEFAULT;
- * query_clock is server_config.query_clock_ns (NULL: the real clock).
- */
-static int http_server_start_with(struct http_server *hs, const char *cors_origin,
-                                  size_t cache_bytes, uint64_t (*query_clock)(void))
+/* test_server_options.opened: loads http_corpus (written beside the folder, then removed). */
+static int load_http_corpus(struct test_server *ts, void *arg)
 {
     struct bulkload_stats stats;
-    struct server_config cfg;
     struct xerr err = { 0 };
     char path[4096];
 
-    memset(hs, 0, sizeof *hs);
-    if (!(hs->dir = test_mkdtemp()))
-        return -1;
-    snprintf(path, sizeof path, "%s/corpus.jsonl", hs->dir);
+    (void)arg;
+    snprintf(path, sizeof path, "%s.corpus.jsonl", ts->dir);
     FILE *fp = fopen(path, "w");
     if (!fp || fwrite(http_corpus, 1, sizeof http_corpus - 1, fp) != sizeof http_corpus - 1 ||
         fclose(fp) != 0)
         return -1;
     char *files[] = { path };
-    char data[4096];
-    snprintf(data, sizeof data, "%s/data", hs->dir);
-    if (index_open(data, TOKENIZE_DEFAULT, &hs->ix, &err) != XE_OK ||
-        bulkload_files(hs->ix, files, 1,
-                       &(struct bulkload_options){ .threads = 1, .errors = stderr }, &stats,
-                       &err) != XE_OK) {
+    int rc = bulkload_files(ts->ix, files, 1,
+                            &(struct bulkload_options){ .threads = 1, .errors = stderr }, &stats,
+                            &err);
+    remove(path);
+    if (rc != XE_OK) {
         fprintf(stderr, "building the index: %s\n", err.msg);
         return -1;
     }
@@ -1275,38 +1258,28 @@ static int http_server_start_with(struct http_server *hs, const char *cors_origi
                 (unsigned long long)stats.docs, (unsigned long long)stats.bad_lines);
         return -1;
     }
-    server_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = SERVER_THREADS;
-    cfg.quiet = true;
-    cfg.cors_origin = cors_origin;
-    if (cache_bytes != CACHE_BYTES_DEFAULT)
-        cfg.cache_bytes = cache_bytes;
-    cfg.query_clock_ns = query_clock;
-    if (!query_clock)
-        cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    if (server_start(hs->ix, &cfg, &hs->srv, &err) != XE_OK) {
-        fprintf(stderr, "server_start: %s\n", err.msg);
-        return -1;
-    }
-    hs->port = server_port(hs->srv);
-    return hs->port ? 0 : -1;
+    return 0;
 }
 
-static int http_server_start(struct http_server *hs, const char *cors_origin)
+/*
+ * Loads http_corpus into a fresh index and serves it; cors_origin may be
+ * NULL; cache_bytes is 0 (no cache) or CACHE_BYTES_DEFAULT; query_clock is
+ * server_config.query_clock_ns (NULL: the real clock).
+ */
+static int http_server_start_with(struct test_server *hs, const char *cors_origin,
+                                  size_t cache_bytes, uint64_t (*query_clock)(void))
+{
+    assert_true(cache_bytes == 0 || cache_bytes == CACHE_BYTES_DEFAULT);
+    return test_server_start(hs, NULL,
+                             &(struct test_server_options){ .cors_origin = cors_origin,
+                                                            .no_cache = cache_bytes == 0,
+                                                            .query_clock_ns = query_clock,
+                                                            .opened = load_http_corpus });
+}
+
+static int http_server_start(struct test_server *hs, const char *cors_origin)
 {
     return http_server_start_with(hs, cors_origin, CACHE_BYTES_DEFAULT, NULL);
-}
-
-static void http_server_stop(struct http_server *hs)
-{
-    if (hs->srv)
-        server_stop(hs->srv);
-    if (hs->ix)
-        index_close(hs->ix);
-    test_rmtree(hs->dir);
-    free(hs->dir);
-    memset(hs, 0, sizeof *hs);
 }
 
 static int http_group_setup(void **state)
@@ -1318,7 +1291,7 @@ static int http_group_setup(void **state)
 static int http_group_teardown(void **state)
 {
     (void)state;
-    http_server_stop(&plain_srv);
+    test_server_fini(&plain_srv);
     return 0;
 }
 
@@ -1326,14 +1299,7 @@ static int http_group_teardown(void **state)
 static void http_do(uint16_t port, const char *method, const char *target,
                     const char *headers, struct httpc_reply *r)
 {
-    struct httpc_conn c;
-    char extra[1024];
-
-    snprintf(extra, sizeof extra, "Connection: close\r\n%s", headers ? headers : "");
-    bool ok = httpc_open(&c, port, HTTP_IO_TIMEOUT_S) &&
-              httpc_request(&c, method, target, extra, NULL, 0, r);
-    httpc_close(&c);
-    if (!ok)
+    if (!test_http_request(port, method, target, headers, NULL, 0, r))
         fail_msg("%s %.200s: no reply", method, target);
 }
 
@@ -1341,41 +1307,14 @@ static void http_do(uint16_t port, const char *method, const char *target,
 static void http_do_body(uint16_t port, const char *method, const char *target, const char *body,
                          struct httpc_reply *r)
 {
-    struct httpc_conn c;
-
-    bool ok = httpc_open(&c, port, HTTP_IO_TIMEOUT_S) &&
-              httpc_request(&c, method, target, "Connection: close\r\n", body,
-                            body ? strlen(body) : 0, r);
-    httpc_close(&c);
-    if (!ok)
+    if (!test_http_request(port, method, target, NULL, body, body ? strlen(body) : 0, r))
         fail_msg("%s %.200s: no reply", method, target);
-}
-
-static json_t *parse_body(const struct httpc_reply *r)
-{
-    json_error_t jerr;
-    json_t *v = json_loadb(r->body, r->body_len, 0, &jerr);
-
-    if (!v)
-        fail_msg("reply %d: body is not JSON (%s): %.200s", r->status, jerr.text, r->body);
-    return v;
 }
 
 /* GET target from the group's server: status want, JSON body (a new reference). */
 static json_t *get_json(const char *target, int want)
 {
-    struct httpc_reply r;
-    char type[128];
-
-    http_do(plain_srv.port, "GET", target, NULL, &r);
-    if (r.status != want)
-        fail_msg("GET %.200s: want %d, got %d: %.300s", target, want, r.status, r.body);
-    if (!httpc_reply_header(&r, "Content-Type", type, sizeof type) ||
-        strncmp(type, "application/json", 16) != 0)
-        fail_msg("GET %.200s: Content-Type is not JSON", target);
-    json_t *v = parse_body(&r);
-    httpc_reply_fini(&r);
-    return v;
+    return test_request_json(plain_srv.port, "GET", target, NULL, NULL, 0, want);
 }
 
 /* A 400 whose message contains says. */
@@ -1762,7 +1701,7 @@ static void test_http_options_and_no_cors_headers_by_default(void **state)
 
 static void test_http_cors_origin_on_every_reply_and_preflight(void **state)
 {
-    struct http_server cors;
+    struct test_server cors;
 
     (void)state;
     assert_int_equal(http_server_start(&cors, CORS_ORIGIN), 0);
@@ -1805,7 +1744,7 @@ static void test_http_cors_origin_on_every_reply_and_preflight(void **state)
     assert_int_equal(r.status, 200);
     assert_header(&r, "Access-Control-Allow-Origin", CORS_ORIGIN);
     httpc_reply_fini(&r);
-    http_server_stop(&cors);
+    test_server_fini(&cors);
 }
 
 
@@ -1816,7 +1755,7 @@ static void test_http_search_page_get_and_head(void **state)
     char value[128];
 
     (void)state;
-    assert_true(httpc_open(&c, plain_srv.port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, plain_srv.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_request(&c, "GET", "/", NULL, NULL, 0, &r));
     assert_int_equal(r.status, 200);
     assert_true(has_header(&r, "Content-Type", value, sizeof value));
@@ -1859,7 +1798,6 @@ static void test_http_search_page_get_and_head(void **state)
 
 /* ---- the /search response cache (server/cache.h) ---- */
 
-#define PUBLISH_POLL_MS 10      /* between GETs while a write becomes visible */
 #define TOOK_TEXT_MAX_BYTES 12  /* "%.6g" of a non-negative number: at most "1.23457e+06" */
 
 /* The value of the unlabelled counter name in a /metrics reply of the server at port. */
@@ -1941,7 +1879,7 @@ static void search_reply(uint16_t port, const char *target, struct httpc_reply *
 /* The hit ids of a /search reply, in order, and its total. */
 static void reply_ids(const struct httpc_reply *r, char *ids, size_t cap, json_int_t *total)
 {
-    json_t *body = parse_body(r);
+    json_t *body = test_parse_body(r);
 
     body_ids(body, ids, cap);
     assert_true(json_is_integer(json_object_get(body, "total")));
@@ -1972,7 +1910,7 @@ static void test_http_cache_repeats_the_reply_with_a_fresh_took_ms(void **state)
     reply_ids(&second, ids, sizeof ids, &total);
     assert_string_equal(ids, "h2 h1");
     assert_int_equal(total, 2);
-    json_t *body = parse_body(&second);
+    json_t *body = test_parse_body(&second);
     assert_true(json_is_number(json_object_get(body, "took_ms")));
     assert_string_equal(json_string_value(json_object_get(body, "query")), "bedrock");
     assert_int_equal(json_integer_value(json_object_get(body, "limit")), 7);
@@ -2003,24 +1941,12 @@ static void test_http_cache_repeats_the_reply_with_a_fresh_took_ms(void **state)
 static void wait_published(uint16_t port, const char *id, const char *want)
 {
     char target[64];
-    uint64_t start = test_now_ms();
+    struct httpc_reply r;
     int n = snprintf(target, sizeof target, "/documents/%s", id);
 
     assert_true(n > 0 && (size_t)n < sizeof target);
-    for (;;) {
-        struct httpc_reply r;
-        http_do(port, "GET", target, NULL, &r);
-        bool there = want ? r.status == 200 && strstr(r.body, want) != NULL : r.status == 404;
-        int status = r.status;
-        httpc_reply_fini(&r);
-        if (there)
-            return;
-        if (status != 200 && status != 404)
-            fail_msg("GET %s: %d", target, status);
-        if (test_now_ms() - start > TEST_HANG_MS)
-            fail_msg("GET %s: not published after %d ms (hung?)", target, TEST_HANG_MS);
-        test_sleep_ms(PUBLISH_POLL_MS);
-    }
+    test_wait_get(port, target, want ? 200 : 404, want, true, &r);
+    httpc_reply_fini(&r);
 }
 
 /* The hit ids of target at port have (or lack) id, now: no waiting. */
@@ -2105,7 +2031,7 @@ static void check_writes_show_through(uint16_t port)
 
 static void test_http_cache_never_serves_a_search_older_than_a_write(void **state)
 {
-    struct http_server hs;
+    struct test_server hs;
 
     (void)state;
     assert_int_equal(http_server_start(&hs, NULL), 0); /* its own: the writes change results */
@@ -2115,7 +2041,7 @@ static void test_http_cache_never_serves_a_search_older_than_a_write(void **stat
     struct cache_counts c1 = cache_counts(hs.port);
     assert_true(c1.hits - c0.hits >= 5);
     assert_true(c1.misses - c0.misses >= 5); /* one per snapshot at least */
-    http_server_stop(&hs);
+    test_server_fini(&hs);
 }
 
 static void test_http_cache_head_has_the_length_of_the_get(void **state)
@@ -2130,7 +2056,7 @@ static void test_http_cache_head_has_the_length_of_the_get(void **state)
 
     (void)state;
     struct cache_counts c0 = cache_counts(plain_srv.port);
-    assert_true(httpc_open(&c, plain_srv.port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, plain_srv.port, TEST_SERVER_IO_TIMEOUT_S));
     /* HEAD first (a miss that fills the cache), GET (a hit), HEAD again (a hit) */
     for (int round = 0; round < 3; round++) {
         if (round == 1) {
@@ -2171,7 +2097,7 @@ static void test_http_cache_head_has_the_length_of_the_get(void **state)
 
 static void test_http_cache_off_answers_the_same_and_counts_no_hits(void **state)
 {
-    struct http_server off;
+    struct test_server off;
     struct httpc_reply a, b, cached;
     char ids_a[256], ids_cached[256];
     json_int_t total_a, total_cached;
@@ -2196,7 +2122,7 @@ static void test_http_cache_off_answers_the_same_and_counts_no_hits(void **state
     /* writes show as they do with the cache, and still nothing is a hit */
     check_writes_show_through(off.port);
     assert_int_equal(metric_value(off.port, "xun_search_cache_hits_total"), 0);
-    http_server_stop(&off);
+    test_server_fini(&off);
 }
 
 
@@ -2208,7 +2134,7 @@ static uint64_t clock_past_every_deadline(void)
 
 static void test_http_timed_out_search_says_so_and_is_not_cached(void **state)
 {
-    struct http_server late;
+    struct test_server late;
     struct httpc_reply r;
 
     (void)state;
@@ -2222,7 +2148,7 @@ static void test_http_timed_out_search_says_so_and_is_not_cached(void **state)
     struct cache_counts c0 = cache_counts(late.port);
     for (int i = 0; i < 2; i++) {
         search_reply(late.port, "/search?q=news&limit=2", &r);
-        body = parse_body(&r);
+        body = test_parse_body(&r);
         assert_true(json_is_true(json_object_get(body, "timed_out")));
         assert_string_equal(json_string_value(json_object_get(body, "total_relation")), "gte");
         assert_int_equal(json_integer_value(json_object_get(body, "total")), 0);
@@ -2234,7 +2160,7 @@ static void test_http_timed_out_search_says_so_and_is_not_cached(void **state)
     struct cache_counts c1 = cache_counts(late.port);
     assert_int_equal(c1.misses - c0.misses, 2);
     assert_int_equal(c1.hits - c0.hits, 0);
-    http_server_stop(&late);
+    test_server_fini(&late);
 }
 
 int main(void)

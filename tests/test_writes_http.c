@@ -34,10 +34,10 @@
 #include "index/base/limits.h"
 #include "server/http.h"
 #include "tests/httpc.h"
+#include "tests/testserver.h"
 #include "tests/testutil.h"
 
-#define SERVER_THREADS 2
-#define HTTP_IO_TIMEOUT_S 10             /* a hung server fails the test, not the run */
+#define TEST_SERVER_IO_TIMEOUT_S 10             /* a hung server fails the test, not the run */
 #define TARGET_MAX_BYTES 4096
 #define POLL_SLEEP_MS 20
 #define API_KEY "s3cret"
@@ -45,73 +45,30 @@
 #define WRITES_PER_THREAD 20
 #define UPDATES_PER_THREAD 5             /* the last PUTs of a thread replace its first docs */
 
-/* ---- requests, through tests/httpc.h ---- */
-
-/* One request on a fresh connection, closed after the reply; headers end in CRLF or are NULL. */
-static bool http_request(uint16_t port, const char *method, const char *target,
-                         const char *headers, const char *body, size_t body_len,
-                         struct httpc_reply *r)
-{
-    return httpc_request_once(port, HTTP_IO_TIMEOUT_S, method, target, headers, body, body_len,
-                              r);
-}
-
-/* ---- the server under test: one per test, over its own folder ---- */
+/* ---- the server under test: one per test, over its own folder (tests/testserver.h) ---- */
 
 struct fixture {
-    char *dir;
-    struct index *ix;
-    struct server *srv;
-    uint16_t port;
+    struct test_server ts;
     const char *api_key; /* the server's, NULL for none */
     const char *auth;    /* the Authorization header writes send, "" for none */
 };
 
-static int fixture_start(struct fixture *f)
+/* Stops f's server and serves its folder again, as a restart of xun does. */
+static int fixture_restart(struct fixture *f)
 {
-    struct server_config cfg;
-    struct xerr err = { 0 };
-
-    if (index_open(f->dir, TOKENIZE_DEFAULT, &f->ix, &err) != XE_OK) {
-        fprintf(stderr, "index_open %s: %s\n", f->dir, err.msg);
-        return -1;
-    }
-    server_config_defaults(&cfg);
-    cfg.query_timeout_ms = 0; /* a loaded machine must not cut a test's search short */
-    cfg.port = 0;
-    cfg.threads = SERVER_THREADS;
-    cfg.quiet = true;
-    cfg.api_key = f->api_key;
-    if (server_start(f->ix, &cfg, &f->srv, &err) != XE_OK) {
-        fprintf(stderr, "server_start: %s\n", err.msg);
-        index_close(f->ix);
-        f->ix = NULL;
-        return -1;
-    }
-    f->port = server_port(f->srv);
-    return f->port ? 0 : -1;
-}
-
-static void fixture_stop(struct fixture *f)
-{
-    server_stop(f->srv);
-    f->srv = NULL;
-    index_close(f->ix);
-    f->ix = NULL;
+    return test_server_restart(&f->ts, &(struct test_server_options){ .api_key = f->api_key });
 }
 
 static int setup_with_key(void **state, const char *api_key)
 {
     struct fixture *f = calloc(1, sizeof *f);
 
-    if (!f || !(f->dir = test_mkdtemp())) {
-        free(f);
+    if (!f)
         return -1;
-    }
     f->api_key = api_key;
     f->auth = "";
     *state = f;
-    return fixture_start(f);
+    return test_server_start(&f->ts, NULL, &(struct test_server_options){ .api_key = api_key });
 }
 
 static int setup(void **state)
@@ -130,79 +87,26 @@ static int teardown(void **state)
 
     if (!f)
         return 0;
-    if (f->srv)
-        server_stop(f->srv);
-    if (f->ix)
-        index_close(f->ix);
-    test_rmtree(f->dir);
-    free(f->dir);
+    test_server_fini(&f->ts);
     free(f);
     return 0;
 }
 
 /* ---- cmocka helpers ---- */
 
-static json_t *parse_body(const struct httpc_reply *r)
-{
-    json_error_t jerr;
-    json_t *v = json_loadb(r->body, r->body_len, 0, &jerr);
-
-    if (!v)
-        fail_msg("reply %d: body is not JSON (%s): %.200s", r->status, jerr.text, r->body);
-    return v;
-}
-
-static void assert_json_content_type(const struct httpc_reply *r)
-{
-    char type[128];
-
-    if (!httpc_reply_header(r, "Content-Type", type, sizeof type))
-        fail_msg("reply %d has no Content-Type", r->status);
-    if (strncmp(type, "application/json", 16) != 0)
-        fail_msg("reply %d has Content-Type %s", r->status, type);
-}
-
 /* One request with the fixture's Authorization; checks status, returns the JSON body. */
 static json_t *request_json(const struct fixture *f, const char *method, const char *target,
                             const char *body, size_t body_len, int want_status)
 {
-    struct httpc_reply r;
-
-    if (!http_request(f->port, method, target, f->auth, body, body_len, &r))
-        fail_msg("%s %.100s: no reply", method, target);
-    if (r.status != want_status)
-        fail_msg("%s %.100s (body %.80s): want %d, got %d: %.300s", method, target,
-                 body ? body : "", want_status, r.status, r.body);
-    assert_json_content_type(&r);
-    json_t *v = parse_body(&r);
-    httpc_reply_fini(&r);
-    return v;
-}
-
-static void assert_error_body(json_t *v, const char *code)
-{
-    json_t *error = json_object_get(v, "error");
-    assert_true(json_is_object(error));
-    assert_string_equal(json_string_value(json_object_get(error, "code")), code);
-    const char *message = json_string_value(json_object_get(error, "message"));
-    assert_non_null(message);
-    assert_true(strlen(message) > 0);
+    return test_request_json(f->ts.port, method, target, f->auth, body, body_len, want_status);
 }
 
 static void expect_error(const struct fixture *f, const char *method, const char *target,
                          const char *body, size_t body_len, int status, const char *code)
 {
     json_t *v = request_json(f, method, target, body, body_len, status);
-    assert_error_body(v, code);
+    test_assert_error_body(v, code);
     json_decref(v);
-}
-
-static json_int_t json_int_field(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v))
-        fail_msg("field \"%s\" is not an integer", key);
-    return json_integer_value(v);
 }
 
 static void document_target(const char *id, char *target, size_t cap)
@@ -246,7 +150,7 @@ static json_t *get_doc(const struct fixture *f, const char *id, int want_status)
     document_target(id, target, sizeof target);
     json_t *v = request_json(f, "GET", target, NULL, 0, want_status);
     if (want_status == 404) {
-        assert_error_body(v, "not_found");
+        test_assert_error_body(v, "not_found");
         json_decref(v);
         return NULL;
     }
@@ -254,7 +158,7 @@ static json_t *get_doc(const struct fixture *f, const char *id, int want_status)
 }
 
 /*
- * Polls GET /documents/{id} every POLL_SLEEP_MS until it answers want_status
+ * Polls GET /documents/{id} every TEST_SERVER_POLL_MS until it answers want_status
  * (TEST_HANG_MS only detects a hang); the stored JSON when that is 200. GET
  * reads the published snapshot, like a search: a write shows there at the
  * next refresh, not at once (see the report in test_put_creates...).
@@ -262,36 +166,19 @@ static json_t *get_doc(const struct fixture *f, const char *id, int want_status)
 static json_t *wait_doc(const struct fixture *f, const char *id, int want_status)
 {
     char target[TARGET_MAX_BYTES];
-    uint64_t start = test_now_ms();
-    int status = 0;
+    struct httpc_reply r;
 
     document_target(id, target, sizeof target);
-    for (;;) {
-        struct httpc_reply r;
-        if (!http_request(f->port, "GET", target, "", NULL, 0, &r))
-            fail_msg("GET %s: no reply", target);
-        status = r.status;
-        if (status == want_status) {
-            assert_json_content_type(&r);
-            json_t *v = parse_body(&r);
-            httpc_reply_fini(&r);
-            if (want_status == 404) {
-                assert_error_body(v, "not_found");
-                json_decref(v);
-                return NULL;
-            }
-            return v;
-        }
-        httpc_reply_fini(&r);
-        if (status != 200 && status != 404)
-            fail_msg("GET %s: %d", target, status);
-        if (test_now_ms() - start > TEST_HANG_MS)
-            break;
-        test_sleep_ms(POLL_SLEEP_MS);
+    test_wait_get(f->ts.port, target, want_status, NULL, true, &r);
+    test_assert_json_content_type(&r);
+    json_t *v = test_parse_body(&r);
+    httpc_reply_fini(&r);
+    if (want_status == 404) {
+        test_assert_error_body(v, "not_found");
+        json_decref(v);
+        return NULL;
     }
-    fail_msg("GET %s: still %d after %d ms (hung?), want %d", target, status, TEST_HANG_MS,
-             want_status);
-    return NULL;
+    return v;
 }
 
 /* GET /search for q with an exact total; the JSON body. */
@@ -310,7 +197,7 @@ static json_t *search(const struct fixture *f, const char *q)
 static json_int_t search_total(const struct fixture *f, const char *q)
 {
     json_t *v = search(f, q);
-    json_int_t total = json_int_field(v, "total");
+    json_int_t total = test_json_int_field(v, "total");
     json_decref(v);
     return total;
 }
@@ -355,7 +242,7 @@ static void assert_only_hit(const struct fixture *f, const char *q, const char *
 {
     json_t *v = search(f, q);
     json_t *hits = json_object_get(v, "hits");
-    assert_int_equal(json_int_field(v, "total"), 1);
+    assert_int_equal(test_json_int_field(v, "total"), 1);
     assert_int_equal(json_array_size(hits), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(hits, 0), "id")), id);
     json_decref(v);
@@ -382,7 +269,7 @@ static void error_lines(json_t *v, char *out, size_t cap)
         assert_non_null(message);
         assert_true(strlen(message) > 0);
         int n = snprintf(out + len, cap - len, "%s%lld", i ? " " : "",
-                         (long long)json_int_field(e, "line"));
+                         (long long)test_json_int_field(e, "line"));
         assert_true(n > 0 && (size_t)n < cap - len);
         len += (size_t)n;
     }
@@ -448,7 +335,7 @@ static void test_put_without_body_id_stores_the_path_id(void **state)
         assert_string_equal(json_string_value(json_object_get(v, "id")), ids[i]);
         assert_string_equal(json_string_value(json_object_get(v, "title")), "pathidword");
         /* fields the index does not know are kept as given */
-        assert_int_equal(json_int_field(json_object_get(v, "extra"), "n"), 1);
+        assert_int_equal(test_json_int_field(json_object_get(v, "extra"), "n"), 1);
         json_decref(v);
     }
     wait_total(f, "pathidword", 3);
@@ -462,23 +349,13 @@ static void test_put_without_body_id_stores_the_path_id(void **state)
 static char *wait_doc_text(const struct fixture *f, const char *id)
 {
     char target[TARGET_MAX_BYTES];
-    uint64_t start = test_now_ms();
+    struct httpc_reply r;
 
     document_target(id, target, sizeof target);
-    while (test_now_ms() - start <= TEST_HANG_MS) {
-        struct httpc_reply r;
-        if (!http_request(f->port, "GET", target, "", NULL, 0, &r))
-            fail_msg("GET %s: no reply", target);
-        if (r.status == 200) {
-            char *body = strdup(r.body);
-            httpc_reply_fini(&r);
-            return body;
-        }
-        httpc_reply_fini(&r);
-        test_sleep_ms(POLL_SLEEP_MS);
-    }
-    fail_msg("GET %s: never found", target);
-    return NULL;
+    test_wait_get(f->ts.port, target, 200, NULL, false, &r);
+    char *body = strdup(r.body);
+    httpc_reply_fini(&r);
+    return body;
 }
 
 /*
@@ -580,14 +457,14 @@ static void test_put_body_over_8_mib_is_413(void **state)
     snprintf(head, sizeof head,
              "PUT /documents/huge HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
              (size_t)DOC_MAX_BYTES + 1);
-    assert_true(httpc_open(&c, f->port, HTTP_IO_TIMEOUT_S));
+    assert_true(httpc_open(&c, f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
     assert_true(httpc_send(&c, head, strlen(head)));
     assert_true(httpc_read_reply(&c, &r));
     assert_int_equal(r.status, 413);
     assert_true(httpc_reply_header(&r, "Connection", value, sizeof value));
     assert_string_equal(value, "close");
-    json_t *error = parse_body(&r);
-    assert_error_body(error, "payload_too_large");
+    json_t *error = test_parse_body(&r);
+    test_assert_error_body(error, "payload_too_large");
     json_decref(error);
     httpc_reply_fini(&r);
     httpc_close(&c);
@@ -672,7 +549,7 @@ static void test_post_json_lines_indexes_good_lines_and_reports_bad_ones(void **
     char lines[256];
 
     json_t *v = post_docs(f, body, sizeof body - 1);
-    assert_int_equal(json_int_field(v, "indexed"), 3);
+    assert_int_equal(test_json_int_field(v, "indexed"), 3);
     error_lines(v, lines, sizeof lines);
     assert_string_equal(lines, "2 4 5 7 8");
     json_decref(v);
@@ -703,7 +580,7 @@ static void test_post_json_array_indexes_good_elements(void **state)
     char lines[256];
 
     json_t *v = post_docs(f, body, sizeof body - 1);
-    assert_int_equal(json_int_field(v, "indexed"), 2);
+    assert_int_equal(test_json_int_field(v, "indexed"), 2);
     /* for an array, "line" is the element's position, from 1 */
     error_lines(v, lines, sizeof lines);
     assert_string_equal(lines, "2 3 4");
@@ -720,7 +597,7 @@ static void test_post_json_array_indexes_good_elements(void **state)
 
     /* an empty array */
     v = post_docs(f, "[]", 2);
-    assert_int_equal(json_int_field(v, "indexed"), 0);
+    assert_int_equal(test_json_int_field(v, "indexed"), 0);
     assert_int_equal(json_array_size(json_object_get(v, "errors")), 0);
     json_decref(v);
 }
@@ -732,12 +609,12 @@ static void test_post_empty_body_indexes_nothing(void **state)
 
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
         json_t *v = post_docs(f, bodies[i], strlen(bodies[i]));
-        assert_int_equal(json_int_field(v, "indexed"), 0);
+        assert_int_equal(test_json_int_field(v, "indexed"), 0);
         assert_int_equal(json_array_size(json_object_get(v, "errors")), 0);
         json_decref(v);
     }
     json_t *v = request_json(f, "GET", "/stats", NULL, 0, 200);
-    assert_int_equal(json_int_field(v, "documents"), 0);
+    assert_int_equal(test_json_int_field(v, "documents"), 0);
     json_decref(v);
 }
 
@@ -780,17 +657,17 @@ static void expect_unauthorized(uint16_t port, const char *method, const char *t
     struct httpc_reply r;
     char value[128];
 
-    if (!http_request(port, method, target, auth, body, body ? strlen(body) : 0, &r))
+    if (!test_http_request(port, method, target, auth, body, body ? strlen(body) : 0, &r))
         fail_msg("%s %s: no reply", method, target);
     if (r.status != 401)
         fail_msg("%s %s with \"%s\": want 401, got %d: %.200s", method, target, auth, r.status,
                  r.body);
-    assert_json_content_type(&r);
+    test_assert_json_content_type(&r);
     if (!httpc_reply_header(&r, "WWW-Authenticate", value, sizeof value))
         fail_msg("%s %s: 401 without WWW-Authenticate", method, target);
     assert_int_equal(strncmp(value, "Bearer", 6), 0);
-    json_t *v = parse_body(&r);
-    assert_error_body(v, "unauthorized");
+    json_t *v = test_parse_body(&r);
+    test_assert_error_body(v, "unauthorized");
     json_decref(v);
     httpc_reply_fini(&r);
 }
@@ -815,11 +692,11 @@ static void test_api_key_guards_writes_only(void **state)
     f->auth = "";
 
     for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
-        expect_unauthorized(f->port, "PUT", "/documents/intruder", wrong[i],
+        expect_unauthorized(f->ts.port, "PUT", "/documents/intruder", wrong[i],
                             "{\"title\":\"intruderword\"}");
-        expect_unauthorized(f->port, "POST", "/documents", wrong[i],
+        expect_unauthorized(f->ts.port, "POST", "/documents", wrong[i],
                             "{\"id\":\"intruder2\",\"title\":\"intruderword\"}\n");
-        expect_unauthorized(f->port, "DELETE", "/documents/guarded", wrong[i], NULL);
+        expect_unauthorized(f->ts.port, "DELETE", "/documents/guarded", wrong[i], NULL);
     }
     /* reads need no key */
     wait_total(f, "guardedword", 1);
@@ -836,7 +713,7 @@ static void test_api_key_guards_writes_only(void **state)
     put_doc(f, "guarded", "{\"title\":\"guardedword again\"}", 200);
     static const char posted[] = "{\"id\":\"posted\",\"title\":\"postedword\"}\n";
     v = post_docs(f, posted, sizeof posted - 1);
-    assert_int_equal(json_int_field(v, "indexed"), 1);
+    assert_int_equal(test_json_int_field(v, "indexed"), 1);
     json_decref(v);
     delete_doc(f, "guarded");
     f->auth = "";
@@ -862,12 +739,11 @@ static void test_restart_keeps_everything_written(void **state)
     static const char bulk[] = "{\"id\":\"bulk-1\",\"title\":\"restartcommon bulkone\"}\n"
                                "{\"id\":\"bulk-2\",\"title\":\"restartcommon bulktwo\"}\n";
     json_t *v = post_docs(f, bulk, sizeof bulk - 1);
-    assert_int_equal(json_int_field(v, "indexed"), 2);
+    assert_int_equal(test_json_int_field(v, "indexed"), 2);
     json_decref(v);
     delete_doc(f, "gone-1");
     /* stopped right away: some of it was never published before the stop */
-    fixture_stop(f);
-    assert_int_equal(fixture_start(f), 0);
+    assert_int_equal(fixture_restart(f), 0);
 
     for (int restart = 0; restart < 2; restart++) {
         wait_total(f, "restartcommon", 3);
@@ -882,19 +758,17 @@ static void test_restart_keeps_everything_written(void **state)
                             "restartcommon keeponev2");
         json_decref(v);
         v = request_json(f, "GET", "/stats", NULL, 0, 200);
-        assert_int_equal(json_int_field(v, "documents"), 3);
+        assert_int_equal(test_json_int_field(v, "documents"), 3);
         json_decref(v);
         /* and again, with nothing written in between */
-        fixture_stop(f);
-        assert_int_equal(fixture_start(f), 0);
+        assert_int_equal(fixture_restart(f), 0);
     }
     /* writes go on after restarts */
     put_doc(f, "new-1", "{\"title\":\"restartcommon newone\"}", 201);
     /* a replace and a delete of documents of the reopened segments */
     put_doc(f, "bulk-1", "{\"title\":\"restartcommon bulkonev2\"}", 200);
     delete_doc(f, "bulk-2");
-    fixture_stop(f);
-    assert_int_equal(fixture_start(f), 0);
+    assert_int_equal(fixture_restart(f), 0);
     wait_total(f, "restartcommon", 3);
     assert_only_hit(f, "newone", "new-1");
     assert_only_hit(f, "bulkonev2", "bulk-1");
@@ -931,7 +805,7 @@ static void *put_worker_main(void *arg)
             httpc_close(&c);
             open = false;
         }
-        if (!open && !(open = httpc_open(&c, w->port, HTTP_IO_TIMEOUT_S))) {
+        if (!open && !(open = httpc_open(&c, w->port, TEST_SERVER_IO_TIMEOUT_S))) {
             snprintf(w->why, sizeof w->why, "worker %u: cannot connect", w->index);
             w->failed++;
             continue;
@@ -966,7 +840,7 @@ static void test_concurrent_puts_all_succeed_and_are_searchable(void **state)
     const unsigned docs_per_thread = WRITES_PER_THREAD - UPDATES_PER_THREAD;
 
     for (unsigned i = 0; i < WRITER_THREADS; i++) {
-        workers[i] = (struct put_worker){ .port = f->port, .index = i };
+        workers[i] = (struct put_worker){ .port = f->ts.port, .index = i };
         assert_int_equal(pthread_create(&workers[i].thread, NULL, put_worker_main,
                                         &workers[i]), 0);
     }
@@ -989,7 +863,7 @@ static void test_concurrent_puts_all_succeed_and_are_searchable(void **state)
             assert_only_hit(f, token, id);
         }
     json_t *v = request_json(f, "GET", "/stats", NULL, 0, 200);
-    assert_int_equal(json_int_field(v, "documents"), WRITER_THREADS * docs_per_thread);
+    assert_int_equal(test_json_int_field(v, "documents"), WRITER_THREADS * docs_per_thread);
     json_decref(v);
 }
 
