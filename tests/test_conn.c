@@ -478,21 +478,30 @@ static void hold_arm(void)
     documents_before_write_hook = hold_write;
 }
 
-/* Waits (bounded) until a write is held. */
-static void hold_wait_entered(void)
+static void hold_release(void);
+
+/* Waits (bounded: a hang detector) until n writes are held at once. */
+static void hold_wait_entered_n(unsigned n)
 {
     struct timespec until;
 
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += HOLD_TIMEOUT_S;
     pthread_mutex_lock(&hold.lock);
-    while (!hold.entered)
+    while (hold.entered < n)
         if (pthread_cond_timedwait(&hold.changed, &hold.lock, &until) == ETIMEDOUT)
             break;
     unsigned entered = hold.entered;
     pthread_mutex_unlock(&hold.lock);
-    if (!entered)
-        fail_msg("no write reached the write thread");
+    if (entered < n) {
+        hold_release(); /* or the held write would hang the server's stop */
+        fail_msg("%u write(s) reached the write threads, want %u at once", entered, n);
+    }
+}
+
+static void hold_wait_entered(void)
+{
+    hold_wait_entered_n(1);
 }
 
 static void hold_release(void)
@@ -560,6 +569,39 @@ static void test_reads_are_answered_while_a_write_runs(void **state)
     httpc_close(&writer);
     httpc_close(&reader);
     free(body);
+}
+
+/*
+ * Writes from different connections are processed side by side, so that
+ * their fsyncs can be shared (group commit): three PUTs are all inside the
+ * write path at once. With one write thread, the second waited for the
+ * first's fsync, and 16 concurrent writers got no more than one.
+ */
+static void test_concurrent_writes_are_in_flight_together(void **state)
+{
+    struct fixture *f = *state;
+    struct httpc_conn writers[3];
+    struct httpc_reply r;
+
+    start(f, 1, NULL, 0, 0, 0);
+    hold_arm();
+    for (int i = 0; i < 3; i++) {
+        char req[160], doc[64];
+        int n = snprintf(doc, sizeof doc, "{\"title\":\"together %d\"}", i);
+        snprintf(req, sizeof req,
+                 "PUT /documents/t%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", i,
+                 n, doc);
+        assert_true(httpc_open(&writers[i], f->ts.port, TEST_SERVER_IO_TIMEOUT_S));
+        assert_true(httpc_send(&writers[i], req, strlen(req)));
+    }
+    hold_wait_entered_n(3);
+    hold_release();
+    for (int i = 0; i < 3; i++) {
+        assert_true(httpc_read_reply(&writers[i], &r));
+        assert_int_equal(r.status, 201);
+        httpc_reply_fini(&r);
+        httpc_close(&writers[i]);
+    }
 }
 
 /* xun_connections_open from /metrics, or -1. */
@@ -702,6 +744,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_at_the_limit_with_none_idle_a_newcomer_gets_503,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_are_answered_while_a_write_runs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writes_are_in_flight_together, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_during_a_write_is_freed_after_it,
                                         setup, teardown),
