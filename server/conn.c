@@ -17,7 +17,7 @@
  *   IDLE        between requests (or before the first): the idle timeout runs;
  *   HEAD, BODY  a request is arriving: the request deadline runs from its
  *               first byte (--request-timeout), however the bytes trickle;
- *   HANDLING    its reply is being made, possibly on the write thread
+ *   HANDLING    its reply is being made, possibly on a write thread
  *               (http_request_defer); input waits in the buffer;
  *   CLOSING     a last reply is queued: once it is written our side is shut,
  *               and what the client still sends is read and dropped for a
@@ -25,7 +25,7 @@
  *               rather than a reset), then the socket is closed.
  * One timer serves all phases. If the client goes away while a deferred write
  * runs, the socket is closed at once and the conn (with its request) is kept
- * until the write thread hands the request back.
+ * until a write thread hands the request back.
  *
  * The request object is the conn's own, reused for each request: the head
  * in the parser's buffer, the body in an evbuffer, the reply in two more.
@@ -177,8 +177,10 @@ void http_request_resume(struct http_request *req)
     else
         w->done_head = req;
     w->done_tail = req;
-    pthread_mutex_unlock(&w->done_lock);
+    /* under the lock: once the worker can take req, it may finish and free
+     * its event base (a stop), so nothing of w may be touched after */
     event_active(w->done_event, EV_READ, 0);
+    pthread_mutex_unlock(&w->done_lock);
 }
 
 static enum http_req_method method_of(unsigned m)
@@ -669,6 +671,8 @@ void conn_resume_done(struct worker *w)
         }
         req = next;
     }
+    if (w->stopping)
+        worker_drain_rearm(w); /* the replies just queued get their time to go out */
     worker_maybe_exit(w);
 }
 

@@ -88,6 +88,8 @@ void worker_idle_push(struct worker *w, struct conn *c, uint64_t now_ns);
 void worker_idle_remove(struct worker *w, struct conn *c);
 /* While stopping: ends the loop once nothing is left to answer. */
 void worker_maybe_exit(struct worker *w);
+/* While stopping: gives the drain its whole time again from now (http.c). */
+void worker_drain_rearm(struct worker *w);
 
 /* The idle list's links, kept in the conn (conn.c defines the struct). */
 struct conn_idle_link {

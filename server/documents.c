@@ -1,6 +1,6 @@
 /*
  * Write routes (see documents.h). The worker that read a write request hands
- * it to the write thread here and goes back to its loop; the write thread
+ * it to the write threads here and goes back to its loop; a write thread
  * parses the body, builds the ops, applies them (writer_apply waits for the
  * fsync) and sets the reply, which the worker sends (http_request_resume).
  * Several write threads, so that concurrent writes are parsed side by side
@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 
 /* Writes in flight at once: enough for group commit to gather a batch. */
 #define DOCUMENTS_WRITE_THREADS 8
+/* Bulk POSTs parsed at once: each may hold a body of --max-body-bytes and
+ * its parsed tree, so the memory they take stays about what two need. */
+#define DOCUMENTS_POSTS_AT_ONCE 2
 /* A bulk request carries at most this many documents. */
 #define DOCUMENTS_MAX_BATCH 100000
 /* Per-line errors reported back; past this many only the count grows. */
@@ -343,7 +347,7 @@ out:
     json_decref(b.errors);
 }
 
-/* ---- the write thread ---- */
+/* ---- the write threads ---- */
 
 void (*documents_before_write_hook)(void);
 
@@ -361,6 +365,7 @@ struct write_queue {
     struct route_ctx *ctx;
     pthread_t threads[DOCUMENTS_WRITE_THREADS];
     int n_threads;
+    sem_t post_slots; /* DOCUMENTS_POSTS_AT_ONCE */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct write_job *head, *tail;
@@ -387,7 +392,12 @@ static void *write_main(void *arg)
         switch (job->kind) {
         case WRITE_PUT: put_now(q->ctx, &job->ex, job->id, job->id_len); break;
         case WRITE_DELETE: delete_now(q->ctx, &job->ex, job->id, job->id_len); break;
-        case WRITE_POST: post_now(q->ctx, &job->ex); break;
+        case WRITE_POST:
+            while (sem_wait(&q->post_slots) != 0)
+                ; /* EINTR */
+            post_now(q->ctx, &job->ex);
+            sem_post(&q->post_slots);
+            break;
         }
         http_request_resume(job->ex.req);
         free(job);
@@ -406,6 +416,7 @@ int documents_start(struct route_ctx *ctx, struct xerr *err)
     q->ctx = ctx;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->wake, NULL);
+    sem_init(&q->post_slots, 0, DOCUMENTS_POSTS_AT_ONCE);
     ctx->writes = q;
     for (; q->n_threads < DOCUMENTS_WRITE_THREADS; q->n_threads++)
         if (pthread_create(&q->threads[q->n_threads], NULL, write_main, q)) {
@@ -429,11 +440,12 @@ void documents_stop(struct route_ctx *ctx)
         pthread_join(q->threads[i], NULL);
     pthread_cond_destroy(&q->wake);
     pthread_mutex_destroy(&q->lock);
+    sem_destroy(&q->post_slots);
     free(q);
     ctx->writes = NULL;
 }
 
-/* Defers ex's request to the write thread; answers 500 itself when out of memory. */
+/* Defers ex's request to the write threads; answers 500 itself when out of memory. */
 static void submit(struct route_ctx *ctx, struct exchange *ex, enum write_kind kind,
                    const char *id, size_t id_len)
 {

@@ -6,7 +6,7 @@
  * the listening socket: accept, parse, route and reply happen on one thread
  * with no lock between them. libevent's locking is on (evthread_use_pthreads)
  * so that other threads can wake a worker: the main thread to stop it, a
- * write thread to hand back a deferred request (http_request_resume), another
+ * write threads to hand back a deferred request (http_request_resume), another
  * worker to have it close idle connections.
  *
  * Limits. A connection is admitted at its first request's head (conn.c):
@@ -270,6 +270,13 @@ void worker_maybe_exit(struct worker *w)
 {
     if (w->stopping && !w->n_conns)
         event_base_loopexit(w->base, NULL);
+}
+
+void worker_drain_rearm(struct worker *w)
+{
+    struct timeval drain = { 0, HTTP_DRAIN_MS * 1000 };
+
+    event_add(w->drain_timer, &drain);
 }
 
 /* While stopping: the drain is over once no deferred write is pending. */
