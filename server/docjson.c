@@ -86,6 +86,23 @@ static bool number_out_of_range(const json_error_t *jerr)
     return json_error_code(jerr) == json_error_numeric_overflow;
 }
 
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* text[at] opens a string: the index after the quote that closes it (or len). */
+static size_t string_end(const char *text, size_t at, size_t len)
+{
+    for (size_t i = at + 1; i < len; i++) {
+        if (text[i] == '\\')
+            i++;
+        else if (text[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
 /*
  * A copy of text with every number outside strings written as 0 and padded
  * with spaces to its length, so that lines and columns stay where they were.
@@ -93,27 +110,23 @@ static bool number_out_of_range(const json_error_t *jerr)
 static char *numbers_zeroed(const char *text, size_t len)
 {
     char *copy = malloc(len ? len : 1);
-    bool in_string = false;
 
     if (!copy)
         return NULL;
     memcpy(copy, text, len);
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         char c = copy[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
+        if (c == '"') {
+            i = string_end(copy, i, len);
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t end = i;
-            while (end < len && strchr("+-.0123456789eE", copy[end]))
+            size_t end = i + 1;
+            while (end < len && copy[end] && strchr("+-.0123456789eE", copy[end]))
                 end++;
             copy[i] = '0';
             memset(copy + i + 1, ' ', end - i - 1);
-            i = end - 1;
+            i = end;
+        } else {
+            i++;
         }
     }
     return copy;
@@ -135,7 +148,7 @@ json_t *docjson_load(const char *text, size_t len, json_error_t *jerr)
 
 static size_t skip_space(const char *text, size_t at, size_t len)
 {
-    while (at < len && strchr(" \t\r\n", text[at]) && text[at])
+    while (at < len && is_json_space(text[at]))
         at++;
     return at;
 }
@@ -144,28 +157,24 @@ static size_t skip_space(const char *text, size_t at, size_t len)
 static size_t value_end(const char *text, size_t at, size_t len)
 {
     int depth = 0;
-    bool in_string = false;
 
-    for (size_t i = at; i < len; i++) {
+    for (size_t i = at; i < len;) {
         char c = text[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_string = false;
-                if (depth == 0)
-                    return i + 1;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
+        if (c == '"') {
+            i = string_end(text, i, len);
+            if (depth == 0)
+                return i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
             depth++;
         } else if (c == '}' || c == ']') {
             if (--depth <= 0)
                 return depth < 0 ? i : i + 1;
-        } else if (depth == 0 && (c == ',' || strchr(" \t\r\n", c))) {
+        } else if (depth == 0 && (c == ',' || is_json_space(c))) {
             return i;
         }
+        i++;
     }
     return len;
 }
